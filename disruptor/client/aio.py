@@ -1,0 +1,13 @@
+"""``AsyncClient``: one class composed of a mixin per resource over the shared transport.
+
+Each resource's calls live in their own module (``client/bundles.py``...) as a mixin, so the
+client grows with the API without one large file.
+"""
+
+from __future__ import annotations
+
+from .transport import Transport
+
+
+class AsyncClient(Transport):
+    """Talks to one or several peers; fails over between them on connection errors."""

@@ -1,0 +1,102 @@
+"""The composition root: builds a peer's parts, wires them together, starts and stops them.
+
+It holds no protocol logic of its own. Each part is constructed here in dependency order and
+started in that order; ``stop`` runs the reverse. Handlers reach the parts as attributes of the
+peer (``request.app[PEER].store``...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from pathlib import Path
+
+from aiohttp import web
+
+from .address import Address
+from .api.app import make_app
+from .config import PeerConfig
+from .home import Home
+
+log = logging.getLogger("disruptor.peer")
+
+
+class Peer:
+    def __init__(self, config: PeerConfig) -> None:
+        self.config = config
+        self.home = Home(config.home).ensure()
+        self.address = config.address
+        self.api_token = self.home.api_token()
+        self.cluster_secret = self.home.cluster_secret()
+        self._runner: web.AppRunner | None = None
+        self._stopped = asyncio.Event()
+        self.state_dir: Path = Path()
+        # --- parts: constructed in _build_parts once the port is known ---
+
+    @property
+    def url(self) -> str:
+        return self.address.url
+
+    def _build_parts(self) -> None:
+        """Construct every part of the peer; called once the bound address is known."""
+        self.state_dir = self.home.peer_dir(self.address.host, self.address.port)
+
+    async def _start_parts(self) -> None:
+        """Start the parts that run tasks of their own, in dependency order."""
+
+    async def _stop_parts(self) -> None:
+        """Stop the parts, in reverse dependency order."""
+
+    async def start(self) -> None:
+        sock = _bind_tcp(self.address)
+        self.address = Address(self.address.host, sock.getsockname()[1])
+        self._build_parts()
+        app = make_app(self)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            keepalive_timeout=self.config.http.keepalive_timeout_s,
+            handle_signals=False,
+        )
+        await self._runner.setup()
+        site = web.SockSite(self._runner, sock)
+        await site.start()
+        await self._start_parts()
+        log.info("peer %s serving", self.address)
+
+    async def stop(self) -> None:
+        await self._stop_parts()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._stopped.set()
+
+    async def run_until_signalled(self) -> None:
+        """Start, serve until SIGINT or SIGTERM, then stop cleanly."""
+        await self.start()
+        await self.serve_until_signalled()
+
+    async def serve_until_signalled(self) -> None:
+        """Serve (already started) until SIGINT or SIGTERM, then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        stop_requested = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop_requested.set)
+        try:
+            await stop_requested.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+
+def _bind_tcp(address: Address) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((address.host, address.port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock

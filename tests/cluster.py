@@ -1,0 +1,117 @@
+"""Real peers as real processes, for the ``*_functional`` tests.
+
+``PeerProcess`` starts ``python -m disruptor peer`` with its own data directory (or a shared one),
+waits on ``/health`` with a bound (never a bare sleep), and stops it with SIGTERM (graceful leave)
+or SIGKILL (a crash).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+READY_TIMEOUT_S = 20.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both TCP and UDP on ``host`` (a peer uses the same number for both)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail with ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class PeerProcess:
+    def __init__(
+        self,
+        home: Path,
+        port: int | None = None,
+        seeds: Sequence[str] = (),
+        host: str = "127.0.0.1",
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.home = home
+        self.address = f"{host}:{self.port}"
+        self.url = f"http://{self.address}"
+        self.log_path = (log_dir or home) / f"peer-{self.port}.log"
+        full_env = {**os.environ, "DISRUPTOR_HOME": str(home), **(env or {})}
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "disruptor", "peer", self.address, *seeds, *extra_args],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> PeerProcess:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"peer {self.address} exited: {self.log()}")
+            return self.healthy()
+
+        wait_for(ready, timeout_s, f"peer {self.address} to serve")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    @property
+    def token(self) -> str:
+        return (self.home / "api.token").read_text().strip()
+
+    def terminate(self, timeout_s: float = 15.0) -> int:
+        """SIGTERM (a graceful leave) and wait for the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to say goodbye."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+    def stop(self) -> None:
+        try:
+            self.terminate()
+        except subprocess.TimeoutExpired:
+            self.kill()
