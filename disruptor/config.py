@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .address import Address
+from .bundles.limits import BundleLimits
 from .home import default_home
+from .jobs.settings import JobsSettings
+from .snippets.policy import SnippetSettings
+from .workers.settings import WorkerSettings
 
 DEFAULT_PORT = 1111
 
@@ -43,3 +47,7 @@ class PeerConfig:
     # Development only: accept unsigned or untrusted bundles. Off unless asked for by name.
     insecure_dev: bool = False
     http: HttpSettings = field(default_factory=HttpSettings)
+    bundles: BundleLimits = field(default_factory=BundleLimits)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
+    snippets: SnippetSettings = field(default_factory=SnippetSettings)

@@ -17,8 +17,15 @@ from aiohttp import web
 
 from .address import Address
 from .api.app import make_app
+from .api.header_timeout import HeaderTimeoutAppRunner
+from .bundles.store import BundleStore
+from .bundles.trust import TrustStore
 from .config import PeerConfig
 from .home import Home
+from .jobs.runner import JobRunner
+from .metrics import Metrics
+from .snippets import SnippetRunner
+from .workers.pool import WorkerPool
 
 log = logging.getLogger("disruptor.peer")
 
@@ -34,6 +41,12 @@ class Peer:
         self._stopped = asyncio.Event()
         self.state_dir: Path = Path()
         # --- parts: constructed in _build_parts once the port is known ---
+        self.trust: TrustStore | None = None
+        self.store: BundleStore | None = None
+        self.pool: WorkerPool | None = None
+        self.metrics: Metrics | None = None
+        self.jobs: JobRunner | None = None
+        self.snippets: SnippetRunner | None = None
 
     @property
     def url(self) -> str:
@@ -42,20 +55,57 @@ class Peer:
     def _build_parts(self) -> None:
         """Construct every part of the peer; called once the bound address is known."""
         self.state_dir = self.home.peer_dir(self.address.host, self.address.port)
+        self.trust = TrustStore.for_home(self.home)
+        self.store = BundleStore(
+            self.state_dir / "store",
+            self.state_dir / "unpacked",
+            self.trust,
+            self.config.bundles,
+            insecure_dev=self.config.insecure_dev,
+            cluster_secret=self.cluster_secret,
+        )
+        self.pool = WorkerPool(
+            self.store, self.state_dir, self.config.workers, data_root=self.home.root
+        )
+        self.snippets = SnippetRunner(self.config.snippets, self.state_dir)
+        # Jobs run on every part above; the runner copes with any of them absent.
+        self.jobs = JobRunner(self, self.config.jobs)
+        # Last: it reads the other parts' stats at scrape time.
+        self.metrics = Metrics(self)
 
     async def _start_parts(self) -> None:
         """Start the parts that run tasks of their own, in dependency order."""
+        if self.pool is not None:
+            await self.pool.start()
+        if self.snippets is not None:
+            await self.snippets.start()
+        if self.jobs is not None:
+            await self.jobs.start()
+        if self.metrics is not None:
+            await self.metrics.start()
 
     async def _stop_parts(self) -> None:
         """Stop the parts, in reverse dependency order."""
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self.jobs is not None:
+            await self.jobs.stop()
+        if self.snippets is not None:
+            await self.snippets.stop()
+        if self.pool is not None:
+            await self.pool.stop()
+        if self.store is not None:
+            await self.store.close()
 
     async def start(self) -> None:
         sock = _bind_tcp(self.address)
         self.address = Address(self.address.host, sock.getsockname()[1])
         self._build_parts()
         app = make_app(self)
-        self._runner = web.AppRunner(
+        # Like web.AppRunner, plus a deadline on request heads (slow header tricklers).
+        self._runner = HeaderTimeoutAppRunner(
             app,
+            header_timeout_s=self.config.http.header_timeout_s,
             access_log=None,
             keepalive_timeout=self.config.http.keepalive_timeout_s,
             handle_signals=False,

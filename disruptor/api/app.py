@@ -1,8 +1,8 @@
 """Builds the peer's aiohttp application: middlewares, then each resource's routes.
 
 Each resource lives in its own module with ``add_routes(app)``; this factory only lists them.
-Middleware order (outermost first): problem+json rendering, then authentication, so a refused
-token is itself rendered as problem+json.
+Middleware order (outermost first): observation (request id, counters, access log), problem+json
+rendering, then authentication, so a refused token is itself rendered as problem+json and counted.
 """
 
 from __future__ import annotations
@@ -11,28 +11,29 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import health, jobs
+from . import bundles, dashboard, health, jobs, metrics, observe, snippets, workers
 from .auth import API_TOKEN, CLUSTER_SECRET, PUBLIC_PATHS, PUBLIC_PREFIXES, auth_middleware
 from .context import PEER
+from .observe import observe_middleware
 from .problem import problem_middleware
 
 if TYPE_CHECKING:
     from ..peer import Peer
 
 # Resource modules, in the order their routes are added.
-ROUTE_MODULES = [health, jobs]
+ROUTE_MODULES = [health, jobs, observe, metrics, dashboard, bundles, workers, snippets]
 
 
 def make_app(peer: Peer) -> web.Application:
     app = web.Application(
-        middlewares=[problem_middleware, auth_middleware],
+        middlewares=[observe_middleware, problem_middleware, auth_middleware],
         client_max_size=peer.config.http.json_body_bytes_max,
     )
     app[PEER] = peer
     app[API_TOKEN] = peer.api_token
     app[CLUSTER_SECRET] = peer.cluster_secret
-    app[PUBLIC_PATHS] = frozenset({"/health"})
-    app[PUBLIC_PREFIXES] = ()
+    app[PUBLIC_PATHS] = frozenset({"/health", "/", "/login", "/logout"})
+    app[PUBLIC_PREFIXES] = ("/static/",)
     for module in ROUTE_MODULES:
         module.add_routes(app)
     return app

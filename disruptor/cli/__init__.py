@@ -7,16 +7,16 @@ peer reports are printed as one line (``error: <detail>``) with exit status 1; u
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import DisruptorError
-from . import peer_cmd
+from ..logs import LOG_FORMATS, LOG_LEVELS, configure_logging
+from . import bundles_cmd, config_cmd, demo_cmd, jobs_cmd, peer_cmd, workers_cmd
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMAND_MODULES = [peer_cmd]
+COMMAND_MODULES = [peer_cmd, config_cmd, workers_cmd, bundles_cmd, jobs_cmd, demo_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"disruptor {__version__}")
     parser.add_argument(
-        "--log-level", default="warning", help="debug, info, warning or error (default warning)"
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="debug, info, warning or error (default warning, or log.level in the settings)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text or json, one object a line (default text, or log.format in the settings)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
@@ -40,10 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level or "warning", args.log_format or "text")
     try:
         result = args.func(args)
     except DisruptorError as error:

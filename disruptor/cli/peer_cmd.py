@@ -1,4 +1,8 @@
-"""``disruptor peer HOST:PORT [SEED ...]``: run a peer until Ctrl-C or SIGTERM."""
+"""``disruptor peer HOST:PORT [SEED ...]``: run a peer until Ctrl-C or SIGTERM.
+
+Its settings come from ``disruptor.settings`` (file, environment, flags; flags win), so
+``disruptor config show`` with the same flags shows exactly what this peer runs with.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,10 @@ import argparse
 import asyncio
 from typing import Any
 
-from ..address import Address
-from ..config import PeerConfig
-from ..home import default_home
+from ..logs import configure_logging
 from ..peer import Peer
+from ..settings import load_settings
+from .config_cmd import add_settings_options, flag_settings
 
 
 def register(sub: Any) -> None:
@@ -26,17 +30,30 @@ def register(sub: Any) -> None:
         action="store_true",
         help="DEVELOPMENT ONLY: accept bundles that are unsigned or signed by untrusted keys",
     )
+    parser.add_argument("--cluster-name", help="cluster name (peers of other names are ignored)")
+    parser.add_argument("--preset", help="gossip timings: local, lan or wan")
+    add_settings_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = PeerConfig(
-        address=Address.parse(args.address),
-        seeds=tuple(Address.parse(s) for s in args.seeds),
-        home=default_home(),
-        insecure_dev=bool(args.insecure_dev),
-    )
-    peer = Peer(config)
+    flags = flag_settings(args)
+    flags["peer.address"] = (args.address, "HOST:PORT")
+    if args.seeds:
+        flags["peer.seeds"] = (list(args.seeds), "SEED")
+    if args.insecure_dev:
+        flags["peer.insecure_dev"] = (True, "--insecure-dev")
+    for name, flag, value in (
+        ("peer.cluster_name", "--cluster-name", args.cluster_name),
+        ("peer.preset", "--preset", args.preset),
+        ("log.level", "--log-level", getattr(args, "log_level", None)),
+        ("log.format", "--log-format", getattr(args, "log_format", None)),
+    ):
+        if value is not None:
+            flags[name] = (value, flag)
+    settings = load_settings(config_file=args.config, flags=flags)
+    configure_logging(settings.log.level, settings.log.format)
+    peer = Peer(settings.config)
     asyncio.run(_serve(peer))
     return 0
 

@@ -6,8 +6,12 @@ client grows with the API without one large file.
 
 from __future__ import annotations
 
+from .bundles import BundlesMixin
+from .jobs import JobsMixin
+from .snippets import SnippetsMixin
 from .transport import Transport
+from .workers import WorkersMixin
 
 
-class AsyncClient(Transport):
+class AsyncClient(JobsMixin, BundlesMixin, SnippetsMixin, WorkersMixin, Transport):
     """Talks to one or several peers; fails over between them on connection errors."""

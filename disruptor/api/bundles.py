@@ -1,0 +1,324 @@
+"""``/bundles/``: the WebDAV-like bundle store over HTTP.
+
+    OPTIONS  /bundles/[<sha1>]        DAV: 1 and the Allow list
+    PROPFIND /bundles/[<sha1>]        207 multistatus (Depth 0 or 1; infinity -> 403)
+    GET      /bundles/                JSON list of held bundles
+    PUT      /bundles/<sha1>          body = the .tar.zst; header X-Disruptor-Manifest = the
+                                      signed manifest (base64url JSON); 201 stored, 204 held
+    GET/HEAD /bundles/<sha1>          the bytes, with ETag "<sha1>", Content-Length, Range -> 206
+    DELETE   /bundles/<sha1>          204
+    GET      /bundles/<sha1>/manifest the signed manifest as JSON
+
+Rule: the handlers only translate HTTP to store calls; the store decides. Names are checked first
+(exactly 40 lower-case hex digits), PUT bodies are never decompressed by the server (any
+``Content-Encoding`` but identity is refused), are counted against the size limit as they stream,
+and leave nothing behind when they fail. Request XML is parsed only after DTDs and entities are
+refused outright.
+"""
+
+from __future__ import annotations
+
+import datetime
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ..bundles.signing import SignedManifest
+from ..bundles.store import BundleInfo, validate_sha1
+from ..errors import (
+    DisruptorError,
+    Forbidden,
+    InvalidName,
+    InvalidPayload,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RangeNotSatisfiable,
+    SignatureInvalid,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from .context import PEER
+from .problem import problem_response
+
+if TYPE_CHECKING:
+    from ..bundles.store import BundleStore
+
+MANIFEST_HEADER = "X-Disruptor-Manifest"
+BUNDLE_CONTENT_TYPE = "application/zstd"
+PROPFIND_BODY_BYTES_MAX = 64 * 1024
+READ_CHUNK_BYTES = 256 * 1024
+SEND_CHUNK_BYTES = 1024 * 1024
+DAV_NS = "DAV:"
+BUNDLE_NS = "urn:disruptor:bundle"
+
+COLLECTION_METHODS = ["OPTIONS", "GET", "HEAD", "PROPFIND"]
+RESOURCE_METHODS = ["OPTIONS", "GET", "HEAD", "PUT", "DELETE", "PROPFIND"]
+MANIFEST_METHODS = ["OPTIONS", "GET", "HEAD"]
+
+ET.register_namespace("D", DAV_NS)
+ET.register_namespace("B", BUNDLE_NS)
+
+
+def _store(request: web.Request) -> BundleStore:
+    store = request.app[PEER].store
+    if store is None:
+        raise Unavailable("this peer has no bundle store")
+    return store
+
+
+def _etag(sha1: str) -> str:
+    return f'"{sha1}"'
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """One entry point for every method and path under ``/bundles``; names are checked here."""
+    tail = request.match_info.get("tail", "")
+    if not tail:
+        return await _collection(request)
+    sha1, slash, rest = tail.partition("/")
+    if slash and rest != "manifest":
+        raise InvalidName(f"{tail[:80]!r} is not a bundle path: /bundles/<sha1>[/manifest]")
+    validate_sha1(sha1)
+    if "%" in request.raw_path.partition("?")[0]:
+        raise InvalidName("percent-encoded characters are not allowed in a bundle path")
+    if rest == "manifest":
+        return await _manifest(request, sha1)
+    return await _resource(request, sha1)
+
+
+def _not_allowed(request: web.Request, allow: list[str]) -> MethodNotAllowed:
+    return MethodNotAllowed(f"{request.method} is not allowed here", allow=allow)
+
+
+def _options(allow: list[str]) -> web.Response:
+    return web.Response(status=200, headers={"DAV": "1", "Allow": ", ".join(allow)})
+
+
+async def _collection(request: web.Request) -> web.StreamResponse:
+    method = request.method
+    store = _store(request)
+    if method == "OPTIONS":
+        return _options(COLLECTION_METHODS)
+    if method in ("GET", "HEAD"):
+        return web.json_response({"bundles": [_info_json(i) for i in store.list()]})
+    if method == "PROPFIND":
+        depth = await _propfind_depth(request)
+        infos = store.list() if depth == "1" else []
+        return _multistatus(request.path, infos, collection=True)
+    raise _not_allowed(request, COLLECTION_METHODS)
+
+
+async def _manifest(request: web.Request, sha1: str) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        return _options(MANIFEST_METHODS)
+    if request.method not in ("GET", "HEAD"):
+        raise _not_allowed(request, MANIFEST_METHODS)
+    manifest = _store(request).manifest(sha1)
+    return web.Response(
+        body=manifest.to_json(), content_type="application/json", headers={"ETag": _etag(sha1)}
+    )
+
+
+async def _resource(request: web.Request, sha1: str) -> web.StreamResponse:
+    method = request.method
+    store = _store(request)
+    if method == "OPTIONS":
+        return _options(RESOURCE_METHODS)
+    if method == "PUT":
+        return await _put(request, store, sha1)
+    if method in ("GET", "HEAD"):
+        return await _get(request, store, sha1)
+    if method == "DELETE":
+        store.delete(sha1)
+        return web.Response(status=204)
+    if method == "PROPFIND":
+        await _propfind_depth(request)
+        return _multistatus(request.path, [store.info(sha1)], collection=False)
+    raise _not_allowed(request, RESOURCE_METHODS)
+
+
+async def _put(request: web.Request, store: BundleStore, sha1: str) -> web.Response:
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding!r} is refused: send the bundle's bytes as they are"
+        )
+    limit = store.limits.upload_bytes_max
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"bundle body exceeds {limit} bytes", limit_bytes=limit)
+    manifest = _manifest_from(request, store)
+    if manifest is not None:
+        if manifest.sha1 != sha1:
+            raise InvalidPayload("the signed manifest names another bundle than the URL")
+        # Refuse a bad or untrusted signature before reading a byte of the body.
+        store.check_signer(manifest)
+    if store.has(sha1):
+        return web.Response(status=204, headers={"ETag": _etag(sha1)})
+    upload = store.begin_upload(sha1)
+    try:
+        try:
+            async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
+                upload.write(chunk)
+        except DisruptorError:
+            raise
+        except Exception as exc:
+            # The client went away or sent fewer bytes than it announced.
+            raise InvalidPayload(f"the request body broke off after {upload.size} bytes") from exc
+        created = await upload.commit(manifest)
+    finally:
+        if not upload.done:
+            upload.abort()
+    headers = {"ETag": _etag(sha1), "Location": f"/bundles/{sha1}"}
+    return web.Response(status=201 if created else 204, headers=headers)
+
+
+def _manifest_from(request: web.Request, store: BundleStore) -> SignedManifest | None:
+    value = request.headers.get(MANIFEST_HEADER)
+    if value is None:
+        if store.insecure_dev:
+            return None
+        raise SignatureInvalid(
+            f"missing signature: send the signed manifest in the {MANIFEST_HEADER} header "
+            "(disruptor push does this)"
+        )
+    return SignedManifest.from_header(value, store.limits.manifest_bytes_max)
+
+
+async def _get(request: web.Request, store: BundleStore, sha1: str) -> web.StreamResponse:
+    path = store.path(sha1)
+    size = path.stat().st_size
+    headers = {
+        "ETag": _etag(sha1),
+        "Accept-Ranges": "bytes",
+        "Content-Type": BUNDLE_CONTENT_TYPE,
+        "Cache-Control": "public, max-age=31536000, immutable",
+    }
+    if _etag(sha1) in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers={"ETag": _etag(sha1)})
+    start, end, status = 0, size, 200
+    if "Range" in request.headers:
+        span = _byte_range(request, size)
+        if span is None:
+            refusal = problem_response(
+                RangeNotSatisfiable(f"the bundle has {size} bytes"), request.path
+            )
+            refusal.headers["Content-Range"] = f"bytes */{size}"
+            return refusal
+        start, end, status = span[0], span[1], 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = end - start
+    await response.prepare(request)
+    if request.method == "HEAD":
+        await response.write_eof()
+        return response
+    with path.open("rb") as f:
+        f.seek(start)
+        left = end - start
+        while left > 0:
+            chunk = f.read(min(SEND_CHUNK_BYTES, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """``(start, stop)`` of a satisfiable single byte range, else None."""
+    try:
+        rng = request.http_range
+    except ValueError:
+        return None
+    start = 0 if rng.start is None else rng.start
+    stop = size if rng.stop is None else min(rng.stop, size)
+    if start < 0:  # a suffix range: the last -start bytes
+        start, stop = max(0, size + start), size
+    if start >= stop:
+        return None
+    return start, stop
+
+
+async def _propfind_depth(request: web.Request) -> str:
+    depth = request.headers.get("Depth", "infinity").strip().lower()
+    if depth not in ("0", "1"):
+        raise Forbidden(
+            "PROPFIND needs Depth: 0 or 1 (Depth: infinity is refused)",
+            precondition="propfind-finite-depth",
+        )
+    if request.content_length is not None and request.content_length > PROPFIND_BODY_BYTES_MAX:
+        raise PayloadTooLarge(f"PROPFIND body exceeds {PROPFIND_BODY_BYTES_MAX} bytes")
+    body = await request.content.read(PROPFIND_BODY_BYTES_MAX + 1)
+    if len(body) > PROPFIND_BODY_BYTES_MAX:
+        raise PayloadTooLarge(f"PROPFIND body exceeds {PROPFIND_BODY_BYTES_MAX} bytes")
+    if body.strip():
+        check_propfind_body(body)
+    return depth
+
+
+def check_propfind_body(body: bytes) -> None:
+    """Accept a plain ``<propfind>`` document; refuse DTDs and entities before parsing."""
+    upper = body.upper()
+    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
+        raise InvalidPayload("XML with a DTD or entity declarations is refused")
+    try:
+        root = ET.fromstring(body)  # noqa: S314 - DTDs and entities were refused just above
+    except ET.ParseError as exc:
+        raise InvalidPayload(f"PROPFIND body is not well-formed XML: {exc}") from None
+    if root.tag != f"{{{DAV_NS}}}propfind":
+        raise InvalidPayload("PROPFIND body must be a DAV: propfind element")
+
+
+def _info_json(info: BundleInfo) -> dict[str, object]:
+    return {
+        "sha1": info.sha1,
+        "size": info.size,
+        "name": info.name,
+        "version": info.version,
+        "signer": info.key_id,
+        "signed_at": info.signed_at,
+        "created_at": info.created_at,
+    }
+
+
+def _http_date(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _multistatus(path: str, infos: list[BundleInfo], *, collection: bool) -> web.Response:
+    d = f"{{{DAV_NS}}}"
+    b = f"{{{BUNDLE_NS}}}"
+    root = ET.Element(f"{d}multistatus")
+
+    def response(href: str) -> ET.Element:
+        node = ET.SubElement(root, f"{d}response")
+        ET.SubElement(node, f"{d}href").text = href
+        propstat = ET.SubElement(node, f"{d}propstat")
+        prop = ET.SubElement(propstat, f"{d}prop")
+        ET.SubElement(propstat, f"{d}status").text = "HTTP/1.1 200 OK"
+        return prop
+
+    if collection:
+        prop = response("/bundles/")
+        ET.SubElement(ET.SubElement(prop, f"{d}resourcetype"), f"{d}collection")
+        ET.SubElement(prop, f"{d}displayname").text = "bundles"
+    for info in infos:
+        prop = response(f"/bundles/{info.sha1}")
+        ET.SubElement(prop, f"{d}resourcetype")
+        ET.SubElement(prop, f"{d}getcontentlength").text = str(info.size)
+        ET.SubElement(prop, f"{d}getcontenttype").text = BUNDLE_CONTENT_TYPE
+        ET.SubElement(prop, f"{d}getetag").text = _etag(info.sha1)
+        ET.SubElement(prop, f"{d}creationdate").text = _http_date(info.created_at)
+        ET.SubElement(prop, f"{d}displayname").text = f"{info.name}-{info.version}"
+        ET.SubElement(prop, f"{b}name").text = info.name
+        ET.SubElement(prop, f"{b}version").text = info.version
+        ET.SubElement(prop, f"{b}signer").text = info.key_id
+    body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return web.Response(status=207, body=body, content_type="application/xml", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_route("*", "/bundles", dispatch)
+    app.router.add_route("*", "/bundles/{tail:.*}", dispatch)

@@ -1,0 +1,234 @@
+"""The browser dashboard: ``/`` (the page), ``/events`` (live snapshots), login and logout.
+
+``GET /events`` is a server-sent event stream: one ``snapshot`` event about every second. However
+many browsers are open, the snapshot is built and encoded once per interval and the same bytes go
+to all of them, and nothing is built while no browser is watching, so an open dashboard costs the
+peer almost nothing.
+
+Auth is the API's token: a login form (``POST /login``) or ``/?token=...`` once, either of which
+sets it in an HttpOnly, SameSite=Strict cookie and redirects to a clean URL. The page, login and
+static files are public routes that check the token themselves (so a browser is redirected to the
+login form rather than shown a 401 body); ``/events`` and ``/dashboard/snapshot`` sit behind the
+auth middleware like the rest of the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import html
+import json
+import logging
+import urllib.parse
+from pathlib import Path
+
+from aiohttp import web
+
+from .auth import API_TOKEN, TOKEN_COOKIE, is_authorized
+from .context import PEER
+from .snapshot import SnapshotBuilder
+
+log = logging.getLogger("disruptor.dashboard")
+
+STATIC_DIR = Path(__file__).parent / "static"
+EVENT_INTERVAL_S = 1.0
+LOGIN_FORM_BYTES_MAX = 4096
+# The page loads only its own files; nothing external, no inline script.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class SnapshotHub:
+    """Builds one snapshot per interval while anyone listens, and shares its encoded bytes."""
+
+    def __init__(self, builder: SnapshotBuilder, interval_s: float = EVENT_INTERVAL_S) -> None:
+        self._builder = builder
+        self._interval_s = interval_s
+        self._listeners = 0
+        self._latest = b""
+        self._fresh = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.closed = False
+        self.builds = 0
+
+    @property
+    def listeners(self) -> int:
+        return self._listeners
+
+    def encode(self) -> bytes:
+        body = json.dumps(self._builder.build(), separators=(",", ":"))
+        self.builds += 1
+        return b"event: snapshot\ndata: " + body.encode() + b"\n\n"
+
+    async def listen(self) -> _Listener:
+        self._listeners += 1
+        if self._task is None and not self.closed:
+            self._latest = self.encode()
+            self._task = asyncio.create_task(self._run(), name="dashboard-events")
+        return _Listener(self)
+
+    def _leave(self) -> None:
+        self._listeners -= 1
+
+    async def next(self, after: bytes) -> bytes:
+        """The next snapshot's bytes once it differs from ``after`` (empty once closed)."""
+        while not self.closed and self._latest is after:
+            fresh = self._fresh
+            await fresh.wait()
+        return b"" if self.closed else self._latest
+
+    async def _run(self) -> None:
+        try:
+            while self._listeners > 0 and not self.closed:
+                await asyncio.sleep(self._interval_s)
+                try:
+                    self._latest = self.encode()
+                except Exception:
+                    log.exception("dashboard: snapshot failed")
+                    continue
+                fresh, self._fresh = self._fresh, asyncio.Event()
+                fresh.set()
+        finally:
+            self._task = None
+
+    async def close(self) -> None:
+        self.closed = True
+        self._fresh.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class _Listener:
+    def __init__(self, hub: SnapshotHub) -> None:
+        self._hub = hub
+
+    def __enter__(self) -> SnapshotHub:
+        return self._hub
+
+    def __exit__(self, *exc: object) -> None:
+        self._hub._leave()
+
+
+HUB: web.AppKey[SnapshotHub] = web.AppKey("dashboard_hub", SnapshotHub)
+
+
+def _page(name: str) -> str:
+    return (STATIC_DIR / name).read_text(encoding="utf-8")
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    response = web.Response(text=text, status=status, content_type="text/html")
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def login_page(error: str = "", status: int = 200) -> web.Response:
+    message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    return _html(_page("login.html").replace("<!--error-->", message), status)
+
+
+def see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def _with_cookie(response: web.Response, token: str) -> web.Response:
+    response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/")
+    return response
+
+
+def _token_matches(request: web.Request, presented: str) -> bool:
+    return hmac.compare_digest(presented.strip().encode(), request.app[API_TOKEN].encode())
+
+
+async def get_index(request: web.Request) -> web.StreamResponse:
+    presented = request.query.get("token")
+    if presented is not None:
+        if not _token_matches(request, presented):
+            return login_page("That token is not this cluster's API token.", status=401)
+        # The token leaves the address bar (and history) at once.
+        clean = request.rel_url.without_query_params("token")
+        return _with_cookie(see_other(str(clean)), presented.strip())
+    if not is_authorized(request):
+        return see_other("/login")
+    return _html(_page("index.html"))
+
+
+async def get_login(request: web.Request) -> web.StreamResponse:
+    if is_authorized(request):
+        return see_other("/")
+    return login_page()
+
+
+async def post_login(request: web.Request) -> web.StreamResponse:
+    body = await request.content.read(LOGIN_FORM_BYTES_MAX + 1)
+    if len(body) > LOGIN_FORM_BYTES_MAX:
+        return login_page("The form is too large.", status=413)
+    fields = urllib.parse.parse_qs(body.decode("utf-8", errors="replace"))
+    presented = (fields.get("token") or [""])[0]
+    if not presented.strip():
+        return login_page("Enter the API token.", status=400)
+    if not _token_matches(request, presented):
+        return login_page("That token is not this cluster's API token.", status=401)
+    return _with_cookie(see_other("/"), presented.strip())
+
+
+async def post_logout(request: web.Request) -> web.StreamResponse:
+    response = see_other("/login")
+    response.del_cookie(TOKEN_COOKIE, path="/")
+    return response
+
+
+async def get_snapshot(request: web.Request) -> web.Response:
+    return web.json_response(SnapshotBuilder(request.app[PEER]).build())
+
+
+async def get_events(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    with await hub.listen() as stream:
+        sent = b""
+        try:
+            # Tell the browser to reconnect after 2 s if the stream drops.
+            await response.write(b"retry: 2000\n\n")
+            while True:
+                data = await stream.next(sent)
+                if not data:
+                    break
+                await response.write(data)
+                sent = data
+        except (ConnectionResetError, ConnectionError):
+            pass
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    hub = SnapshotHub(SnapshotBuilder(app[PEER]))
+    app[HUB] = hub
+
+    async def close_hub(_: web.Application) -> None:
+        await hub.close()
+
+    app.on_shutdown.append(close_hub)
+    app.router.add_get("/", get_index)
+    app.router.add_get("/login", get_login)
+    app.router.add_post("/login", post_login)
+    app.router.add_post("/logout", post_logout)
+    app.router.add_get("/events", get_events)
+    app.router.add_get("/dashboard/snapshot", get_snapshot)
+    app.router.add_static("/static/", STATIC_DIR, name="static")

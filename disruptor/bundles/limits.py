@@ -1,0 +1,33 @@
+"""Named limits on bundles: how big an upload, an archive and its unpacked tree may be.
+
+Rule: every byte a peer accepts from outside is counted against one of these before it costs
+memory or disk, so a hostile bundle is refused early instead of filling the machine. The peer's
+``PeerConfig.bundles`` section carries them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BundleLimits:
+    # Largest compressed bundle a PUT may send (the body is counted as it streams in).
+    upload_bytes_max: int = 1024 * MIB
+    # Sum of the sizes of all files in one unpacked bundle.
+    unpacked_bytes_max: int = 4096 * MIB
+    # Largest single file inside a bundle.
+    file_bytes_max: int = 1024 * MIB
+    # Entries (files and directories) in one bundle.
+    file_count_max: int = 200_000
+    # One path inside the archive, in UTF-8 bytes, and its depth.
+    path_bytes_max: int = 4096
+    path_depth_max: int = 64
+    # The zstd window a decoder may allocate: 128 MiB covers every level up to 19 (and --long=27).
+    zstd_window_bytes_max: int = 128 * MIB
+    # The signed manifest sent with an upload (a few hundred bytes in practice).
+    manifest_bytes_max: int = 16 * 1024
+    # How long a fetch from another peer may take before it is given up.
+    fetch_timeout_s: float = 600.0

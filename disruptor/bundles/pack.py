@@ -1,0 +1,172 @@
+"""Deterministic packing: an app directory in, the same ``.tar.zst`` bytes out every time.
+
+Rule: nothing about the machine or the moment leaks into the archive. Entries are sorted by name;
+times are 0; owners are 0/0 with empty names; modes are 0755 for directories and executables and
+0644 otherwise; caches, VCS folders and bytecode are left out; only regular files and directories
+are stored (a symlink to a file inside the tree is stored as that file; any other link, device or
+FIFO is an error). The zstd frame is written single-threaded at a fixed level with a checksum, so
+the bundle's name, the SHA-1 of these bytes, depends on the directory's content alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, cast
+
+import zstandard
+
+from ..errors import ArchiveUnsafe
+from .manifest import AppManifest, load_app_manifest
+
+ZSTD_LEVEL = 3
+# Names never packed: caches, VCS metadata, editor and OS droppings.
+EXCLUDED_NAMES = frozenset(
+    {
+        "__pycache__",
+        ".git",
+        ".hg",
+        ".svn",
+        ".bzr",
+        ".DS_Store",
+        "Thumbs.db",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        ".venv",
+    }
+)
+EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+_COPY_BUFFER_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PackResult:
+    sha1: str
+    sha256: str
+    size: int
+    manifest: AppManifest
+
+
+class _HashingWriter:
+    """Counts and hashes every byte on its way to ``out``."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.sha1 = hashlib.sha1()  # noqa: S324 - the content address, not the integrity check
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha1.update(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        self._out.write(data)
+        return len(data)
+
+
+def is_excluded(name: str) -> bool:
+    return name in EXCLUDED_NAMES or name.endswith(EXCLUDED_SUFFIXES)
+
+
+def normalised_mode(st_mode: int) -> int:
+    if stat.S_ISDIR(st_mode) or st_mode & 0o111:
+        return 0o755
+    return 0o644
+
+
+def iter_tree(root: Path) -> list[tuple[str, Path, bool]]:
+    """``(archive name, real path, is_dir)`` for every entry to pack, in archive order."""
+    root = root.resolve()
+    entries: list[tuple[str, Path, bool]] = []
+
+    def walk(directory: Path, prefix: str) -> None:
+        with os.scandir(directory) as it:
+            children = sorted(it, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
+        for child in children:
+            if is_excluded(child.name):
+                continue
+            name = prefix + child.name
+            path = Path(child.path)
+            if child.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(root) or not target.is_file():
+                    raise ArchiveUnsafe(
+                        f"{name}: a symlink to {os.readlink(path)!r}; only symlinks to files "
+                        "inside the directory can be packed (they are stored as copies)"
+                    )
+                entries.append((name, target, False))
+            elif child.is_dir(follow_symlinks=False):
+                entries.append((name, path, True))
+                walk(path, name + "/")
+            elif child.is_file(follow_symlinks=False):
+                entries.append((name, path, False))
+            else:
+                raise ArchiveUnsafe(f"{name}: not a regular file or directory")
+
+    walk(root, "")
+    return entries
+
+
+def pack_directory(source: Path, out: BinaryIO, *, level: int = ZSTD_LEVEL) -> PackResult:
+    """Write ``source`` as a deterministic ``.tar.zst`` to ``out``; validates its manifest."""
+    source = Path(source)
+    if not source.is_dir():
+        raise ArchiveUnsafe(f"{source}: not a directory")
+    manifest = load_app_manifest(source)
+    hashing = _HashingWriter(out)
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=0)
+    with (
+        compressor.stream_writer(cast(BinaryIO, hashing), closefd=False) as zout,
+        tarfile.TarFile(
+            fileobj=zout,
+            mode="w",
+            format=tarfile.PAX_FORMAT,
+            encoding="utf-8",
+            copybufsize=_COPY_BUFFER_BYTES,
+        ) as tar,
+    ):
+        for name, path, is_dir in iter_tree(source):
+            _add(tar, name, path, is_dir)
+    return PackResult(
+        sha1=hashing.sha1.hexdigest(),
+        sha256=hashing.sha256.hexdigest(),
+        size=hashing.size,
+        manifest=manifest,
+    )
+
+
+def _add(tar: tarfile.TarFile, name: str, path: Path, is_dir: bool) -> None:
+    info = tarfile.TarInfo(name)
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    st = path.stat()
+    info.mode = normalised_mode(st.st_mode)
+    if is_dir:
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+        return
+    info.type = tarfile.REGTYPE
+    with path.open("rb") as f:
+        info.size = os.fstat(f.fileno()).st_size
+        tar.addfile(info, f)
+
+
+def pack_to_file(source: Path, destination: Path, *, level: int = ZSTD_LEVEL) -> PackResult:
+    """Pack into ``destination`` (written beside it first, renamed into place when complete)."""
+    destination = Path(destination)
+    temp = destination.with_name(f".{destination.name}.partial")
+    try:
+        with temp.open("wb") as f:
+            result = pack_directory(source, f, level=level)
+        temp.replace(destination)
+    finally:
+        temp.unlink(missing_ok=True)
+    return result

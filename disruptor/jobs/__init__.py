@@ -1,0 +1,1 @@
+"""Distributed jobs: a sans-IO plan (model, policies, dispatcher) and the runner that runs it."""

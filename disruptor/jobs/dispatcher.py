@@ -1,0 +1,369 @@
+"""The plan of one job, as a sans-IO state machine: ``(now, event) -> actions``.
+
+The dispatcher splits the items into tasks, places them on peers by the job's policy, and reacts
+to what the runner reports: a task's results, an attempt that failed (connection refused, the peer
+overloaded), a peer gone from the membership, the clock passing an attempt's deadline, a cancel.
+It answers with actions for the runner to carry out (``Run``, ``Abandon``, ``Finished``) and
+``Delivered`` index lists for streaming. Rules it keeps:
+
+- every item gets exactly one result (``ResultTable``), however many attempts ran it;
+- a lost attempt is placed again, avoiding the peer that lost it, at most ``PLACEMENTS_MAX`` times;
+  then its items fail with ``peer-unreachable`` — so a job always finishes;
+- at most ``window`` attempts are out at once, so a huge job does not flood the peers;
+- items whose worker crashed or timed out run again up to ``retries`` times, alone, not their task.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import PeerUnreachable, TaskTimeout, WorkerCrashed
+from ..outcome import ItemOutcome
+from .model import JobOptions, JobState, ResultTable, Task, TaskState, task_id_for
+from .policies import PeerView, Policy, make_policy, pick_peers
+
+# A task lost this many times with its peers gives up (its items report peer-unreachable).
+PLACEMENTS_MAX = 6
+# Automatic chunking: about this many tasks per peer, each of at most CHUNK_MAX items.
+TASKS_PER_PEER = 4
+CHUNK_MAX = 1000
+# Attempts out at once per live peer, per job.
+WINDOW_PER_PEER = 4
+# Added to an attempt's deadline (items x per-item timeout) for the trip there and back.
+ATTEMPT_GRACE_S = 5.0
+RETRYABLE_KINDS = frozenset({WorkerCrashed.slug, TaskTimeout.slug})
+
+
+@dataclass(frozen=True)
+class Run:
+    task_id: str
+    attempt: int
+    peer: str
+    indexes: Sequence[int]
+
+
+@dataclass(frozen=True)
+class Abandon:
+    """Tell ``peer`` to stop an attempt whose results are no longer wanted."""
+
+    task_id: str
+    attempt: int
+    peer: str
+
+
+@dataclass(frozen=True)
+class Delivered:
+    indexes: list[int]
+
+
+@dataclass(frozen=True)
+class Finished:
+    state: JobState
+
+
+Action = Run | Abandon | Delivered | Finished
+
+
+def chunk_size_for(total: int, peers: int) -> int:
+    return max(1, min(CHUNK_MAX, math.ceil(total / max(1, peers * TASKS_PER_PEER))))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        job_id: str,
+        total: int,
+        options: JobOptions,
+        rng: random.Random,
+        *,
+        self_address: str | None = None,
+        policy: Policy | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.options = options
+        self.rng = rng
+        self.self_address = self_address
+        self.broadcast = options.policy == "broadcast"
+        self.policy = None if self.broadcast else (policy or make_policy(options.policy))
+        self.state = JobState.RUNNING
+        self.tasks: dict[str, Task] = {}
+        self.results = ResultTable(total)
+        self.total = total
+        self.replaced = 0  # attempts placed again because their peer was lost
+        self.retried = 0  # items run again because their worker crashed or timed out
+        self._pending: deque[str] = deque()
+        self._peers: dict[str, PeerView] = {}
+        self._allowed: set[str] | None = None
+        self._item_tries: dict[int, int] = {}
+        self._numbers = 0
+        self._own_in_flight: dict[str, int] = {}
+
+    # --- events -----------------------------------------------------------------------------
+
+    def start(self, now: float, peers: Sequence[PeerView]) -> list[Action]:
+        self._set_peers(peers)
+        live = list(self._peers.values())
+        if self.options.peer_list:
+            self._allowed = set(self.options.peer_list)
+        elif self.options.peer_count is not None:
+            chosen = pick_peers(live, self.options.peer_count, self.rng, self.self_address)
+            self._allowed = {p.address for p in chosen}
+        candidates = self._candidates()
+        if self.broadcast:
+            # One task per peer, each the whole item list; its one result is that peer's list.
+            self.results = ResultTable(len(candidates))
+            for peer in sorted(p.address for p in candidates):
+                self._new_task(range(self.total)).pinned = peer
+        else:
+            size = self.options.chunk_size or chunk_size_for(self.total, max(1, len(candidates)))
+            for start in range(0, self.total, size):
+                self._new_task(range(start, min(self.total, start + size)))
+        return self._pump(now) + self._check_finished()
+
+    def on_peers(self, now: float, peers: Sequence[PeerView]) -> list[Action]:
+        """The live peer set (with fresh load figures); attempts on peers now gone are re-placed."""
+        self._set_peers(peers)
+        actions: list[Action] = []
+        for task in self.tasks.values():
+            if task.state is TaskState.RUNNING and task.peer not in self._peers:
+                actions += self._lose(now, task, abandon=False)
+        return actions + self._pump(now) + self._check_finished()
+
+    def on_result(
+        self, now: float, task_id: str, attempt: int, outcomes: Sequence[ItemOutcome], peer: str
+    ) -> list[Action]:
+        task = self.tasks.get(task_id)
+        if task is None or self.state.finished or task.state is TaskState.DONE:
+            return []  # a duplicate, or too late: the item already has its one result
+        actions: list[Action] = []
+        if task.state is TaskState.RUNNING:
+            self._release(task)
+            if task.attempt != attempt and task.peer is not None:
+                # An earlier attempt answered after all: the later one is no longer needed.
+                actions.append(Abandon(task.task_id, task.attempt, task.peer))
+        task.state = TaskState.DONE
+        task.deadline = None
+        if self.broadcast:
+            value = [o.to_json() for o in outcomes]
+            accepted = self.results.offer(
+                [self._broadcast_slot(task)], [ItemOutcome(value=value, peer=peer)]
+            )
+            return [*actions, Delivered(accepted), *self._pump(now), *self._check_finished()]
+        indexes: list[int] = []
+        offered: list[ItemOutcome] = []
+        again: list[int] = []
+        for index, outcome in zip(task.indexes, outcomes, strict=True):
+            if (
+                outcome.error is not None
+                and outcome.error.kind in RETRYABLE_KINDS
+                and self._item_tries.get(index, 0) < self.options.retries
+                and not self.results.has(index)
+            ):
+                self._item_tries[index] = self._item_tries.get(index, 0) + 1
+                again.append(index)
+                continue
+            indexes.append(index)
+            offered.append(outcome if outcome.peer else _with_peer(outcome, peer))
+        accepted = self.results.offer(indexes, offered)
+        if again:
+            self.retried += len(again)
+            self._new_task(tuple(again))
+        actions += [Delivered(accepted)] if accepted else []
+        if self.options.fail_fast and any(not offered[i].ok for i in range(len(offered))):
+            return actions + self._stop(JobState.FAILED)
+        return actions + self._pump(now) + self._check_finished()
+
+    def on_attempt_failed(
+        self,
+        now: float,
+        task_id: str,
+        attempt: int,
+        reason: str,
+        retry_after_s: float | None = None,
+    ) -> list[Action]:
+        """An attempt could not run: the peer was unreachable, or overloaded (``retry_after_s``)."""
+        task = self.tasks.get(task_id)
+        if task is None or task.state is not TaskState.RUNNING or task.attempt != attempt:
+            return []
+        if retry_after_s is not None:
+            # Not the peer's fault: back off and place again without counting a loss.
+            self._release(task)
+            task.state = TaskState.PENDING
+            task.not_before = now + retry_after_s
+            self._pending.append(task.task_id)
+            return self._pump(now)
+        return self._lose(now, task, abandon=False) + self._pump(now) + self._check_finished()
+
+    def on_tick(self, now: float) -> list[Action]:
+        """Re-place attempts past their deadline; place tasks whose back-off has passed."""
+        actions: list[Action] = []
+        for task in self.tasks.values():
+            if (
+                task.state is TaskState.RUNNING
+                and task.deadline is not None
+                and now >= task.deadline
+            ):
+                actions += self._lose(now, task, abandon=True)
+        return actions + self._pump(now) + self._check_finished()
+
+    def cancel(self, now: float) -> list[Action]:
+        if self.state.finished:
+            return []
+        return self._stop(JobState.CANCELLED)
+
+    # --- queries ----------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> dict[str, int]:
+        return {p: n for p, n in self._own_in_flight.items() if n}
+
+    def next_wakeup(self) -> float | None:
+        """The earliest time ``on_tick`` has something to do, if any."""
+        times = [
+            t.deadline
+            for t in self.tasks.values()
+            if t.state is TaskState.RUNNING and t.deadline is not None
+        ]
+        times += [self.tasks[t].not_before for t in self._pending if self.tasks[t].not_before]
+        return min(times) if times else None
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _new_task(self, indexes: Sequence[int]) -> Task:
+        task = Task(task_id_for(self.job_id, self._numbers), indexes)
+        self._numbers += 1
+        self.tasks[task.task_id] = task
+        self._pending.append(task.task_id)
+        return task
+
+    def _broadcast_slot(self, task: Task) -> int:
+        return int(task.task_id.rsplit(".", 1)[1])
+
+    def _set_peers(self, peers: Sequence[PeerView]) -> None:
+        self._peers = {p.address: p for p in peers}
+
+    def _candidates(self) -> list[PeerView]:
+        live = list(self._peers.values())
+        if self._allowed is None:
+            return live
+        allowed = [p for p in live if p.address in self._allowed]
+        if self.options.peer_list or len(allowed) >= len(self._allowed):
+            return allowed
+        # A chosen peer died: top the set back up from the other live peers.
+        spare = [p for p in live if p.address not in self._allowed]
+        extra = pick_peers(spare, len(self._allowed) - len(allowed), self.rng) if spare else []
+        self._allowed = {p.address for p in allowed} | {p.address for p in extra}
+        return allowed + extra
+
+    def _window(self) -> int:
+        return max(1, WINDOW_PER_PEER * max(1, len(self._candidates())))
+
+    def _pump(self, now: float) -> list[Action]:
+        if self.state.finished:
+            return []
+        actions: list[Action] = []
+        waiting: deque[str] = deque()
+        out = sum(self._own_in_flight.values())
+        while self._pending and (self.broadcast or out < self._window()):
+            task = self.tasks[self._pending.popleft()]
+            if task.state is not TaskState.PENDING:
+                continue
+            if task.not_before > now:
+                waiting.append(task.task_id)
+                continue
+            peer = self._place(task)
+            if peer is None:
+                actions += self._give_up(task, "no live peer to run it on")
+                continue
+            task.state = TaskState.RUNNING
+            task.peer = peer
+            task.attempt += 1
+            task.deadline = self._deadline(now, task)
+            self._own_in_flight[peer] = self._own_in_flight.get(peer, 0) + 1
+            out += 1
+            actions.append(Run(task.task_id, task.attempt, peer, task.indexes))
+        self._pending.extendleft(reversed(waiting))
+        return actions
+
+    def _place(self, task: Task) -> str | None:
+        if task.pinned is not None:
+            return task.pinned if task.pinned in self._peers else None
+        candidates = self._candidates()
+        fresh = [p for p in candidates if p.address not in task.avoid] or candidates
+        if not fresh:
+            return None
+        views = [
+            PeerView(
+                p.address, p.load, p.in_flight + self._own_in_flight.get(p.address, 0), p.weight
+            )
+            for p in fresh
+        ]
+        assert self.policy is not None
+        return self.policy.choose(views, self.rng)
+
+    def _deadline(self, now: float, task: Task) -> float | None:
+        if self.options.timeout_s is None:
+            return None
+        items = 1 if self.broadcast else len(task.indexes)
+        return now + self.options.timeout_s * items + ATTEMPT_GRACE_S
+
+    def _release(self, task: Task) -> None:
+        if task.peer is not None and self._own_in_flight.get(task.peer, 0) > 0:
+            self._own_in_flight[task.peer] -= 1
+
+    def _lose(self, now: float, task: Task, *, abandon: bool) -> list[Action]:
+        """The attempt's peer is gone or too slow: place the task again, elsewhere if possible."""
+        actions: list[Action] = []
+        if abandon and task.peer is not None:
+            actions.append(Abandon(task.task_id, task.attempt, task.peer))
+        self._release(task)
+        if task.peer is not None:
+            task.avoid.add(task.peer)
+        task.placements += 1
+        task.state = TaskState.PENDING
+        task.deadline = None
+        if task.pinned is not None or task.placements >= PLACEMENTS_MAX:
+            return actions + self._give_up(task, f"lost with {task.placements} peer(s)")
+        self.replaced += 1
+        self._pending.append(task.task_id)
+        return actions
+
+    def _give_up(self, task: Task, why: str) -> list[Action]:
+        task.state = TaskState.DONE
+        failure = ItemOutcome.failure(PeerUnreachable.slug, "PeerUnreachable", why, None)
+        if self.broadcast:
+            failure = ItemOutcome(error=failure.error, peer=task.pinned)
+            indexes = [self._broadcast_slot(task)]
+        else:
+            indexes = [i for i in task.indexes if not self.results.has(i)]
+        accepted = self.results.offer(indexes, [failure] * len(indexes))
+        actions: list[Action] = [Delivered(accepted)] if accepted else []
+        if self.options.fail_fast and accepted:
+            actions += self._stop(JobState.FAILED)
+        return actions
+
+    def _stop(self, state: JobState) -> list[Action]:
+        actions: list[Action] = []
+        for task in self.tasks.values():
+            if task.state is TaskState.RUNNING and task.peer is not None:
+                actions.append(Abandon(task.task_id, task.attempt, task.peer))
+                self._release(task)
+            if task.state is not TaskState.DONE:
+                task.state = TaskState.CANCELLED
+        self._pending.clear()
+        self.state = state
+        return [*actions, Finished(state)]
+
+    def _check_finished(self) -> list[Action]:
+        if self.state.finished or not self.results.complete:
+            return []
+        self.state = JobState.COMPLETED
+        return [Finished(JobState.COMPLETED)]
+
+
+def _with_peer(outcome: ItemOutcome, peer: str) -> ItemOutcome:
+    return ItemOutcome(value=outcome.value, error=outcome.error, peer=peer)

@@ -1,0 +1,64 @@
+"""Cluster-wide calls: the same request made on all, N, or a list of peers, answers gathered.
+
+``POST /workers`` with ``peers: "all" | N | [HOST:PORT, ...]`` starts warm workers on those peers,
+``DELETE /workers/<sha1>`` likewise stops them, and ``GET /workers?scope=cluster`` lists every
+peer's workers. The resource handler calls ``fan_out`` and ``gather_from_all``; each peer then
+runs the plain, single-peer request (without ``peers``), signed with the cluster secret. Rule: one
+peer failing never hides the others' answers — each address maps to its reply or its problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from ..address import Address
+from ..errors import BadRequest, DisruptorError, InvalidPayload
+from .policies import PeerView, pick_peers
+from .runner import JobRunner
+
+PEERS_LIST_MAX = 10_000
+
+
+def choose_targets(
+    spec: Any, views: Sequence[PeerView], self_address: str, rng: random.Random
+) -> list[str]:
+    """The addresses ``spec`` names: ``"all"``, a count (least-loaded first), or a list."""
+    if spec == "all":
+        return sorted(v.address for v in views)
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        if spec < 1:
+            raise InvalidPayload("'peers' as a count must be at least 1")
+        return sorted(p.address for p in pick_peers(views, spec, rng, prefer=self_address))
+    if isinstance(spec, list) and spec and len(spec) <= PEERS_LIST_MAX:
+        try:
+            return sorted({str(Address.parse(str(p))) for p in spec})
+        except BadRequest as error:
+            raise InvalidPayload(f"'peers': {error.detail}") from None
+    raise InvalidPayload("'peers' must be \"all\", a count, or a list of HOST:PORT")
+
+
+async def fan_out(
+    runner: JobRunner, method: str, path: str, body: dict[str, Any] | None, spec: Any
+) -> dict[str, Any]:
+    """Make the single-peer request on every target; ``{address: reply | {"error": problem}}``."""
+    targets = choose_targets(spec, runner.views(), runner.self_address, runner.rng)
+    plain = {k: v for k, v in (body or {}).items() if k != "peers"}
+
+    async def one(address: str) -> Any:
+        try:
+            if method == "GET":
+                return await runner.calls.get_json(address, path)
+            return await runner.calls.send_json(address, method, path, plain)
+        except DisruptorError as error:
+            return {"error": error.to_problem()}
+
+    answers = await asyncio.gather(*(one(a) for a in targets))
+    return dict(zip(targets, answers, strict=True))
+
+
+async def gather_from_all(runner: JobRunner, path: str) -> dict[str, Any]:
+    """``GET path`` on every live peer (this one included)."""
+    return await fan_out(runner, "GET", path, None, "all")

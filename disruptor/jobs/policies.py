@@ -1,0 +1,135 @@
+"""Distribution policies: which live peer gets the next task.
+
+Each policy sees the candidate peers as ``PeerView`` (gossiped load, this coordinator's tasks in
+flight there, configured weight) and picks one. Rule: policies are deterministic given the random
+generator they are handed (never the module-level ``random``), so a placement replays from a seed.
+
+- ``least-loaded`` (default): power of two choices — sample two peers, take the one with the lower
+  load (gossiped load plus our own tasks in flight there). Sampling two instead of taking the
+  global minimum keeps many coordinators holding the same stale figures from all piling onto one
+  peer.
+- ``round-robin``: each peer in turn (by address order), so tasks spread evenly.
+- ``weighted``: smooth weighted round-robin over the configured weights: over any window of W tasks
+  (W = the sum of the weights) each peer receives exactly its weight's share, interleaved.
+- ``least-connections``: the peer with the fewest of this coordinator's tasks in flight.
+- ``broadcast`` is not a placement: the dispatcher gives every peer the whole job once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import InvalidPayload
+
+POLICY_NAMES = ("least-loaded", "round-robin", "weighted", "least-connections", "broadcast")
+
+
+@dataclass(frozen=True)
+class PeerView:
+    address: str
+    load: float = 0.0  # gossiped: tasks running + queued on that peer
+    in_flight: int = 0  # this coordinator's tasks out on that peer now
+    weight: float = 1.0
+
+
+class Policy(Protocol):
+    name: str
+
+    def choose(self, peers: Sequence[PeerView], rng: random.Random) -> str:
+        """The address of the peer to place one task on; ``peers`` is never empty."""
+        ...
+
+
+class LeastLoaded:
+    name = "least-loaded"
+
+    def choose(self, peers: Sequence[PeerView], rng: random.Random) -> str:
+        if len(peers) == 1:
+            return peers[0].address
+        a, b = rng.sample(list(peers), 2)
+        return (a if _score(a) <= _score(b) else b).address
+
+
+def _score(peer: PeerView) -> float:
+    return peer.load + peer.in_flight
+
+
+class RoundRobin:
+    name = "round-robin"
+
+    def __init__(self) -> None:
+        self._last: str | None = None
+
+    def choose(self, peers: Sequence[PeerView], rng: random.Random) -> str:
+        # Follows address order from the last peer chosen, so a peer joining or leaving shifts
+        # the turn without restarting it.
+        ordered = sorted(p.address for p in peers)
+        chosen = next((a for a in ordered if self._last is None or a > self._last), ordered[0])
+        self._last = chosen
+        return chosen
+
+
+class Weighted:
+    name = "weighted"
+
+    def __init__(self) -> None:
+        self._current: dict[str, float] = {}
+
+    def choose(self, peers: Sequence[PeerView], rng: random.Random) -> str:
+        total = 0.0
+        best: PeerView | None = None
+        live = {p.address for p in peers}
+        for gone in set(self._current) - live:
+            del self._current[gone]
+        for peer in sorted(peers, key=lambda p: p.address):
+            weight = max(0.0, peer.weight)
+            total += weight
+            self._current[peer.address] = self._current.get(peer.address, 0.0) + weight
+            if best is None or self._current[peer.address] > self._current[best.address]:
+                best = peer
+        assert best is not None
+        self._current[best.address] -= total
+        return best.address
+
+
+class LeastConnections:
+    name = "least-connections"
+
+    def choose(self, peers: Sequence[PeerView], rng: random.Random) -> str:
+        fewest = min(p.in_flight for p in peers)
+        tied = sorted(p.address for p in peers if p.in_flight == fewest)
+        return tied[0] if len(tied) == 1 else rng.choice(tied)
+
+
+def make_policy(name: str) -> Policy:
+    """A fresh policy instance by name (``broadcast`` is handled by the dispatcher itself)."""
+    if name == "least-loaded":
+        return LeastLoaded()
+    if name == "round-robin":
+        return RoundRobin()
+    if name == "weighted":
+        return Weighted()
+    if name == "least-connections":
+        return LeastConnections()
+    raise InvalidPayload(f"unknown policy {name!r}; one of {', '.join(POLICY_NAMES)}")
+
+
+def pick_peers(
+    peers: Sequence[PeerView], count: int, rng: random.Random, prefer: str | None = None
+) -> list[PeerView]:
+    """The ``count`` least-loaded peers (ties broken at random); ``prefer`` first if present.
+
+    Used to restrict a job to a target number of peers.
+    """
+    shuffled = list(peers)
+    rng.shuffle(shuffled)
+    ordered = sorted(shuffled, key=lambda p: (p.address != prefer, _score(p)))
+    return ordered[: max(1, count)]
+
+
+def weights_for(peers: Sequence[str], configured: Mapping[str, float]) -> dict[str, float]:
+    """Each peer's weight: the configured one, else 1."""
+    return {p: float(configured.get(p, 1.0)) for p in peers}

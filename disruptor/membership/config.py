@@ -1,0 +1,147 @@
+"""Gossip timings and limits: one frozen dataclass, three presets, every value explained here.
+
+The defaults model memberlist's LAN profile (``lan``); ``local`` is tuned for peers on one machine
+(loopback: tiny round trips, so failures are detected faster), and ``wan`` for peers across the
+internet (long and jittery round trips, so everything is slower and more patient). Rule: a timing
+or a limit used by the membership code is a field here, never a literal in the protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..errors import BadRequest
+
+PRESET_NAMES = ("local", "lan", "wan")
+
+
+@dataclass(frozen=True)
+class MembershipConfig:
+    # --- failure detection (SWIM) ---
+    # How often a peer probes one other peer (round robin over a shuffled list). A full round of
+    # N peers takes N probe intervals, so a failed peer is probed by someone within about one
+    # interval (every peer is probing someone).
+    probe_interval_s: float = 1.0
+    # How long to wait for the direct ack before asking others to probe for us. About the 99th
+    # percentile of a round trip on the network, so a slow-but-alive peer is not suspected.
+    probe_timeout_s: float = 0.5
+    # How many peers we ask to probe an unresponsive target for us (the k of SWIM's ping-req):
+    # three indirect paths make one lossy link no reason to suspect anyone.
+    indirect_checks: int = 3
+    # --- suspicion (Lifeguard) ---
+    # The shortest suspicion timeout is suspicion_mult * max(1, log10(N)) * probe_interval: long
+    # enough for the suspect to hear the rumour and refute it, growing slowly with N since the
+    # rumour needs about log N rounds to reach it.
+    suspicion_mult: int = 4
+    # A suspicion with no independent confirmations starts at this multiple of the shortest
+    # timeout and shrinks towards it as other peers confirm (Lifeguard's local-health-aware
+    # suspicion): a lone suspicion from a sick peer has time to be refuted.
+    suspicion_max_timeout_mult: int = 6
+    # --- local health (Lifeguard) ---
+    # A peer that misses acks and nacks doubts itself: its probe timeouts are multiplied by up to
+    # this much, so a slow peer stops accusing healthy ones.
+    awareness_max_multiplier: int = 8
+    # Switch off every Lifeguard refinement (local health, nacks, growing suspicion timeouts):
+    # plain SWIM, for comparison in the simulator only.
+    lifeguard: bool = True
+    # --- dissemination ---
+    # How often a peer sends pending rumours to a few random peers, besides piggybacking them on
+    # probes and acks: rumours spread in O(log N) gossip rounds.
+    gossip_interval_s: float = 0.2
+    # How many random peers each gossip tick sends to (memberlist's GossipNodes).
+    gossip_nodes: int = 3
+    # A rumour is retransmitted retransmit_mult * ceil(log10(N + 1)) times: enough that it
+    # reaches every peer with high probability, growing only with log N.
+    retransmit_mult: int = 4
+    # Dead peers still receive gossip this long, so a falsely-declared peer hears the news quickly
+    # and refutes it.
+    gossip_to_the_dead_s: float = 30.0
+    # --- full state sync (push-pull over HTTP) ---
+    # How often a peer exchanges its whole member table with one random peer: it repairs anything
+    # gossip missed and merges the two sides of a healed partition. Scaled up above 32 peers so the
+    # total sync load stays bounded.
+    push_pull_interval_s: float = 30.0
+    # An HTTP push-pull that takes longer than this counts as failed.
+    push_pull_timeout_s: float = 10.0
+    # Seeds that cannot be reached are retried with exponential backoff from here...
+    join_retry_initial_s: float = 1.0
+    # ...up to this interval between attempts (never given up: a seed may come back later).
+    join_retry_max_s: float = 30.0
+    # --- table hygiene ---
+    # Dead and left peers stay listed (the status page shows them) this long, then are forgotten.
+    dead_retention_s: float = 300.0
+    # Local metadata (load, bundles held) is re-read this often; a change is gossiped as a new
+    # alive rumour, so this bounds metadata traffic.
+    meta_refresh_s: float = 2.0
+    # On a graceful leave, wait at most this long for the leave rumour to go out before stopping.
+    leave_propagate_s: float = 1.0
+    # --- limits ---
+    # Largest datagram sent or accepted, bytes: below the common 1,500-byte Ethernet MTU minus
+    # IP/UDP headers, so no datagram is ever fragmented.
+    datagram_bytes_max: int = 1400
+    # Largest push-pull body accepted over HTTP, bytes (a full table of ~4,000 peers).
+    sync_bytes_max: int = 4 * 1024 * 1024
+    # Rumours waiting to be sent are capped; the oldest, most-sent ones are dropped first.
+    broadcast_queue_max: int = 4096
+    # Datagrams accepted per second from one source address (a token bucket); the rest are dropped
+    # and counted. Generous: a healthy peer sends a few tens a second.
+    source_packets_per_s: float = 200.0
+    # Burst allowance of that bucket.
+    source_burst_packets: int = 400
+    # A packet whose sender clock differs from ours by more than this is dropped as a replay;
+    # inside the window, a per-sender sequence number catches duplicates.
+    replay_window_s: float = 60.0
+
+    def validate(self) -> MembershipConfig:
+        if self.probe_timeout_s <= 0 or self.probe_interval_s <= self.probe_timeout_s:
+            raise BadRequest("membership: need 0 < probe_timeout_s < probe_interval_s")
+        if self.gossip_interval_s <= 0 or self.push_pull_interval_s <= 0:
+            raise BadRequest("membership: intervals must be positive")
+        if not 576 <= self.datagram_bytes_max <= 65000:
+            raise BadRequest("membership: datagram_bytes_max must be within 576..65000")
+        if self.indirect_checks < 0 or self.gossip_nodes < 1 or self.suspicion_mult < 1:
+            raise BadRequest("membership: counts must be positive")
+        return self
+
+
+# memberlist's DefaultLANConfig: the values above.
+LAN = MembershipConfig()
+
+# memberlist's DefaultLocalConfig, for peers on one machine: round trips are sub-millisecond, so
+# a short probe timeout suffices; fewer indirect checks and retransmits because loss is rare.
+LOCAL = replace(
+    LAN,
+    probe_timeout_s=0.2,
+    indirect_checks=1,
+    suspicion_mult=3,
+    gossip_interval_s=0.1,
+    retransmit_mult=2,
+    push_pull_interval_s=15.0,
+    gossip_to_the_dead_s=15.0,
+    push_pull_timeout_s=5.0,
+)
+
+# memberlist's DefaultWANConfig: round trips of hundreds of milliseconds and more loss, so probe
+# less often and wait longer; gossip to one more peer per tick to make up for the slower ticks.
+WAN = replace(
+    LAN,
+    probe_interval_s=5.0,
+    probe_timeout_s=3.0,
+    suspicion_mult=6,
+    gossip_interval_s=0.5,
+    gossip_nodes=4,
+    push_pull_interval_s=60.0,
+    gossip_to_the_dead_s=60.0,
+    push_pull_timeout_s=30.0,
+    meta_refresh_s=5.0,
+)
+
+PRESETS = {"local": LOCAL, "lan": LAN, "wan": WAN}
+
+
+def preset(name: str) -> MembershipConfig:
+    """The named preset (``local``, ``lan`` or ``wan``)."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise BadRequest(f"unknown gossip preset {name!r}; use one of {PRESET_NAMES}") from None

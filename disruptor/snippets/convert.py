@@ -1,0 +1,175 @@
+"""Turning what a snippet returned or raised into plain data, without running any of its code.
+
+Rule: the host never calls a method of an object a snippet made. Values are classified by their
+exact type (``type(x) is int``), never by ``isinstance``/``==``/``hash``/``iter``/``str``, which a
+snippet's class could override; anything that is not exactly a JSON type (a generator, a function,
+an instance of a snippet's class, a subclass of ``dict``...) is refused by name. An exception's
+message is rebuilt from its ``args`` when they are plain values, and its traceback lists only the
+snippet's own frames, with lines from the snippet's own source.
+"""
+
+from __future__ import annotations
+
+import math
+from types import TracebackType
+from typing import Any
+
+from .budget import BudgetExceeded
+
+_TYPE_NAME = type.__dict__["__name__"]
+_EXC_ARGS = BaseException.__dict__["args"]
+_EXC_TB = BaseException.__dict__["__traceback__"]
+_SCALARS = (str, int, bool, type(None))
+NODES_MAX = 1_000_000
+# About the 4,300 digits Python itself will turn into text.
+INT_BITS_MAX = 14_000
+DEPTH_MAX = 100
+
+
+class NotPlainData(Exception):
+    """A result that is not JSON data (it becomes the item's error)."""
+
+
+def type_name(obj: Any) -> str:
+    return str(_TYPE_NAME.__get__(type(obj), type))
+
+
+def to_plain(value: Any, bytes_max: int) -> Any:
+    """A copy of ``value`` made only of dict/list/str/int/float/bool/None, or ``NotPlainData``."""
+    budget = [NODES_MAX, bytes_max]
+
+    def walk(obj: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise NotPlainData(f"result has more than {NODES_MAX:,} values")
+        if depth > DEPTH_MAX:
+            raise NotPlainData(f"result is nested deeper than {DEPTH_MAX}")
+        kind = type(obj)
+        if kind is str:
+            budget[1] -= len(obj)
+        elif kind is int and obj.bit_length() > INT_BITS_MAX:
+            raise NotPlainData("result holds an integer too large for JSON")
+        if budget[1] < 0:
+            raise NotPlainData(f"result is larger than {bytes_max:,} bytes")
+        if kind in _SCALARS:
+            return obj
+        if kind is float:
+            if not math.isfinite(obj):
+                raise NotPlainData(f"result holds {obj!r}, which JSON cannot carry")
+            return obj
+        if kind is list or kind is tuple:
+            return [walk(x, depth + 1) for x in obj]
+        if kind is dict:
+            out: dict[str, Any] = {}
+            for key, val in dict.items(obj):
+                key_kind = type(key)
+                if key_kind is str:
+                    plain_key = key
+                elif key_kind is int or key_kind is bool or key_kind is type(None):
+                    plain_key = _json_key(key)
+                else:
+                    raise NotPlainData(f"result has a dict key of type {type_name(key)}")
+                out[plain_key] = walk(val, depth + 1)
+            return out
+        raise NotPlainData(f"result of type {type_name(obj)} is not JSON data")
+
+    return walk(value, 0)
+
+
+def _json_key(key: Any) -> str:
+    if key is None:
+        return "null"
+    if key is True or key is False:
+        return "true" if key else "false"
+    return int.__repr__(key)
+
+
+def _plain_repr(value: Any) -> str | None:
+    """``repr`` of a value whose repr runs no snippet code, else None."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return repr(value)
+    if kind is tuple and len(value) < 20:
+        parts = [_plain_repr(v) for v in value]
+        if all(p is not None for p in parts):
+            return "(" + ", ".join(p for p in parts if p is not None) + ")"
+    return None
+
+
+def exception_message(exc: BaseException) -> str:
+    """What ``str(exc)`` would say for plain arguments, computed without calling ``exc``."""
+    args = _EXC_ARGS.__get__(exc)
+    if type(args) is not tuple:
+        return ""
+    if len(args) == 1 and type(args[0]) is str:
+        text: str = args[0]
+        if isinstance(exc, KeyError):
+            text = repr(text)
+        return text[:2000]
+    if not args:
+        return ""
+    parts = [_plain_repr(a) for a in args]
+    if any(p is None for p in parts):
+        return "<message not shown: it is not plain data>"
+    shown = [p for p in parts if p is not None]
+    return (shown[0] if len(shown) == 1 else "(" + ", ".join(shown) + ")")[:2000]
+
+
+def snippet_frames(exc: BaseException, filename: str) -> list[tuple[int, str]]:
+    """(line, function) of each traceback frame that runs the snippet's own code."""
+    frames: list[tuple[int, str]] = []
+    tb: TracebackType | None = _EXC_TB.__get__(exc)
+    while tb is not None and len(frames) < 1000:
+        code = tb.tb_frame.f_code
+        if code.co_filename == filename:
+            frames.append((tb.tb_lineno, code.co_name))
+        tb = tb.tb_next
+    return frames
+
+
+def format_traceback(
+    exc: BaseException, filename: str, source: str, kind_name: str, message: str
+) -> tuple[int | None, str]:
+    """The snippet's last line in the traceback and a traceback text of its frames only."""
+    frames = snippet_frames(exc, filename)
+    lines = source.splitlines()
+    out = ["Traceback (most recent call last):"]
+    previous: tuple[int, str] | None = None
+    repeats = 0
+    for frame in frames[-200:]:
+        if frame == previous:
+            repeats += 1
+            continue
+        if repeats:
+            out.append(f"  [previous frame repeated {repeats} more times]")
+            repeats = 0
+        previous = frame
+        lineno, func = frame
+        out.append(f'  File "{filename}", line {lineno}, in {func}')
+        if 0 < lineno <= len(lines):
+            out.append("    " + lines[lineno - 1].strip()[:200])
+    if repeats:
+        out.append(f"  [previous frame repeated {repeats} more times]")
+    out.append(f"{kind_name}: {message}" if message else kind_name)
+    return (frames[-1][0] if frames else None), "\n".join(out)
+
+
+def error_parts(
+    exc: BaseException, filename: str, source: str, recursion_max: int
+) -> tuple[str, str, str, str]:
+    """(kind slug, type name, message, traceback) for an exception raised by snippet code."""
+    if isinstance(exc, BudgetExceeded):
+        kind, name, message = "snippet-budget", "SnippetBudgetExceeded", exception_message(exc)
+    elif type(exc) is RecursionError:
+        kind, name = "snippet-budget", "RecursionError"
+        message = f"recursion deeper than about {recursion_max} calls"
+    elif type(exc) is MemoryError:
+        kind, name, message = "snippet-budget", "MemoryError", "memory budget exceeded"
+    elif isinstance(exc, NotPlainData):
+        kind, name, message = "task-failed", "TypeError", exception_message(exc)
+    else:
+        kind, name, message = "task-failed", type_name(exc), exception_message(exc)
+    line, text = format_traceback(exc, filename, source, name, message)
+    if line is not None and "line " not in message:
+        message = f"{message} (line {line})" if message else f"line {line}"
+    return kind, name, message, text

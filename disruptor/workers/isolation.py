@@ -1,0 +1,373 @@
+"""How a worker is confined: its environment, limits, user, scratch directory and sandbox.
+
+Rule: a worker sees only what this module hands it. Its environment is built from nothing (no
+variable of the peer's leaks, so no secret, token or ``DISRUPTOR_*`` setting); its limits are set
+before its first instruction runs (``prlimit``); a peer running as root never runs it as root but
+as a uid of its own (``setpriv``); and under bubblewrap it sees the bundle (read-only), its scratch
+directory, the Python runtime and system files (read-only), a private /tmp and /proc, no network,
+and nothing of the data directory. SECURITY.md states what each mode guarantees.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..bundles.manifest import AppManifest, WorkerLimits
+from ..errors import Unavailable
+from .settings import WorkerSettings
+
+MIB = 1024 * 1024
+# Where things appear inside the bubblewrap sandbox: neutral paths that reveal nothing of the host.
+SANDBOX_BUNDLE = "/bundle"
+SANDBOX_SCRATCH = "/scratch"
+SANDBOX_RUNTIME_DIR = "/opt/disruptor"
+SANDBOX_RUNTIME = SANDBOX_RUNTIME_DIR + "/worker.py"
+# The sandbox's own /tmp: a private tmpfs, not the host's.
+SANDBOX_TMP = "/tmp"  # noqa: S108
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Read-only system files a dynamically linked interpreter or tool may need; the rest of /etc
+# (passwords, keys, host configuration) stays invisible.
+SANDBOX_ETC = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/alternatives",
+    "/etc/ssl/certs",
+    "/etc/mime.types",
+)
+# Names a bundle may not set in its worker's environment: they belong to the peer.
+RESERVED_ENV_PREFIXES = ("DISRUPTOR_",)
+
+
+def choose_mode(settings: WorkerSettings) -> str:
+    """``"bwrap"`` or ``"plain"``, from the setting and what the machine has."""
+    wanted = settings.isolation
+    if wanted not in ("auto", "bwrap", "plain"):
+        raise Unavailable(f"workers.isolation must be auto, bwrap or plain, not {wanted!r}")
+    has_bwrap = sys.platform.startswith("linux") and shutil.which("bwrap") is not None
+    if wanted == "bwrap" and not has_bwrap:
+        raise Unavailable("workers.isolation is 'bwrap' but bubblewrap (bwrap) is not installed")
+    if wanted == "plain":
+        return "plain"
+    return "bwrap" if has_bwrap else "plain"
+
+
+def runs_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything needed to spawn one worker: argv, environment, cwd, and who it runs as."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: str
+    # The dedicated uid the worker runs as, or None when it runs as the peer's own user.
+    uid: int | None
+    mode: str
+
+
+class UidClaim:
+    """A uid held for one worker for as long as this object lives, machine-wide.
+
+    The claim is an abstract Unix socket named after the uid: binding it fails if any process on
+    the machine (any peer) holds the same uid, and the kernel releases it when we close it or die,
+    so there is no lock file to go stale.
+    """
+
+    def __init__(self, settings: WorkerSettings, rng: random.Random) -> None:
+        for _ in range(64):
+            uid = settings.worker_uid_base + rng.randrange(settings.worker_uid_count)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.bind(f"\0disruptor-worker-uid-{uid}")
+            except OSError:
+                sock.close()
+                continue
+            if processes_of_uid(uid):
+                sock.close()  # something already runs as this uid; never share it
+                continue
+            self.uid = uid
+            self._sock = sock
+            return
+        raise Unavailable("no free worker uid found; widen workers.worker_uid_count")
+
+    def release(self) -> None:
+        self._sock.close()
+
+
+def processes_of_uid(uid: int) -> list[int]:
+    """Pids whose real uid is ``uid`` (read from /proc; racy by nature, so callers loop)."""
+    pids: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return pids
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid:
+                            pids.append(int(entry))
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def prepare_scratch(path: Path, uid: int | None) -> Path:
+    """A fresh, private scratch directory for one worker, owned by the uid it runs as."""
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, mode=0o700)
+    if uid is not None:
+        os.chown(path, uid, uid)
+    return path
+
+
+def grant_search(path: Path, stop: Path) -> None:
+    """Let other users traverse (never list or read) the directories from ``stop`` to ``path``.
+
+    Needed in plain mode as root, where the worker's uid must reach its bundle and scratch inside
+    the data directory; the search bit alone reveals no names, and secrets stay 0600 files.
+    """
+    current = path.resolve()
+    stop = stop.resolve()
+    chain = [current, *current.parents]
+    for directory in chain:
+        mode = directory.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(directory, (mode & 0o7777) | 0o001)
+        if directory == stop:
+            break
+
+
+def open_tree_for_reading(root: Path) -> None:
+    """Let any user read (never write) a bundle's tree: its workers run under other uids.
+
+    A bundle is code shared with every peer, not a secret; what keeps other users away from it is
+    the data directory around it (and, under bubblewrap, that only the sandbox mounts it).
+    """
+    for dirpath, _dirnames, filenames in os.walk(root):
+        directory = Path(dirpath)
+        _add_mode(directory, 0o055)
+        for name in filenames:
+            path = directory / name
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                _add_mode(path, 0o044 | (0o011 if mode & 0o100 else 0))
+
+
+def _add_mode(path: Path, bits: int) -> None:
+    mode = path.stat().st_mode & 0o7777
+    if mode & bits != bits:
+        os.chmod(path, mode | bits)
+
+
+def worker_env(
+    manifest: AppManifest, bundle_dir: str, scratch_dir: str, tmp_dir: str
+) -> dict[str, str]:
+    """The whole environment of a worker: a fixed base plus the manifest's own variables."""
+    env = {
+        key: value
+        for key, value in manifest.worker.env.items()
+        if not key.startswith(RESERVED_ENV_PREFIXES)
+    }
+    env.update(
+        {
+            "PATH": SYSTEM_PATH,
+            "HOME": scratch_dir,
+            "TMPDIR": tmp_dir,
+            "LANG": "C.UTF-8",
+            "WORKER_BUNDLE_DIR": bundle_dir,
+            "WORKER_SCRATCH_DIR": scratch_dir,
+        }
+    )
+    return env
+
+
+def limit_args(limits: WorkerLimits) -> list[str]:
+    """``prlimit`` options for the manifest's limits (soft = hard, except CPU which warns first)."""
+    return [
+        f"--as={limits.memory_mb * MIB}",
+        f"--cpu={limits.cpu_s}:{limits.cpu_s + 5}",
+        f"--nofile={limits.open_files}",
+        f"--fsize={limits.file_mb * MIB}",
+        f"--nproc={limits.processes}",
+        "--core=0",
+    ]
+
+
+def drop_args(uid: int | None) -> list[str]:
+    """``setpriv`` options dropping to the worker's uid with no capabilities at all."""
+    if uid is None:
+        return ["setpriv", "--no-new-privs", "--"]
+    return [
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--no-new-privs",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    ]
+
+
+def python_for_workers(settings: WorkerSettings, plain_as_root: bool) -> str:
+    """The interpreter handler bundles run on; it must be reachable by the worker's user."""
+    configured = settings.python or sys.executable
+    real = os.path.realpath(configured)
+    if not plain_as_root or _others_can_execute(real):
+        return real
+    # A per-user interpreter (e.g. under /root) is unreachable by the worker's uid in plain mode;
+    # a system one serves the runtime (it needs only the standard library).
+    for candidate in ("/usr/local/bin/python3", "/usr/bin/python3"):
+        resolved = os.path.realpath(candidate)
+        if os.path.exists(resolved) and _others_can_execute(resolved):
+            return resolved
+    raise Unavailable(
+        f"the Python at {real} is not reachable by the worker user; install bubblewrap or set "
+        "workers.python to an interpreter all users can run"
+    )
+
+
+def _others_can_execute(path: str) -> bool:
+    p = Path(path)
+    try:
+        if not p.stat().st_mode & 0o001:
+            return False
+        return all(parent.stat().st_mode & 0o001 for parent in p.parents)
+    except OSError:
+        return False
+
+
+def _prefix_of(python: str) -> str:
+    if os.path.realpath(sys.executable) == python:
+        return os.path.realpath(sys.base_prefix)
+    return str(Path(python).parent.parent)
+
+
+def worker_argv(manifest: AppManifest, python: str, runtime: str, bundle_dir: str) -> list[str]:
+    """The worker program itself: the Python runtime for a handler, else the manifest's command."""
+    if manifest.worker.command is not None:
+        return list(manifest.worker.command)
+    # -I: ignore PYTHON* variables and user site, and keep the runtime's own directory off
+    # sys.path; -B: the bundle is read-only, so do not try to write bytecode into it.
+    return [python, "-I", "-B", runtime, bundle_dir]
+
+
+def plan_plain(
+    manifest: AppManifest,
+    settings: WorkerSettings,
+    *,
+    bundle_dir: Path,
+    scratch_dir: Path,
+    runtime: Path,
+    uid: int | None,
+) -> LaunchPlan:
+    python = python_for_workers(settings, plain_as_root=uid is not None)
+    program = worker_argv(manifest, python, str(runtime), str(bundle_dir))
+    argv = ["prlimit", *limit_args(manifest.limits), "--", *drop_args(uid), *program]
+    env = worker_env(manifest, str(bundle_dir), str(scratch_dir), str(scratch_dir))
+    return LaunchPlan(tuple(argv), env, str(bundle_dir), uid, "plain")
+
+
+def plan_bwrap(
+    manifest: AppManifest,
+    settings: WorkerSettings,
+    *,
+    bundle_dir: Path,
+    scratch_dir: Path,
+    runtime: Path,
+    uid: int | None,
+) -> LaunchPlan:
+    python = python_for_workers(settings, plain_as_root=False)
+    prefix = _prefix_of(python)
+    sandbox: list[str] = [
+        "bwrap",
+        "--die-with-parent",  # the sandbox dies with the peer
+        "--unshare-pid",  # its own pid 1: when it ends, every process inside ends
+        "--unshare-net",  # no network but its own loopback
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--new-session",  # no controlling terminal to inject keystrokes into
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
+    for link in ("bin", "lib", "lib32", "lib64", "sbin"):
+        target = os.readlink(f"/{link}") if os.path.islink(f"/{link}") else None
+        if target is not None:
+            sandbox += ["--symlink", target, f"/{link}"]
+        elif os.path.isdir(f"/{link}"):
+            sandbox += ["--ro-bind", f"/{link}", f"/{link}"]
+    for path in SANDBOX_ETC:
+        sandbox += ["--ro-bind-try", path, path]
+    if not prefix.startswith("/usr/"):
+        sandbox += [*_parent_dirs(prefix), "--ro-bind", prefix, prefix]
+    sandbox += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(settings.tmp_bytes_max),
+        "--tmpfs",
+        SANDBOX_TMP,
+        "--ro-bind",
+        str(bundle_dir),
+        SANDBOX_BUNDLE,
+        "--bind",
+        str(scratch_dir),
+        SANDBOX_SCRATCH,
+        *_parent_dirs(SANDBOX_RUNTIME_DIR),
+        "--ro-bind",
+        str(runtime.parent),
+        SANDBOX_RUNTIME_DIR,
+        "--chdir",
+        SANDBOX_BUNDLE,
+        "--clearenv",
+    ]
+    program = worker_argv(manifest, python, SANDBOX_RUNTIME, SANDBOX_BUNDLE)
+    argv = [*sandbox, "--", "prlimit", *limit_args(manifest.limits), "--", *drop_args(uid)]
+    argv += program
+    env = worker_env(manifest, SANDBOX_BUNDLE, SANDBOX_SCRATCH, SANDBOX_TMP)
+    return LaunchPlan(tuple(argv), env, "/", uid, "bwrap")
+
+
+def _parent_dirs(path: str) -> list[str]:
+    """bwrap options creating ``path``'s ancestors searchable by all (bwrap makes them 0700)."""
+    args: list[str] = []
+    for parent in reversed(Path(path).parents):
+        if str(parent) != "/":
+            args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
+def install_runtime(directory: Path) -> Path:
+    """Copy the Python worker runtime where every worker (any uid, any mode) can read it."""
+    source = Path(__file__).resolve().parent.parent / "worker.py"
+    directory.mkdir(parents=True, exist_ok=True)
+    # Readable by the worker uids: the runtime is code, not a secret.
+    os.chmod(directory, 0o755)  # noqa: S103
+    target = directory / "worker.py"
+    tmp = directory / "worker.py.tmp"
+    shutil.copyfile(source, tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    return target

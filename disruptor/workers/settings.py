@@ -1,0 +1,43 @@
+"""The worker pool's settings (``PeerConfig.workers``), each default explained where it is set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .framing import LINE_BYTES_MAX
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    # "auto": bubblewrap when ``bwrap`` is installed (Linux), else plain; "bwrap" insists on it
+    # (workers fail to start without it); "plain": process group, rlimits, dedicated uid only.
+    isolation: str = "auto"
+    # When the peer runs as root, each worker runs as its own uid drawn from this range (no
+    # passwd entry needed). A dedicated uid makes the process limit exact, keeps workers from
+    # signalling each other, and lets a stop kill everything that uid runs.
+    worker_uid_base: int = 2_000_000_000
+    worker_uid_count: int = 1 << 24
+    # Interpreter for ``handler`` bundles; empty means the one running the peer.
+    python: str = ""
+    # From spawn to the worker's ready line; a worker that stays silent longer is killed.
+    ready_timeout_s: float = 30.0
+    # From a shutdown message to the worker's exit, before it is killed.
+    drain_timeout_s: float = 10.0
+    # Items waiting for a worker on one bundle; beyond this a request is refused with 429.
+    queue_items_max: int = 100_000
+    # Items in one call to a worker: amortises the round trip without starving other workers.
+    batch_items_max: int = 256
+    # Restart backoff after a crash: doubles from initial to max, with jitter.
+    restart_backoff_initial_s: float = 0.1
+    restart_backoff_max_s: float = 10.0
+    # This many crashes within the window mark the bundle failed instead of restarting for ever.
+    crash_loop_crashes: int = 5
+    crash_loop_window_s: float = 60.0
+    # Lines of a worker's stderr kept for error messages (each cut to stderr_line_chars_max).
+    stderr_lines_kept: int = 20
+    stderr_line_chars_max: int = 500
+    # Warm workers one bundle may have on one peer.
+    workers_per_bundle_max: int = 64
+    # A worker's private /tmp under bubblewrap is a tmpfs of this size (it is memory).
+    tmp_bytes_max: int = 64 * 1024 * 1024
+    line_bytes_max: int = LINE_BYTES_MAX

@@ -1,0 +1,166 @@
+"""The dashboard in a real browser (Debian's chromium driven by Playwright) on a 3-peer cluster.
+
+Three real peer processes; the page must list all three, show a running job's progress moving,
+and turn a peer killed with SIGKILL dead within the gossip's detection time. A screenshot is left
+in ``test-artifacts/dashboard.png`` for people to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from disruptor.membership.config import preset
+from disruptor.membership.suspicion import suspicion_timeout_s
+
+from ..cluster import PeerProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+]
+
+# Each item busies a snippet host for a moment, so a job of many items runs for seconds and its
+# progress can be watched moving.
+SLOW_SNIPPET = """
+def handle(item):
+    total = 0
+    for i in range(item):
+        total += i % 7
+    return total
+"""
+ITEM_LOOPS = 150_000
+PAGE_WAIT_S = 30.0
+ALIVE_ROWS = "document.querySelectorAll('#peers-body tr[data-state=alive]')"
+
+
+def detection_bound_s(peers: int) -> float:
+    """Longest time the gossip may take to declare a crashed peer dead, plus the page's refresh.
+
+    Suspicion starts within a probe period or two and lasts at most ``suspicion_max_timeout_mult``
+    times the shortest suspicion timeout; the margin covers a loaded machine and the 1 s refresh.
+    """
+    cfg = preset("local")
+    longest = cfg.suspicion_max_timeout_mult * suspicion_timeout_s(
+        cfg.suspicion_mult, peers, cfg.probe_interval_s
+    )
+    return longest + 3 * cfg.probe_interval_s + 10.0
+
+
+def post_job(peer: PeerProcess, items: list[int]) -> str:
+    body = json.dumps(
+        {"snippet": SLOW_SNIPPET, "items": items, "chunk_size": 1, "wait": False}
+    ).encode()
+    request = urllib.request.Request(
+        peer.url + "/jobs",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {peer.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(json.loads(response.read())["id"])
+
+
+def until(page: Any, body: str, timeout_s: float = PAGE_WAIT_S) -> None:
+    """Wait, with a bound, for a condition on the page (a function body returning a boolean)."""
+    # A function, not a bare expression: the page's CSP forbids eval of strings.
+    page.wait_for_function(f"() => {{ {body} }}", timeout=timeout_s * 1000)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[list[PeerProcess]]:
+    home = tmp_path / "home"
+    home.mkdir()
+    peers: list[PeerProcess] = []
+    try:
+        first = PeerProcess(home, log_dir=tmp_path)
+        peers.append(first)
+        first.wait_ready()
+        for _ in range(2):
+            peers.append(PeerProcess(home, seeds=[first.address], log_dir=tmp_path))
+        for peer in peers:
+            peer.wait_ready()
+        yield peers
+    finally:
+        for peer in peers:
+            peer.stop()
+
+
+def test_dashboard_shows_the_cluster_live(cluster: list[PeerProcess]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    watched, _, victim = cluster
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(PAGE_WAIT_S * 1000)
+            # The token once in the URL becomes a cookie; the address bar is left clean.
+            page.goto(f"{watched.url}/?token={watched.token}")
+            assert page.url == watched.url + "/"
+
+            # All three peers listed, alive, each linked to its own page.
+            until(page, f"return {ALIVE_ROWS}.length === 3;")
+            for peer in cluster:
+                link = page.locator(f'#peers-body tr[data-address="{peer.address}"] a')
+                assert link.get_attribute("href") == peer.url + "/"
+            assert page.locator("#live").get_attribute("class") == "live on"
+
+            # A running job's progress moves (with no reload: the page is updated by events).
+            job = post_job(watched, [ITEM_LOOPS] * 120)
+            running = f"document.querySelector('#jobs-body tr[data-key=\"{job}\"]')"
+            finished = f"document.querySelector('#recent-body tr[data-key=\"{job}\"]')"
+            until(
+                page,
+                f"const r = {running}; return !!r && +r.dataset.done > 0"
+                " && +r.dataset.done < +r.dataset.total;",
+            )
+            before = int(
+                page.locator(f'#jobs-body tr[data-key="{job}"]').get_attribute("data-done") or 0
+            )
+            until(
+                page,
+                f"const r = {running}; return (!!r && +r.dataset.done > {before})"
+                f" || ({finished}?.children[2].textContent === 'completed');",
+            )
+            until(page, f"return {finished}?.children[2].textContent === 'completed';")
+
+            # A crashed peer turns dead on the page within the detection time.
+            victim.kill()
+            victim_row = f'#peers-body tr[data-address="{victim.address}"]'
+            until(
+                page,
+                f"return document.querySelector('{victim_row}')?.dataset.state === 'dead';",
+                timeout_s=detection_bound_s(3),
+            )
+            assert page.evaluate(f"() => {ALIVE_ROWS}.length") == 2
+
+            # The picture people look at: two alive, one dead, a job in flight, history charted.
+            job = post_job(watched, [ITEM_LOOPS] * 80)
+            running = f"document.querySelector('#jobs-body tr[data-key=\"{job}\"]')"
+            until(page, f"const r = {running}; return !!r && +r.dataset.done > 0;")
+            page.keyboard.press("Tab")  # keyboard focus lands somewhere visible
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            assert page.evaluate("() => document.activeElement !== document.body")
+        finally:
+            browser.close()

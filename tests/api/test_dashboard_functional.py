@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from disruptor.api.dashboard import HUB
+from disruptor.api.snapshot import SnapshotBuilder
+from disruptor.peer import Peer
+
+
+async def test_without_the_token_a_browser_is_sent_to_the_login_form(peer: Peer) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(peer.url + "/", allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == "/login"
+        async with s.get(peer.url + "/login") as r:
+            assert r.status == 200
+            page = await r.text()
+            assert 'action="/login"' in page and 'name="token"' in page
+        async with s.get(peer.url + "/static/dashboard.js") as r:
+            assert r.status == 200
+        for path in ("/events", "/dashboard/snapshot"):
+            async with s.get(peer.url + path) as r:
+                assert r.status == 401
+
+
+def browser_like() -> aiohttp.ClientSession:
+    # Like a browser, keep cookies set by a peer named by IP address.
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def test_login_form_sets_an_httponly_strict_cookie(peer: Peer) -> None:
+    async with browser_like() as s:
+        async with s.post(peer.url + "/login", data={"token": "wrong"}) as r:
+            assert r.status == 401
+            assert "not this cluster" in await r.text()
+            assert "disruptor_token" not in r.cookies
+        async with s.post(peer.url + "/login", data={"token": "x" * 5000}) as r:
+            assert r.status == 413
+        async with s.post(
+            peer.url + "/login", data={"token": peer.api_token}, allow_redirects=False
+        ) as r:
+            assert r.status == 303 and r.headers["Location"] == "/"
+            cookie = r.headers["Set-Cookie"]
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        # The session now holds the cookie: the page, the snapshot and the API open up.
+        async with s.get(peer.url + "/") as r:
+            assert r.status == 200
+            assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+            page = await r.text()
+            assert 'src="/static/dashboard.js"' in page
+            assert "http://" not in page and "https://" not in page  # nothing from elsewhere
+        async with s.get(peer.url + "/dashboard/snapshot") as r:
+            snapshot = await r.json()
+            assert snapshot["self"]["address"] == str(peer.address)
+            assert [p["address"] for p in snapshot["peers"] if p["self"]] == [str(peer.address)]
+        async with s.post(peer.url + "/logout", allow_redirects=False) as r:
+            assert r.status == 303
+        async with s.get(peer.url + "/dashboard/snapshot") as r:
+            assert r.status == 401
+
+
+async def test_token_in_the_url_once_becomes_a_cookie_and_leaves_the_url(peer: Peer) -> None:
+    async with browser_like() as s:
+        url = f"{peer.url}/?view=peers&token={peer.api_token}"
+        async with s.get(url, allow_redirects=False) as r:
+            assert r.status == 303
+            assert r.headers["Location"] == "/?view=peers"
+            assert "HttpOnly" in r.headers["Set-Cookie"]
+        async with s.get(peer.url + "/dashboard/snapshot") as r:
+            assert r.status == 200
+        async with s.get(peer.url + "/?token=nope") as r:
+            assert r.status == 401
+
+
+async def _events(session: aiohttp.ClientSession, url: str, count: int) -> list[bytes]:
+    got: list[bytes] = []
+    async with session.get(url + "/events") as r:
+        assert r.headers["Content-Type"] == "text/event-stream"
+        async for line in r.content:
+            if line.startswith(b"data: "):
+                got.append(line)
+                if len(got) == count:
+                    break
+    return got
+
+
+async def test_open_browsers_share_one_snapshot_per_interval(peer: Peer) -> None:
+    hub = peer._runner.app[HUB]  # type: ignore[union-attr]
+    auth = {"Authorization": f"Bearer {peer.api_token}"}
+    async with aiohttp.ClientSession(headers=auth) as s:
+        streams = await asyncio.wait_for(
+            asyncio.gather(*(_events(s, peer.url, 3) for _ in range(3))), timeout=30
+        )
+    for events in streams:
+        body = json.loads(events[-1].removeprefix(b"data: "))
+        assert body["self"]["address"] == str(peer.address)
+    # Nine events went out; the snapshots were built about once a second, not once per browser.
+    assert hub.builds <= 5
+    # Nobody watching: the streams end on their next write and building stops.
+    await asyncio.wait_for(_until(lambda: hub.listeners == 0), timeout=15)
+    builds = hub.builds
+    await asyncio.sleep(1.5)  # nothing to wait on: we are checking that nothing happens
+    assert hub.builds <= builds + 1
+
+
+async def test_stopping_the_peer_ends_open_event_streams(peer: Peer) -> None:
+    auth = {"Authorization": f"Bearer {peer.api_token}"}
+    async with aiohttp.ClientSession(headers=auth) as s, s.get(peer.url + "/events") as r:
+        await r.content.readline()
+        await asyncio.wait_for(peer.stop(), timeout=10)
+        rest = await asyncio.wait_for(r.content.read(), timeout=10)
+        assert isinstance(rest, bytes)
+
+
+async def _until(condition: object) -> None:
+    assert callable(condition)
+    while not condition():
+        await asyncio.sleep(0.05)
+
+
+def test_snapshot_of_a_bare_peer_names_the_missing_parts(peer: Peer) -> None:
+    snapshot = SnapshotBuilder(peer).build()
+    json.dumps(snapshot)
+    assert snapshot["self"]["cluster"] == peer.config.cluster_name
+    assert snapshot["peers"][0]["state"] == "alive"

@@ -1,0 +1,100 @@
+"""Helpers for the job tests: in-process clusters, a small test bundle, bounded waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from disruptor.address import Address
+from disruptor.client import AsyncClient
+from disruptor.config import PeerConfig
+from disruptor.home import Home
+from disruptor.jobs.settings import JobsSettings
+from disruptor.peer import Peer
+
+from ..cluster import free_port
+
+CONVERGE_TIMEOUT_S = 30.0
+
+# A handler that sleeps when asked (so a test can catch a job mid-way) and says where it ran.
+SLOW_HANDLER = """
+import os
+import time
+
+
+def handle(item):
+    time.sleep(item.get("sleep", 0))
+    return {"x": item["x"] * 2, "pid": os.getpid()}
+"""
+
+SLOW_MANIFEST = """
+name = "slow"
+version = "1.0.0"
+
+[worker]
+handler = "slow:handle"
+count = 2
+timeout_s = 30
+"""
+
+
+def write_slow_bundle(root: Path) -> Path:
+    app = root / "slow-app"
+    app.mkdir(parents=True, exist_ok=True)
+    (app / "bundle.toml").write_text(SLOW_MANIFEST)
+    (app / "slow.py").write_text(SLOW_HANDLER)
+    return app
+
+
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]], timeout_s: float, what: str
+) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+@asynccontextmanager
+async def open_cluster(
+    home: Home, count: int = 3, jobs: JobsSettings | None = None
+) -> AsyncIterator[list[Peer]]:
+    """``count`` peers in this event loop, seeded from the first, all seeing each other."""
+    ports = [free_port() for _ in range(count)]
+    first = Address("127.0.0.1", ports[0])
+    peers: list[Peer] = []
+    try:
+        for port in ports:
+            config = PeerConfig(
+                address=Address("127.0.0.1", port),
+                seeds=() if port == ports[0] else (first,),
+                home=home.root,
+            )
+            if jobs is not None:
+                config = replace(config, jobs=jobs)
+            peer = Peer(config)
+            await peer.start()
+            peers.append(peer)
+        await eventually(
+            lambda: all(p.jobs is not None and len(p.jobs.live_peers()) == count for p in peers),
+            CONVERGE_TIMEOUT_S,
+            f"{count} peers to see each other",
+        )
+        yield peers
+    finally:
+        for peer in reversed(peers):
+            await peer.stop()
+
+
+def client_for(peers: list[Peer], home: Home) -> AsyncClient:
+    return AsyncClient([str(p.address) for p in peers], home=home)

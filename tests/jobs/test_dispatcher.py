@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+import ast
+import random
+from collections import Counter
+from pathlib import Path
+
+from disruptor.jobs import dispatcher as dispatcher_module
+from disruptor.jobs.dispatcher import (
+    PLACEMENTS_MAX,
+    Abandon,
+    Action,
+    Delivered,
+    Dispatcher,
+    Finished,
+    Run,
+    chunk_size_for,
+)
+from disruptor.jobs.model import JobOptions, JobState
+from disruptor.jobs.policies import PeerView
+from disruptor.outcome import ItemOutcome
+
+PEERS = [PeerView("a:1"), PeerView("b:1"), PeerView("c:1")]
+
+
+def runs(actions: list[Action]) -> list[Run]:
+    return [a for a in actions if isinstance(a, Run)]
+
+
+def ok(run: Run) -> list[ItemOutcome]:
+    return [ItemOutcome(value=i * 10) for i in run.indexes]
+
+
+def finished(actions: list[Action]) -> JobState | None:
+    states = [a.state for a in actions if isinstance(a, Finished)]
+    return states[-1] if states else None
+
+
+def test_splits_by_chunk_size_and_collates_in_order() -> None:
+    d = Dispatcher("j", 10, JobOptions(policy="round-robin", chunk_size=3), random.Random(0))
+    out = runs(d.start(0.0, PEERS))
+    assert [list(r.indexes) for r in out] == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert [r.peer for r in out] == ["a:1", "b:1", "c:1", "a:1"]
+    actions: list[Action] = []
+    for run in reversed(out):  # results arrive in any order
+        actions += d.on_result(1.0, run.task_id, run.attempt, ok(run), run.peer)
+    assert finished(actions) is JobState.COMPLETED
+    assert [o.value for o in d.results.outcomes() if o] == [i * 10 for i in range(10)]
+    assert [o.peer for o in d.results.outcomes() if o][:4] == ["a:1"] * 3 + ["b:1"]
+
+
+def test_automatic_chunking() -> None:
+    assert chunk_size_for(10_000, 3) == 834
+    assert chunk_size_for(10, 3) == 1
+    assert chunk_size_for(10**7, 2) == 1000
+
+
+def test_empty_job_finishes_at_once() -> None:
+    d = Dispatcher("j", 0, JobOptions(), random.Random(0))
+    assert finished(d.start(0.0, PEERS)) is JobState.COMPLETED
+
+
+def test_window_bounds_attempts_out_at_once() -> None:
+    d = Dispatcher("j", 1000, JobOptions(chunk_size=1), random.Random(0))
+    first = runs(d.start(0.0, [PeerView("a:1")]))
+    assert len(first) == 4
+    more = runs(d.on_result(1.0, first[0].task_id, 1, ok(first[0]), "a:1"))
+    assert len(more) == 1
+
+
+def test_dead_peer_tasks_are_placed_elsewhere_and_each_item_delivered_once() -> None:
+    d = Dispatcher("j", 6, JobOptions(policy="round-robin", chunk_size=1), random.Random(0))
+    out = runs(d.start(0.0, PEERS))
+    on_b = [r for r in out if r.peer == "b:1"]
+    assert on_b
+    replaced = runs(d.on_peers(1.0, [PEERS[0], PEERS[2]]))
+    assert sorted(r.task_id for r in replaced) == sorted(r.task_id for r in on_b)
+    assert all(r.peer != "b:1" and r.attempt == 2 for r in replaced)
+    delivered: list[int] = []
+    # The dead peer's late answer arrives first; then the re-placed attempts answer too.
+    for run in on_b + [r for r in out if r.peer != "b:1"] + replaced:
+        for action in d.on_result(2.0, run.task_id, run.attempt, ok(run), run.peer):
+            if isinstance(action, Delivered):
+                delivered += action.indexes
+    assert sorted(delivered) == list(range(6))
+    assert Counter(delivered).most_common(1)[0][1] == 1
+    assert d.state is JobState.COMPLETED
+
+
+def test_late_earlier_attempt_wins_and_abandons_the_later_one() -> None:
+    d = Dispatcher("j", 1, JobOptions(), random.Random(0))
+    (first,) = runs(d.start(0.0, PEERS))
+    (second,) = runs(d.on_attempt_failed(1.0, first.task_id, 1, "connection reset"))
+    actions = d.on_result(2.0, first.task_id, 1, ok(first), first.peer)
+    assert Abandon(second.task_id, 2, second.peer) in actions
+    assert finished(actions) is JobState.COMPLETED
+    assert d.on_result(3.0, second.task_id, 2, ok(second), second.peer) == []
+
+
+def test_timeout_abandons_and_replaces() -> None:
+    d = Dispatcher("j", 1, JobOptions(timeout_s=1.0), random.Random(0))
+    (first,) = runs(d.start(0.0, PEERS))
+    assert d.next_wakeup() == 1.0 + dispatcher_module.ATTEMPT_GRACE_S
+    assert d.on_tick(2.0) == []
+    actions = d.on_tick(10.0)
+    assert Abandon(first.task_id, 1, first.peer) in actions
+    (second,) = runs(actions)
+    assert second.peer != first.peer
+
+
+def test_overloaded_backs_off_without_counting_a_loss() -> None:
+    d = Dispatcher("j", 1, JobOptions(), random.Random(0))
+    (first,) = runs(d.start(0.0, [PeerView("a:1")]))
+    assert d.on_attempt_failed(0.0, first.task_id, 1, "busy", retry_after_s=2.0) == []
+    assert d.next_wakeup() == 2.0
+    (again,) = runs(d.on_tick(2.0))
+    assert again.peer == "a:1" and d.tasks[again.task_id].placements == 0
+
+
+def test_a_task_lost_too_often_reports_peer_unreachable() -> None:
+    d = Dispatcher("j", 2, JobOptions(chunk_size=2), random.Random(0))
+    (run,) = runs(d.start(0.0, [PeerView("a:1")]))
+    for _ in range(PLACEMENTS_MAX - 1):
+        (run,) = runs(d.on_attempt_failed(1.0, run.task_id, run.attempt, "refused"))
+    actions = d.on_attempt_failed(1.0, run.task_id, run.attempt, "refused")
+    assert finished(actions) is JobState.COMPLETED
+    errors = [o.error for o in d.results.outcomes() if o]
+    assert [e.kind for e in errors if e] == ["peer-unreachable"] * 2
+
+
+def test_crashed_items_are_retried_alone_up_to_the_limit() -> None:
+    d = Dispatcher("j", 3, JobOptions(chunk_size=3, retries=1), random.Random(0))
+    (run,) = runs(d.start(0.0, PEERS))
+    crash = ItemOutcome.failure("worker-crashed", "WorkerCrashed", "exit -9")
+    actions = d.on_result(1.0, run.task_id, 1, [ItemOutcome(value=0), crash, crash], run.peer)
+    (retry,) = runs(actions)
+    assert list(retry.indexes) == [1, 2]
+    actions = d.on_result(2.0, retry.task_id, 1, [ItemOutcome(value=1), crash], retry.peer)
+    assert finished(actions) is JobState.COMPLETED
+    outcomes = d.results.outcomes()
+    assert [o.value for o in outcomes if o and o.ok] == [0, 1]
+    assert outcomes[2] is not None and outcomes[2].error is not None
+    assert d.retried == 2
+
+
+def test_fail_fast_stops_at_first_item_error() -> None:
+    d = Dispatcher("j", 4, JobOptions(chunk_size=1, fail_fast=True), random.Random(0))
+    out = runs(d.start(0.0, PEERS))
+    bad = ItemOutcome.failure("task-failed", "ValueError", "no")
+    actions = d.on_result(1.0, out[0].task_id, 1, [bad], out[0].peer)
+    assert finished(actions) is JobState.FAILED
+    assert {(a.task_id, a.peer) for a in actions if isinstance(a, Abandon)} == {
+        (r.task_id, r.peer) for r in out[1:]
+    }
+
+
+def test_cancel_abandons_everything_out() -> None:
+    d = Dispatcher("j", 5, JobOptions(chunk_size=1), random.Random(0))
+    out = runs(d.start(0.0, PEERS))
+    actions = d.cancel(1.0)
+    assert finished(actions) is JobState.CANCELLED
+    assert len([a for a in actions if isinstance(a, Abandon)]) == len(out)
+    assert d.on_result(2.0, out[0].task_id, 1, ok(out[0]), out[0].peer) == []
+    assert d.cancel(3.0) == []
+
+
+def test_broadcast_runs_the_whole_job_once_on_every_peer() -> None:
+    d = Dispatcher("j", 3, JobOptions(policy="broadcast"), random.Random(0))
+    out = runs(d.start(0.0, PEERS))
+    assert sorted(r.peer for r in out) == ["a:1", "b:1", "c:1"]
+    assert all(list(r.indexes) == [0, 1, 2] for r in out)
+    actions: list[Action] = []
+    for run in out:
+        actions += d.on_result(1.0, run.task_id, 1, ok(run), run.peer)
+    assert finished(actions) is JobState.COMPLETED
+    results = d.results.outcomes()
+    assert [o.peer for o in results if o] == ["a:1", "b:1", "c:1"]
+    assert all(o and o.value == [{"value": 0}, {"value": 10}, {"value": 20}] for o in results)
+
+
+def test_broadcast_peer_lost_reports_its_one_error() -> None:
+    d = Dispatcher("j", 1, JobOptions(policy="broadcast"), random.Random(0))
+    out = runs(d.start(0.0, PEERS))
+    d.on_peers(1.0, PEERS[:2])
+    for run in out[:2]:
+        d.on_result(1.0, run.task_id, 1, ok(run), run.peer)
+    assert d.state is JobState.COMPLETED
+    last = d.results.outcomes()[2]
+    assert last is not None and last.error is not None and last.peer == "c:1"
+
+
+def test_target_peer_count_uses_only_that_many_and_tops_up_on_loss() -> None:
+    peers = [PeerView(f"p{i}:1", load=float(i)) for i in range(5)]
+    d = Dispatcher("j", 40, JobOptions(chunk_size=1, peer_count=2), random.Random(0))
+    used = {r.peer for r in runs(d.start(0.0, peers))}
+    assert used == {"p0:1", "p1:1"}
+    replaced = runs(d.on_peers(1.0, [p for p in peers if p.address != "p0:1"]))
+    assert {r.peer for r in replaced} <= {"p1:1", "p2:1"}
+
+
+def test_random_faults_every_item_exactly_once() -> None:
+    """A small simulation: peers die and return, answers come late, twice, or never."""
+    for seed in range(30):
+        rng = random.Random(seed)
+        peers = [PeerView(f"p{i}:1") for i in range(4)]
+        d = Dispatcher("j", 97, JobOptions(chunk_size=rng.randint(1, 9)), random.Random(seed))
+        out = runs(d.start(0.0, peers))
+        delivered: list[int] = []
+        now = 0.0
+        for _ in range(10_000):
+            if d.state.finished:
+                break
+            now += 1.0
+            live = [p for p in peers if rng.random() > 0.2] or peers[:1]
+            actions: list[Action] = list(d.on_peers(now, live))
+            if out:
+                run = out.pop(rng.randrange(len(out)))
+                roll = rng.random()
+                if roll < 0.1:
+                    actions += d.on_attempt_failed(now, run.task_id, run.attempt, "refused")
+                elif roll < 0.2:
+                    out.append(run)  # arrives again later
+                    actions += d.on_result(now, run.task_id, run.attempt, ok(run), run.peer)
+                elif roll < 0.95:
+                    actions += d.on_result(now, run.task_id, run.attempt, ok(run), run.peer)
+            actions += d.on_tick(now)
+            out += runs(actions)
+            delivered += [i for a in actions if isinstance(a, Delivered) for i in a.indexes]
+        assert d.state is JobState.COMPLETED, f"seed {seed}"
+        assert sorted(delivered) == list(range(97)), f"seed {seed}"
+
+
+def test_sans_io_modules_import_no_io() -> None:
+    forbidden = {"asyncio", "aiohttp", "socket", "subprocess", "time"}
+    for name in ("model", "policies", "dispatcher"):
+        path = Path(dispatcher_module.__file__).with_name(f"{name}.py")
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert not {a.name.split(".")[0] for a in node.names} & forbidden, name
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert node.module.split(".")[0] not in forbidden, name
+            # Only a passed-in random.Random instance, never the module's shared generator.
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "random"
+            ):
+                assert node.attr == "Random", f"{name} uses random.{node.attr}"

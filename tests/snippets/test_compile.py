@@ -1,0 +1,88 @@
+"""Compiling: size cap first, RestrictedPython's verdict, the budget's rewrites, the cache."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from disruptor.errors import InvalidName, PayloadTooLarge, SnippetRejected
+from disruptor.snippets.compile import (
+    BudgetPolicy,
+    CodeCache,
+    check_sha1,
+    compile_snippet,
+    snippet_filename,
+    snippet_sha1,
+)
+
+
+def rewritten(source: str) -> str:
+    tree = ast.parse(source)
+    BudgetPolicy().visit(tree)
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def test_source_is_refused_by_size_before_parsing() -> None:
+    with pytest.raises(PayloadTooLarge):
+        compile_snippet("x = 1\n" * 2000, "0" * 40, source_bytes_max=1000)
+
+
+def test_syntax_errors_are_rejected_with_their_line() -> None:
+    with pytest.raises(SnippetRejected, match="Line 2"):
+        compile_snippet("x = 1\ndef handle(:\n", "0" * 40, 10_000)
+
+
+def test_pathological_nesting_is_rejected_not_crashing() -> None:
+    with pytest.raises(SnippetRejected):
+        compile_snippet("x = " + "(" * 5000 + ")" * 5000, "0" * 40, 100_000)
+
+
+def test_filename_is_the_sha1() -> None:
+    sha1 = snippet_sha1("def handle(item):\n    return item\n")
+    code = compile_snippet("def handle(item):\n    return item\n", sha1, 10_000)
+    assert code.co_filename == snippet_filename(sha1) == f"<snippet {sha1}>"
+
+
+def test_loops_and_comprehensions_tick() -> None:
+    text = rewritten("for i in x:\n    pass\nwhile y:\n    pass\nz = [a for a in b]\n")
+    assert text.count("_tick_()") == 3
+
+
+def test_functions_tick_only_when_they_can_call_back_into_snippet_code() -> None:
+    assert "_tick_" not in rewritten("def f(x):\n    return x * 2 + 1\n")
+    assert "_tick_" in rewritten("def f(x):\n    return f(x)\n")
+    assert "_tick_" in rewritten("def f(x):\n    return x == 1\n")
+    assert "_tick_" in rewritten("g = lambda x: g(x)\n")
+
+
+def test_dangerous_operators_are_routed_small_constants_are_not() -> None:
+    text = rewritten("a = x * y\nb = x * 2\nc = x ** y\nd = x ** 2\ne = x << y\nf = '%d' % x\n"
+                     "g = x % 3\nh = f'{x:>{n}}'\n")
+    assert "_mul_(x, y)" in text and "x * 2" in text
+    assert "_pow_(x, y)" in text and "x ** 2" in text
+    assert "_lshift_(x, y)" in text
+    assert "_mod_('%d', x)" in text and "x % 3" in text
+    assert "_format_value_(x, -1" in text
+    # A large constant is not "small": [0] * 10**10 and 'x' * 100000 are checked.
+    assert "_mul_" in rewritten("a = [0] * 100000\n")
+
+
+def test_cache_hits_by_sha1_and_evicts_least_recently_used() -> None:
+    cache = CodeCache(capacity=2)
+    sources = [f"def handle(item):\n    return {n}\n" for n in range(3)]
+    names = [snippet_sha1(s) for s in sources]
+    first = cache.get(sources[0], names[0], 10_000)
+    assert cache.get(sources[0], names[0], 10_000) is first
+    assert (cache.hits, cache.misses) == (1, 1)
+    cache.get(sources[1], names[1], 10_000)
+    cache.get(sources[2], names[2], 10_000)
+    assert cache.get(sources[0], names[0], 10_000) is not first
+    assert cache.misses == 4
+
+
+def test_sha1_names_are_checked() -> None:
+    assert check_sha1("a" * 40) == "a" * 40
+    for bad in ("A" * 40, "a" * 39, "../" + "a" * 37, ""):
+        with pytest.raises(InvalidName):
+            check_sha1(bad)

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from disruptor.address import Address
+from disruptor.config import PeerConfig
+from disruptor.histogram import LatencyHistogram
+from disruptor.metrics import Metrics, metric_kind, metric_name, reading
+
+PROMTOOL = shutil.which("promtool")
+
+
+def promtool_check(text: bytes) -> None:
+    """``promtool check metrics`` must accept the exposition with no lint problem."""
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    done = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+
+
+@dataclass
+class FakeJobStats:
+    submitted: int = 7
+    completed: int = 5
+    failed: int = 1
+    running: int = 1
+    items_completed: int = 40
+    items_failed: int = 2
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+
+@dataclass
+class FakePoolStats:
+    workers_running: int = 3
+    restarts: int = 2
+    crashes: int = 4
+    tasks_done: int = 30
+    cpu_ms: float = 1500.0
+    name: str = "not a number"
+
+
+@dataclass
+class FakeMember:
+    address: Address
+    state: str
+
+
+class FakeMembership:
+    stats = SimpleNamespace()  # not a dataclass: skipped
+
+    def members(self) -> list[FakeMember]:
+        return [
+            FakeMember(Address("127.0.0.1", 1), "alive"),
+            FakeMember(Address("127.0.0.1", 2), "alive"),
+            FakeMember(Address("127.0.0.1", 3), "dead"),
+        ]
+
+
+class BrokenStore:
+    def list(self) -> list[Any]:
+        raise RuntimeError("disk on fire")
+
+
+def fake_peer() -> SimpleNamespace:
+    jobs_stats = FakeJobStats()
+    for seconds in (0.002, 0.3, 0.3, 4.0):
+        jobs_stats.latency.observe(seconds)
+    return SimpleNamespace(
+        address=Address("127.0.0.1", 9),
+        config=PeerConfig(cluster_name="blue"),
+        membership=FakeMembership(),
+        store=BrokenStore(),
+        pool=SimpleNamespace(stats=FakePoolStats()),
+        snippets=SimpleNamespace(stats=SimpleNamespace(items=12)),
+        jobs=SimpleNamespace(stats=jobs_stats),
+    )
+
+
+def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_kinds_and_names_follow_the_fields() -> None:
+    assert metric_kind("restarts", {}) == "counter"
+    assert metric_kind("workers_running", {}) == "gauge"
+    assert metric_kind("bytes_stored", {}) == "gauge"
+    assert metric_kind("gossip_bytes_sent", {}) == "counter"
+    assert metric_kind("restarts", {"metric": "gauge"}) == "gauge"
+    assert metric_name("membership", "probe_rtt_ms") == (
+        "disruptor_membership_probe_rtt_seconds",
+        0.001,
+    )
+    assert metric_name("jobs", "submitted_total") == ("disruptor_jobs_submitted", 1.0)
+
+
+def test_parts_stats_become_metrics_and_a_broken_part_is_skipped(caplog: Any) -> None:
+    peer = fake_peer()
+    text = Metrics(peer).render()
+    got = samples(text)
+    assert got[("disruptor_members", (("state", "alive"),))] == 2
+    assert got[("disruptor_members", (("state", "dead"),))] == 1
+    assert got[("disruptor_members", (("state", "suspect"),))] == 0
+    assert got[("disruptor_jobs_submitted_total", ())] == 7
+    assert got[("disruptor_jobs_running", ())] == 1
+    assert got[("disruptor_jobs_latency_seconds_count", ())] == 4
+    assert got[("disruptor_jobs_latency_seconds_bucket", (("le", "0.5"),))] == 3
+    assert got[("disruptor_jobs_latency_seconds_sum", ())] == pytest.approx(4.602)
+    assert got[("disruptor_workers_restarts_total", ())] == 2
+    assert got[("disruptor_workers_workers_running", ())] == 3
+    assert got[("disruptor_workers_cpu_seconds_total", ())] == pytest.approx(1.5)
+    assert not any(name.startswith("disruptor_bundles") for name, _ in got)
+    info = next(k for k in got if k[0] == "disruptor_peer_info")
+    assert ("cluster", "blue") in info[1]
+    assert "disk on fire" in caplog.text
+    promtool_check(text)
+
+
+def test_each_peer_has_its_own_registry() -> None:
+    a, b = fake_peer(), fake_peer()
+    b.jobs.stats.submitted = 99
+    assert samples(Metrics(a).render())[("disruptor_jobs_submitted_total", ())] == 7
+    assert samples(Metrics(b).render())[("disruptor_jobs_submitted_total", ())] == 99
+
+
+def test_the_chart_reads_job_stats_or_falls_back_to_http_timings() -> None:
+    # Jobs and latency from the job runner; items as run here by workers (30) and snippets (12).
+    peer = fake_peer()
+    metrics = Metrics(peer)
+    assert dataclasses.astuple(reading(peer, metrics.http)) == (6, 42, 4, pytest.approx(4.602))
+    bare = SimpleNamespace(address=Address("127.0.0.1", 9), config=PeerConfig())
+    metrics = Metrics(bare)
+    metrics.http.record("POST", "/jobs", 200, 0.5)
+    metrics.http.record("POST", "/jobs", 200, 1.5)
+    metrics.http.record("GET", "/health", 200, 0.1)
+    got = reading(bare, metrics.http)
+    assert (got.jobs_done, got.latency_count, got.latency_sum_s) == (2, 2, 2.0)
