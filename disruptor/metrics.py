@@ -46,11 +46,13 @@ PARTS: tuple[tuple[str, str], ...] = (
     ("store", "bundles"),
     ("pool", "workers"),
     ("snippets", "snippets"),
-    ("snippets.hosts", "snippet_hosts"),
     ("jobs", "jobs"),
 )
 MEMBER_STATES = ("alive", "suspect", "dead", "left")
 SAMPLE_INTERVAL_S = 1.0
+# Stats fields left out because the collector exports the same figure under a clearer name
+# (disruptor_bundles_held and disruptor_bundles_held_bytes, read from the store's listing).
+DERIVED = frozenset({("bundles", "bundles"), ("bundles", "bytes_stored")})
 
 # Stats fields that hold a current level rather than a running count. A part may also say so
 # itself with ``field(metadata={"metric": "gauge"})`` (or "counter"), and give ``"help"``.
@@ -106,7 +108,8 @@ def metric_kind(name: str, metadata: Any) -> str:
 
 def metric_name(part: str, field_name: str) -> tuple[str, float]:
     """The exported name for a stats field and the factor its value is scaled by (base units)."""
-    name = field_name.removesuffix("_total")
+    # workers.workers_running is disruptor_workers_running, not disruptor_workers_workers_running.
+    name = field_name.removesuffix("_total").removeprefix(part + "_")
     scale = 1.0
     if name.endswith("_ms"):
         name, scale = name[: -len("_ms")] + "_seconds", 0.001
@@ -139,6 +142,8 @@ def stats_families(part: str, stats: Any) -> Iterator[Metric]:
     if not dataclasses.is_dataclass(stats):
         return
     for f in dataclasses.fields(stats):
+        if (part, f.name) in DERIVED:
+            continue
         value = getattr(stats, f.name, None)
         help_text = str(f.metadata.get("help", f"{part} {f.name.replace('_', ' ')}"))
         if isinstance(value, LatencyHistogram):

@@ -120,7 +120,7 @@ def test_parts_stats_become_metrics_and_a_broken_part_is_skipped(caplog: Any) ->
     assert got[("disruptor_jobs_latency_seconds_bucket", (("le", "0.5"),))] == 3
     assert got[("disruptor_jobs_latency_seconds_sum", ())] == pytest.approx(4.602)
     assert got[("disruptor_workers_restarts_total", ())] == 2
-    assert got[("disruptor_workers_workers_running", ())] == 3
+    assert got[("disruptor_workers_running", ())] == 3
     assert got[("disruptor_workers_cpu_seconds_total", ())] == pytest.approx(1.5)
     assert not any(name.startswith("disruptor_bundles") for name, _ in got)
     info = next(k for k in got if k[0] == "disruptor_peer_info")

@@ -27,6 +27,7 @@ from aiohttp import web
 from ..bundles.signing import SignedManifest
 from ..bundles.store import BundleInfo, validate_sha1
 from ..errors import (
+    DigestMismatch,
     DisruptorError,
     Forbidden,
     InvalidName,
@@ -150,7 +151,9 @@ async def _put(request: web.Request, store: BundleStore, sha1: str) -> web.Respo
     manifest = _manifest_from(request, store)
     if manifest is not None:
         if manifest.sha1 != sha1:
-            raise InvalidPayload("the signed manifest names another bundle than the URL")
+            raise DigestMismatch(
+                f"the URL names {sha1} but the signed manifest names {manifest.sha1}"
+            )
         # Refuse a bad or untrusted signature before reading a byte of the body.
         store.check_signer(manifest)
     if store.has(sha1):

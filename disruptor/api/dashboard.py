@@ -25,6 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..errors import Overloaded
 from .auth import API_TOKEN, TOKEN_COOKIE, is_authorized
 from .context import PEER
 from .snapshot import SnapshotBuilder
@@ -33,6 +34,9 @@ log = logging.getLogger("disruptor.dashboard")
 
 STATIC_DIR = Path(__file__).parent / "static"
 EVENT_INTERVAL_S = 1.0
+# Open event streams per peer: each holds a connection and a task; dashboards are for people, and
+# a few dozen people watching one peer is plenty.
+EVENT_STREAMS_MAX = 64
 LOGIN_FORM_BYTES_MAX = 4096
 # The page loads only its own files; nothing external, no inline script.
 CSP = (
@@ -64,10 +68,12 @@ class SnapshotHub:
         return b"event: snapshot\ndata: " + body.encode() + b"\n\n"
 
     async def listen(self) -> _Listener:
-        self._listeners += 1
+        if self._listeners >= EVENT_STREAMS_MAX:
+            raise Overloaded(f"at most {EVENT_STREAMS_MAX} dashboards may watch one peer at once")
         if self._task is None and not self.closed:
             self._latest = self.encode()
             self._task = asyncio.create_task(self._run(), name="dashboard-events")
+        self._listeners += 1
         return _Listener(self)
 
     def _leave(self) -> None:
@@ -193,6 +199,7 @@ async def get_snapshot(request: web.Request) -> web.Response:
 
 async def get_events(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
+    listener = await hub.listen()
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -200,8 +207,8 @@ async def get_events(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    await response.prepare(request)
-    with await hub.listen() as stream:
+    with listener as stream:
+        await response.prepare(request)
         sent = b""
         try:
             # Tell the browser to reconnect after 2 s if the stream drops.

@@ -158,9 +158,11 @@ async def post_jobs(request: web.Request) -> web.StreamResponse:
         raise InvalidPayload("'reduce' must be snippet source text")
     stream = _bool(body, "stream", False) or NDJSON in request.headers.get("Accept", "")
     wait = _bool(body, "wait", True)
-    job = runner_of(request).submit(
-        work, items, options, reduce=reduce, idempotency_key=idempotency_key(request)
-    )
+    runner = runner_of(request)
+    key = idempotency_key(request)
+    if key is None or runner.by_key(key) is None:
+        work = await runner.prepare(work)
+    job = runner.submit(work, items, options, reduce=reduce, idempotency_key=key)
     if not wait:
         return web.json_response({"id": job.job_id, "state": job.state.value}, status=202)
     if stream:

@@ -34,13 +34,21 @@ ROUNDS = 3
 
 
 async def fetch_bundle(store: BundleStore, sha1: str, sources: Sequence[Address]) -> None:
+    store.stats.fetches += 1
+    try:
+        await _fetch(store, sha1, sources)
+    except BaseException:
+        store.stats.fetch_failures += 1
+        raise
+
+
+async def _fetch(store: BundleStore, sha1: str, sources: Sequence[Address]) -> None:
     if not sources:
         raise NotFound(f"bundle {sha1}: no peer to fetch it from")
     timeout = aiohttp.ClientTimeout(total=store.limits.fetch_timeout_s, sock_connect=5.0)
     upload = store.begin_upload(sha1)
     manifest: SignedManifest | None = None
     errors: list[str] = []
-    store.stats.fetches += 1
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             for _round in range(ROUNDS):
@@ -58,9 +66,6 @@ async def fetch_bundle(store: BundleStore, sha1: str, sources: Sequence[Address]
                     store.stats.bytes_fetched += manifest.size
                     log.info("fetched %s from %s (new=%s)", sha1, source, created)
                     return
-    except BaseException:
-        store.stats.fetch_failures += 1
-        raise
     finally:
         if not upload.done:
             upload.abort()

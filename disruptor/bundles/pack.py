@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -24,6 +23,8 @@ from ..errors import ArchiveUnsafe
 from .manifest import AppManifest, load_app_manifest
 
 ZSTD_LEVEL = 3
+BLOCK_BYTES = 512
+RECORD_BYTES = 20 * BLOCK_BYTES
 # Names never packed: caches, VCS metadata, editor and OS droppings.
 EXCLUDED_NAMES = frozenset(
     {
@@ -122,18 +123,13 @@ def pack_directory(source: Path, out: BinaryIO, *, level: int = ZSTD_LEVEL) -> P
     manifest = load_app_manifest(source)
     hashing = _HashingWriter(out)
     compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=0)
-    with (
-        compressor.stream_writer(cast(BinaryIO, hashing), closefd=False) as zout,
-        tarfile.TarFile(
-            fileobj=zout,
-            mode="w",
-            format=tarfile.PAX_FORMAT,
-            encoding="utf-8",
-            copybufsize=_COPY_BUFFER_BYTES,
-        ) as tar,
-    ):
+    with compressor.stream_writer(cast(BinaryIO, hashing), closefd=False) as zout:
+        written = 0
         for name, path, is_dir in iter_tree(source):
-            _add(tar, name, path, is_dir)
+            written += _add(zout, name, path, is_dir)
+        # End of archive: two zero blocks, then zeros up to a whole 10 KiB record, as tar does.
+        end = 2 * BLOCK_BYTES
+        zout.write(bytes(end + (-(written + end) % RECORD_BYTES)))
     return PackResult(
         sha1=hashing.sha1.hexdigest(),
         sha256=hashing.sha256.hexdigest(),
@@ -142,21 +138,66 @@ def pack_directory(source: Path, out: BinaryIO, *, level: int = ZSTD_LEVEL) -> P
     )
 
 
-def _add(tar: tarfile.TarFile, name: str, path: Path, is_dir: bool) -> None:
-    info = tarfile.TarInfo(name)
-    info.mtime = 0
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    st = path.stat()
-    info.mode = normalised_mode(st.st_mode)
+def _octal(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+def ustar_header(name: bytes, *, mode: int, size: int, typeflag: bytes) -> bytes:
+    """One POSIX ustar header block: times 0, owners 0/0 with empty names."""
+    block = bytearray(BLOCK_BYTES)
+    block[0 : len(name)] = name
+    block[100:108] = _octal(mode, 8)
+    block[108:116] = _octal(0, 8)
+    block[116:124] = _octal(0, 8)
+    block[124:136] = _octal(size, 12)
+    block[136:148] = _octal(0, 12)
+    block[148:156] = b" " * 8
+    block[156:157] = typeflag
+    block[257:265] = b"ustar\x0000"
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _pax_path(name: bytes) -> bytes:
+    """A pax extended header carrying a path too long for the 100-byte ustar field."""
+    record = b" path=" + name + b"\n"
+    length = len(record) + len(str(len(record)))
+    if len(str(length)) != len(str(len(record))):
+        length += 1
+    body = str(length).encode() + record
+    return (
+        ustar_header(b"././@PaxHeader", mode=0o644, size=len(body), typeflag=b"x")
+        + body
+        + bytes(-len(body) % BLOCK_BYTES)
+    )
+
+
+def _add(out: zstandard.ZstdCompressionWriter, name: str, path: Path, is_dir: bool) -> int:
+    """Write one entry; returns the bytes written (for the final record padding)."""
+    raw = name.encode("utf-8", "surrogateescape") + (b"/" if is_dir else b"")
+    prefix = _pax_path(raw) if len(raw) > 100 else b""
+    short = raw if len(raw) <= 100 else raw[:100]
     if is_dir:
-        info.type = tarfile.DIRTYPE
-        tar.addfile(info)
-        return
-    info.type = tarfile.REGTYPE
+        head = prefix + ustar_header(short, mode=0o755, size=0, typeflag=b"5")
+        out.write(head)
+        return len(head)
     with path.open("rb") as f:
-        info.size = os.fstat(f.fileno()).st_size
-        tar.addfile(info, f)
+        st = os.fstat(f.fileno())
+        size = st.st_size
+        head = prefix + ustar_header(
+            short, mode=normalised_mode(st.st_mode), size=size, typeflag=b"0"
+        )
+        out.write(head)
+        left = size
+        while left > 0:
+            chunk = f.read(min(_COPY_BUFFER_BYTES, left))
+            if not chunk:
+                raise ArchiveUnsafe(f"{name}: shrank while being packed")
+            out.write(chunk)
+            left -= len(chunk)
+    padding = bytes(-size % BLOCK_BYTES)
+    out.write(padding)
+    return len(head) + size + len(padding)
 
 
 def pack_to_file(source: Path, destination: Path, *, level: int = ZSTD_LEVEL) -> PackResult:

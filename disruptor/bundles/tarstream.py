@@ -18,6 +18,7 @@ Rule: anything not understood is refused with ``ArchiveUnsafe`` naming the entry
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ EXTENDED_HEADER_BYTES_MAX = 64 * 1024
 # Zero padding allowed after the end marker (tar pads to 10 KiB records; be generous).
 TRAILING_ZERO_BYTES_MAX = 1024 * 1024
 COMPONENT_BYTES_MAX = 255
+_OCTAL = re.compile(rb"[0-7]+")
 
 _REGULAR = {b"0", b"\0", b"7"}
 _REFUSED_TYPES = {
@@ -86,7 +88,7 @@ def _octal(field: bytes, what: str) -> int:
     text = field.split(b"\0", 1)[0].strip(b" ")
     if not text:
         return 0
-    if not all(0x30 <= c <= 0x37 for c in text):
+    if not _OCTAL.fullmatch(text):
         raise ArchiveUnsafe(f"not a tar archive: {what} is not an octal number")
     return int(text, 8)
 
@@ -94,8 +96,11 @@ def _octal(field: bytes, what: str) -> int:
 def _checksum_ok(block: bytes) -> bool:
     stored = _octal(block[148:156], "header checksum")
     unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
-    signed = unsigned - sum(256 for c in block[:148] + block[156:] if c > 127)
-    return stored in (unsigned, signed)
+    if stored == unsigned:
+        return True
+    # Some old tars summed the bytes as signed chars.
+    high = sum(1 for c in block[:148] + block[156:] if c > 127)
+    return stored == unsigned - 256 * high
 
 
 def _parse_pax(data: bytes) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """Safe, bounded unpacking: a verified ``.tar.zst`` into a read-only directory, or nothing.
 
-The zstd stream is decoded with a capped window, fed in small input steps so one step can never
-produce more than ``STEP_OUTPUT_BYTES_MAX`` of output, and must end exactly at the end of its one
-frame (truncation and trailing data are errors). The tar stream goes through ``TarReader``, which
+The zstd stream must be exactly one complete frame (its block headers are walked first, so
+truncation and trailing data are errors); it is then decoded with a capped window, a bounded
+amount of output at a time. The tar stream goes through ``TarReader``, which
 refuses anything but regular files and directories before a byte is written. Files are created
 with ``O_EXCL | O_NOFOLLOW`` inside a fresh temporary directory that only this code writes to.
 
@@ -26,9 +26,11 @@ from .limits import BundleLimits
 from .manifest import MANIFEST_BYTES_MAX, MANIFEST_NAME, AppManifest, parse_app_manifest
 from .tarstream import ArchiveEnd, Entry, EntryEnd, EntryStart, FileData, TarReader
 
-# zstd's densest block turns 4 bytes into 128 KiB; 1 KiB of input can thus never yield more than
-# about 32 MiB in one step, which bounds memory however the frame was crafted.
-INPUT_STEP_BYTES = 1024
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ZSTD_BLOCK_BYTES_MAX = 128 * 1024
+READ_BYTES = 256 * 1024
+# Decoded bytes handed on at a time: the bound on memory per step, whatever the input.
+OUTPUT_CHUNK_BYTES = 1024 * 1024
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -38,29 +40,65 @@ class Sink(Protocol):
     def end(self, entry: Entry) -> None: ...
 
 
+def check_zstd_framing(source: BinaryIO) -> None:
+    """Walk the block headers of ``source``: exactly one zstd frame, complete, nothing after it.
+
+    This reads a few bytes per 128 KiB block and decodes nothing, so truncation and trailing data
+    are refused before decoding starts (the streaming decoder cannot tell them apart from a clean
+    end). Dictionaries and skippable frames are refused too: bundles never use them.
+    """
+    source.seek(0)
+    head = source.read(6)
+    if len(head) < 6 or head[:4] != ZSTD_MAGIC:
+        raise ArchiveUnsafe("not a valid zstd stream: no zstd frame at the start")
+    descriptor = head[4]
+    if descriptor & 0x08:
+        raise ArchiveUnsafe("not a valid zstd stream: reserved frame header bit set")
+    if descriptor & 0x03:
+        raise ArchiveUnsafe("not a valid zstd stream: dictionaries are not used by bundles")
+    single_segment = bool(descriptor & 0x20)
+    fcs_size = (1 if single_segment else 0, 2, 4, 8)[descriptor >> 6]
+    position = 5 + (0 if single_segment else 1) + fcs_size
+    has_checksum = bool(descriptor & 0x04)
+    while True:
+        source.seek(position)
+        raw = source.read(3)
+        if len(raw) < 3:
+            raise ArchiveUnsafe("truncated zstd stream: the frame does not end")
+        block = int.from_bytes(raw, "little")
+        last, kind, size = block & 1, (block >> 1) & 3, block >> 3
+        if kind == 3:
+            raise ArchiveUnsafe("not a valid zstd stream: reserved block type")
+        if size > ZSTD_BLOCK_BYTES_MAX:
+            raise ArchiveUnsafe("not a valid zstd stream: block larger than 128 KiB")
+        position += 3 + (1 if kind == 1 else size)
+        if last:
+            break
+    position += 4 if has_checksum else 0
+    end = source.seek(0, os.SEEK_END)
+    if end < position:
+        raise ArchiveUnsafe("truncated zstd stream: the frame does not end")
+    if end > position:
+        raise ArchiveUnsafe("trailing data after the zstd frame")
+    source.seek(0)
+
+
 def decompressed_chunks(source: BinaryIO, limits: BundleLimits) -> Iterator[bytes]:
     """Yield the decoded bytes of the single zstd frame in ``source``; refuse anything else."""
-    decoder = zstandard.ZstdDecompressor(max_window_size=limits.zstd_window_bytes_max)
-    dobj = decoder.decompressobj(read_across_frames=False)
-    seen_input = False
-    while True:
-        step = source.read(INPUT_STEP_BYTES)
-        if not step:
-            break
-        seen_input = True
-        try:
-            out = dobj.decompress(step)
-        except zstandard.ZstdError as exc:
-            raise ArchiveUnsafe(f"not a valid zstd stream: {exc}") from None
-        if out:
-            yield out
-        if dobj.eof:
-            if dobj.unused_data or source.read(1):
-                raise ArchiveUnsafe("trailing data after the zstd frame")
-            return
-    if not seen_input:
+    if source.read(1) == b"":
         raise ArchiveUnsafe("empty bundle: not a zstd stream")
-    raise ArchiveUnsafe("truncated zstd stream: the frame does not end")
+    check_zstd_framing(source)
+    decoder = zstandard.ZstdDecompressor(max_window_size=limits.zstd_window_bytes_max)
+    reader = decoder.stream_reader(source, read_size=READ_BYTES, read_across_frames=False)
+    try:
+        while True:
+            # ``read(n)`` returns at most n bytes however dense the frame: memory stays bounded.
+            chunk = reader.read(OUTPUT_CHUNK_BYTES)
+            if not chunk:
+                return
+            yield chunk
+    except zstandard.ZstdError as exc:
+        raise ArchiveUnsafe(f"not a valid zstd stream: {exc}") from None
 
 
 def scan_archive(source: BinaryIO, limits: BundleLimits, sink: Sink) -> TarReader:
@@ -118,23 +156,23 @@ def check_archive(path: Path, limits: BundleLimits) -> AppManifest:
 
 class _Extractor:
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = str(root)
         self._fd = -1
-        self.files: list[tuple[Path, int]] = []
-        self.dirs: list[Path] = [root]
+        self._dirs: set[str] = {self.root}
 
-    def _path(self, entry: Entry) -> Path:
-        return self.root.joinpath(*entry.name.split("/"))
+    def _ensure_dir(self, path: str) -> None:
+        if path not in self._dirs:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            self._dirs.add(path)
 
     def start(self, entry: Entry) -> None:
-        path = self._path(entry)
+        path = os.path.join(self.root, *entry.name.split("/"))
         if entry.is_dir:
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.dirs.append(path)
+            self._ensure_dir(path)
             return
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._fd = os.open(path, _OPEN_FLAGS, 0o600)
-        self.files.append((path, entry.mode))
+        self._ensure_dir(os.path.dirname(path))
+        # Created with its final, read-only mode: the descriptor we hold may still write.
+        self._fd = os.open(path, _OPEN_FLAGS, 0o500 if entry.mode & 0o111 else 0o400)
 
     def data(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -142,9 +180,7 @@ class _Extractor:
             view = view[os.write(self._fd, view) :]
 
     def end(self, entry: Entry) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self.close()
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -152,11 +188,9 @@ class _Extractor:
             self._fd = -1
 
     def make_read_only(self) -> None:
-        for path, mode in self.files:
-            os.chmod(path, 0o500 if mode & 0o111 else 0o400)
-        # Implicit parents were created too; walk the tree so every directory is covered.
-        for dirpath, _dirnames, _files in os.walk(self.root, topdown=False):
-            os.chmod(dirpath, 0o500)
+        # Deepest first, so no directory is locked before its children are done.
+        for path in sorted(self._dirs, key=len, reverse=True):
+            os.chmod(path, 0o500)
 
 
 def make_writable(path: Path) -> None:

@@ -210,12 +210,32 @@ class JobRunner:
         self._apply(job, dispatcher.start(self._now(), self.views(job)))
         return job
 
+    async def prepare(self, work: Work) -> Work:
+        """Check the work before any task is placed: a bad snippet is refused once, here.
+
+        A snippet named by SHA-1 is resolved to its source here, so peers that never saw it can
+        run it too.
+        """
+        runner = getattr(self._peer, "snippets", None)
+        if work.kind is not Kind.SNIPPET or runner is None:
+            return work
+        if work.snippet is not None:
+            await runner.put(work.snippet)
+            return work
+        assert work.snippet_sha1 is not None
+        return Work(Kind.SNIPPET, snippet=await runner.get(work.snippet_sha1))
+
     def _check_bundle_known(self, sha1: str) -> None:
         store = getattr(self._peer, "store", None)
         if store is None:
             return
         if not store.has(sha1) and not self.holders(sha1):
             raise NotFound(f"no live peer holds bundle {sha1}")
+
+    def by_key(self, key: str) -> Job | None:
+        """The job started here under this idempotency key, if it is still remembered."""
+        job_id = self._by_key.get(key)
+        return None if job_id is None else self._jobs.get(job_id)
 
     def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)

@@ -41,7 +41,8 @@ class MembershipConfig:
     # A peer that misses acks and nacks doubts itself: its probe timeouts are multiplied by up to
     # this much, so a slow peer stops accusing healthy ones.
     awareness_max_multiplier: int = 8
-    # Switch off every Lifeguard refinement (local health, nacks, growing suspicion timeouts):
+    # Switch off every Lifeguard refinement (local health, nacks, growing suspicion timeouts, the
+    # buddy system):
     # plain SWIM, for comparison in the simulator only.
     lifeguard: bool = True
     # --- dissemination ---

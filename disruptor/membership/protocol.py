@@ -412,7 +412,7 @@ class Protocol:
         self.probe = ProbeRound(seq, target.node, now + self.config.probe_timeout_s, now + interval)
         self.counters.probes += 1
         messages: list[Message] = [Ping(seq, target.node)]
-        if target.state == MemberState.SUSPECT:
+        if target.state == MemberState.SUSPECT and self.config.lifeguard:
             # Buddy system: tell a suspect it is suspected in the very probe, so it refutes at once.
             messages.append(Suspect(target.incarnation, target.node, self.local))
         out.append(self._send_many(target.node, messages))

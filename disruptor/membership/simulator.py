@@ -1,9 +1,10 @@
 """Many peers running the real protocol core on a virtual clock and an in-memory network.
 
 The network loses, delays and duplicates datagrams with seeded randomness, and can be cut into
-partitions; peers can be crashed (silent for good) or stalled (their loop blocked: datagrams queue
-up, timers fire late, and on waking the overdue timers run before the queued datagrams, the worst
-order for a slow peer). Push-pull goes over a simulated reliable connection that fails across a
+partitions; peers can be crashed (silent for good) or stalled: either the whole loop is blocked
+(datagrams queue up, timers fire late, and on waking the overdue timers run before the queued
+datagrams, the worst order for a slow peer), or only the receive path is (timers run on time but
+datagrams wait, as in a CPU-starved peer: Lifeguard's "slow message processing"). Push-pull goes over a simulated reliable connection that fails across a
 partition or to a crashed peer. Invariants are checked after every event; any failure names the
 seed, and the same seed replays the same run exactly.
 
@@ -46,6 +47,8 @@ class SimPeer:
     protocol: Protocol
     crashed: bool = False
     stalled_until: float = 0.0
+    # A stall of the receive path only: timers run, datagrams wait (a CPU-starved peer).
+    stall_receive_only: bool = False
     backlog: list[tuple[str, tuple[Message, ...]]] = field(default_factory=list)
     wake_at: float = float("inf")
     wake_version: int = 0
@@ -102,11 +105,13 @@ class Simulator:
     def crash(self, name: str) -> None:
         self.peers[name].crashed = True
 
-    def stall(self, name: str, duration_s: float) -> None:
+    def stall(self, name: str, duration_s: float, receive_only: bool = False) -> None:
+        """Block ``name``'s loop (or only its receive path) for ``duration_s``."""
         peer = self.peers[name]
         if peer.crashed or peer.stalled_until > self.now:
             return
         peer.stalled_until = self.now + duration_s
+        peer.stall_receive_only = receive_only
         self._push(peer.stalled_until, "unstall", name)
 
     def leave(self, name: str) -> None:
@@ -190,7 +195,9 @@ class Simulator:
         if kind == "wake":
             name, version = payload
             peer = self.peers[name]
-            if peer.crashed or version != peer.wake_version or self._stalled(peer):
+            if peer.crashed or version != peer.wake_version:
+                return
+            if self._stalled(peer) and not peer.stall_receive_only:
                 return
             peer.wake_at = float("inf")
             self._process(peer, peer.protocol.tick(self.now))

@@ -17,8 +17,8 @@ from __future__ import annotations
 import fractions
 import re
 import time
-from collections.abc import Callable, Iterable
-from itertools import repeat
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, repeat
 from typing import Any
 
 from RestrictedPython.PrintCollector import PrintCollector
@@ -39,45 +39,65 @@ class BudgetExceeded(BaseException):
     """A snippet went past one of its limits (time, size, output)."""
 
 
+# Two factors strictly between these make a product of at most INT_BITS_MAX bits.
+_HIGH = 1 << (INT_BITS_MAX // 2)
+_LOW = -_HIGH
+
+
 def configure(sequence_items_max: int, int_bits_max: int, output_bytes_max: int) -> None:
-    global SEQUENCE_ITEMS_MAX, INT_BITS_MAX, OUTPUT_BYTES_MAX
+    global SEQUENCE_ITEMS_MAX, INT_BITS_MAX, OUTPUT_BYTES_MAX, _HIGH, _LOW
     SEQUENCE_ITEMS_MAX = sequence_items_max
     INT_BITS_MAX = int_bits_max
     OUTPUT_BYTES_MAX = output_bytes_max
+    _HIGH = 1 << (int_bits_max // 2)
+    _LOW = -_HIGH
 
 
 class Budget:
-    """The time budget of the item running now; ``tick`` is what loops and calls invoke."""
+    """The time budget of the item running now; ``tick`` is what loops and calls invoke.
 
-    __slots__ = ("_clock", "deadline", "left", "timeout_s", "tripped")
+    ``tick`` is the ``__next__`` of a C iterator (``itertools.chain`` over chunks of
+    ``repeat(True, TICK_CHECK_INTERVAL)``), so a tick costs a C call, not a Python frame; Python
+    code runs once per chunk to look at the clock. Once the deadline has passed the next chunk is
+    an iterator that raises ``BudgetExceeded`` on every call, so the budget stays tripped.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.deadline = 0.0
         self.timeout_s = 0.0
-        self.left = TICK_CHECK_INTERVAL
         self.tripped: str | None = None
+        self.tick: Callable[[], bool] = self._ticker()
+
+    def _ticker(self) -> Callable[[], bool]:
+        return chain.from_iterable(self._chunks()).__next__
+
+    def _chunks(self) -> Iterator[Iterator[bool]]:
+        while self._clock() <= self.deadline:
+            yield repeat(True, TICK_CHECK_INTERVAL)
+        self.tripped = f"ran longer than its time budget of {self.timeout_s:g}s"
+        yield _Tripped(self.tripped)
 
     def start(self, timeout_s: float) -> None:
+        """Give the next item its own budget (a fresh ticker if the last one tripped)."""
         self.timeout_s = timeout_s
         self.deadline = self._clock() + timeout_s
-        self.left = TICK_CHECK_INTERVAL
-        self.tripped = None
+        if self.tripped is not None:
+            self.tripped = None
+            self.tick = self._ticker()
 
-    def tick(self) -> bool:
-        self.left -= 1
-        if self.left <= 0:
-            self._check()
-        return True
 
-    def _check(self) -> None:
-        if self.tripped is None and self._clock() <= self.deadline:
-            self.left = TICK_CHECK_INTERVAL
-            return
-        if self.tripped is None:
-            self.tripped = f"ran longer than its time budget of {self.timeout_s:g}s"
-        self.left = 0
-        raise BudgetExceeded(self.tripped)
+class _Tripped:
+    """The iterator a spent budget ticks on: every step raises again."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __iter__(self) -> _Tripped:
+        return self
+
+    def __next__(self) -> bool:
+        raise BudgetExceeded(self.reason)
 
 
 def _too_long(count: int, what: str) -> BudgetExceeded:
@@ -101,6 +121,9 @@ def checked_mul(a: Any, b: Any) -> Any:
     ta = type(a)
     tb = type(b)
     if ta is int and tb is int:
+        # Comparing with a large constant is cheap (sizes first); most products stop here.
+        if _LOW < a < _HIGH and _LOW < b < _HIGH:
+            return a * b
         if a.bit_length() + b.bit_length() > INT_BITS_MAX:
             raise _too_big(a.bit_length() + b.bit_length())
         return a * b

@@ -33,6 +33,18 @@ MUL_CONSTANT_FREE = 16
 POW_CONSTANT_FREE = 4
 SHIFT_CONSTANT_FREE = 64
 
+# Augmented assignments that need no check (see BudgetPolicy.visit_Assign).
+NATIVE_INPLACE: dict[str, ast.operator] = {
+    "+=": ast.Add(),
+    "-=": ast.Sub(),
+    "/=": ast.Div(),
+    "//=": ast.FloorDiv(),
+    ">>=": ast.RShift(),
+    "&=": ast.BitAnd(),
+    "|=": ast.BitOr(),
+    "^=": ast.BitXor(),
+}
+
 TICK = "_tick_"
 MUL = "_mul_"
 POW = "_pow_"
@@ -161,6 +173,31 @@ class BudgetPolicy(ast.NodeTransformer):
         if name is None:
             return node
         return ast.copy_location(_call(name, node.left, node.right), node)
+
+    def visit_Assign(self, node: ast.Assign) -> ast.AST:
+        """``x = _inplacevar_(op, x, v)`` back to ``x op= v`` for the harmless operators.
+
+        RestrictedPython routes every augmented assignment through ``_inplacevar_`` so that the
+        host may guard it; for ``+=``, ``-=``, ``|=``... the guard would be the operator itself,
+        so the native statement does the same at a fraction of the cost. ``*=``, ``**=``, ``<<=``
+        and ``%=`` keep their checked route.
+        """
+        self.generic_visit(node)
+        value = node.value
+        if (
+            len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id == "_inplacevar_"
+            and len(value.args) == 3
+            and isinstance(value.args[0], ast.Constant)
+            and value.args[0].value in NATIVE_INPLACE
+        ):
+            op = NATIVE_INPLACE[value.args[0].value]
+            target = ast.Name(node.targets[0].id, ast.Store())
+            return ast.copy_location(ast.AugAssign(target=target, op=op, value=value.args[2]), node)
+        return node
 
     def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
         self.generic_visit(node)

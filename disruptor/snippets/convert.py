@@ -21,6 +21,8 @@ _EXC_ARGS = BaseException.__dict__["args"]
 _EXC_TB = BaseException.__dict__["__traceback__"]
 _SCALARS = (str, int, bool, type(None))
 NODES_MAX = 1_000_000
+_INT_HIGH = 2**63
+_INT_LOW = -_INT_HIGH
 # About the 4,300 digits Python itself will turn into text.
 INT_BITS_MAX = 14_000
 DEPTH_MAX = 100
@@ -34,8 +36,20 @@ def type_name(obj: Any) -> str:
     return str(_TYPE_NAME.__get__(type(obj), type))
 
 
-def to_plain(value: Any, bytes_max: int) -> Any:
-    """A copy of ``value`` made only of dict/list/str/int/float/bool/None, or ``NotPlainData``."""
+def to_plain(value: Any, bytes_max: int) -> tuple[Any, int]:
+    """A copy of ``value`` made only of dict/list/str/int/float/bool/None, and its rough size.
+
+    Raises ``NotPlainData`` for anything else. The size counts characters plus a little per
+    value; it bounds the work here, the caller checks the exact JSON size of large results.
+    """
+    kind = type(value)
+    # The common case first: one small scalar needs no walk.
+    if kind is int and _INT_LOW < value < _INT_HIGH:
+        return value, 24
+    if kind is str and len(value) < 1024:
+        return value, len(value) + 2
+    if kind is bool or value is None:
+        return value, 8
     budget = [NODES_MAX, bytes_max]
 
     def walk(obj: Any, depth: int) -> Any:
@@ -45,6 +59,7 @@ def to_plain(value: Any, bytes_max: int) -> Any:
         if depth > DEPTH_MAX:
             raise NotPlainData(f"result is nested deeper than {DEPTH_MAX}")
         kind = type(obj)
+        budget[1] -= 8
         if kind is str:
             budget[1] -= len(obj)
         elif kind is int and obj.bit_length() > INT_BITS_MAX:
@@ -73,7 +88,8 @@ def to_plain(value: Any, bytes_max: int) -> Any:
             return out
         raise NotPlainData(f"result of type {type_name(obj)} is not JSON data")
 
-    return walk(value, 0)
+    plain = walk(value, 0)
+    return plain, bytes_max - budget[1]
 
 
 def _json_key(key: Any) -> str:

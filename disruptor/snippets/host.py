@@ -33,6 +33,10 @@ from .policy import RunScope, SnippetSettings, make_builtins, make_guards
 # Buffered replies are flushed at least this often, so the peer sees progress.
 FLUSH_INTERVAL_S = 0.05
 FLUSH_BYTES = 64 * 1024
+FLUSH_ITEMS = 1000
+# Results estimated larger than this are encoded once more to check their exact JSON size.
+EXACT_SIZE_FROM = 64 * 1024
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 ENTRY_POINTS = {"map": "handle", "reduce": "reduce", "combine": "combine"}
 # ``fold`` picks reduce or combine, whichever the snippet defines (reduce first).
 
@@ -58,21 +62,42 @@ class Host:
         self.cache = CodeCache(limits.compile_cache_max)
         self.budget = budget_mod.Budget()
         self.recycle = False
-        self._pending: list[bytes] = []
+        # Outcomes not yet written: index of the first, the outcomes, their approximate size.
+        self._first = 0
+        self._outcomes: list[dict[str, Any]] = []
         self._pending_bytes = 0
         self._flushed_at = time.monotonic()
 
-    def emit(self, message: dict[str, Any], *, flush: bool = True) -> None:
-        line = json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
-        self._pending.append(line)
-        self._pending_bytes += len(line)
-        now = time.monotonic()
-        if flush or self._pending_bytes >= FLUSH_BYTES or now - self._flushed_at > FLUSH_INTERVAL_S:
-            self.out.write(b"".join(self._pending))
+    def emit(self, message: dict[str, Any]) -> None:
+        """Write a control message (after any outcomes still pending)."""
+        self.flush()
+        self.out.write(_ENCODER.encode(message).encode() + b"\n")
+        self.out.flush()
+
+    def add(self, index: int, outcome: dict[str, Any], size: int, flush_each: bool) -> None:
+        """Queue one item's outcome; outcomes go out in chunks, at least every flush interval."""
+        if not self._outcomes:
+            self._first = index
+        self._outcomes.append(outcome)
+        self._pending_bytes += size
+        count = len(self._outcomes)
+        if (
+            flush_each
+            or self._pending_bytes >= FLUSH_BYTES
+            or count >= FLUSH_ITEMS
+            # The clock is read every 16 items only: reading it costs more than a small item.
+            or (count & 15 == 0 and time.monotonic() - self._flushed_at > FLUSH_INTERVAL_S)
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self._outcomes:
+            chunk = {"i": self._first, "outcomes": self._outcomes}
+            self.out.write(_ENCODER.encode(chunk).encode() + b"\n")
             self.out.flush()
-            self._pending.clear()
+            self._outcomes = []
             self._pending_bytes = 0
-            self._flushed_at = now
+        self._flushed_at = time.monotonic()
 
     def globals_for(self, scope: RunScope) -> dict[str, Any]:
         """Fresh globals for one run: nothing a previous run bound is visible."""
@@ -113,6 +138,7 @@ class Host:
         table = self.globals_for(scope)
         budget_mod.reset_output()
         self.budget.start(timeout_s)
+        table["_tick_"] = self.budget.tick
         top_error: BaseException | None = None
         try:
             exec(code, table)  # noqa: S102 - restricted code, restricted globals
@@ -133,24 +159,27 @@ class Host:
             func = _fold_combine(func)
         self.emit({"started": True, "cached": self.cache.hits > hits})
         calls = self._calls(mode, items, request)
+        bytes_max = self.limits.result_bytes_max
         for index, args in enumerate(calls):
             if top_error is not None:
-                self.emit(self._error(index, top_error, filename, source), flush=flush_each)
+                self.add(index, self._error(top_error, filename, source), 1000, flush_each)
                 continue
             self.budget.start(timeout_s)
+            # A tripped budget gets a fresh ticker; the snippet's globals must see it.
+            table["_tick_"] = self.budget.tick
             try:
                 value = func(*args)  # type: ignore[misc]
                 if self.budget.tripped:
                     raise budget_mod.BudgetExceeded(self.budget.tripped)
-                plain = to_plain(value, self.limits.result_bytes_max)
-                reply = {"i": index, "value": plain}
-                if len(json.dumps(plain)) > self.limits.result_bytes_max:
-                    raise NotPlainData(
-                        f"result is larger than {self.limits.result_bytes_max} bytes"
-                    )
+                plain, size = to_plain(value, bytes_max)
+                if size > EXACT_SIZE_FROM and len(_ENCODER.encode(plain)) > bytes_max:
+                    # The estimate counts characters; escapes can make the JSON longer.
+                    raise NotPlainData(f"result is larger than {bytes_max} bytes as JSON")
+                reply: dict[str, Any] = {"value": plain}
             except BaseException as exc:
-                reply = self._error(index, exc, filename, source)
-            self.emit(reply, flush=flush_each)
+                reply = self._error(exc, filename, source)
+                size = 1000
+            self.add(index, reply, size, flush_each)
         self.emit({"done": True, "recycle": self.recycle})
 
     def _calls(self, mode: str, items: list[Any], request: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -163,16 +192,13 @@ class Host:
             return [(items, request.get("initial"), bool(request.get("has_initial")))]
         return [(item,) for item in items]
 
-    def _error(self, index: int, exc: BaseException, filename: str, source: str) -> dict[str, Any]:
+    def _error(self, exc: BaseException, filename: str, source: str) -> dict[str, Any]:
         if type(exc) is MemoryError:
             self.recycle = True
         kind, name, message, text = error_parts(
             exc, filename, source, self.limits.recursion_depth_max
         )
-        return {
-            "i": index,
-            "error": {"kind": kind, "type": name, "message": message, "traceback": text},
-        }
+        return {"error": {"kind": kind, "type": name, "message": message, "traceback": text}}
 
 
 def _fold_combine(combine: Any) -> Any:
@@ -188,7 +214,7 @@ def _fold_combine(combine: Any) -> Any:
 
 def main(argv: list[str]) -> int:
     limits = SnippetSettings(**json.loads(argv[1])) if len(argv) > 1 else SnippetSettings()
-    out = os.fdopen(os.dup(1), "wb")
+    out = sys.stdout.buffer
     # Anything the interpreter might print (warnings) goes to stderr, never into the replies.
     sys.stdout = sys.stderr
     apply_limits(limits)

@@ -80,6 +80,8 @@ class HostProcess:
             _PACKAGE_ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            # Not the peer's stderr: a host holds no descriptor of the peer's but its pipes.
+            stderr=asyncio.subprocess.DEVNULL,
             env={},
             cwd="/",
             close_fds=True,
@@ -320,11 +322,13 @@ class HostPool:
                     self.stats.compile_cache_hits += 1
                 else:
                     self.stats.compile_cache_misses += 1
-            elif "i" in reply:
+            elif "outcomes" in reply:
                 index = first + int(reply["i"])
-                if 0 <= index < len(outcomes):
-                    outcomes[index] = ItemOutcome.from_json(reply)
-                    nxt = index + 1
+                for body in reply["outcomes"]:
+                    if 0 <= index < len(outcomes):
+                        outcomes[index] = ItemOutcome.from_json(body)
+                        nxt = index + 1
+                    index += 1
             elif reply.get("done"):
                 if reply.get("recycle"):
                     host.broken = True

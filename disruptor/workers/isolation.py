@@ -43,6 +43,7 @@ SANDBOX_ETC = (
     "/etc/alternatives",
     "/etc/ssl/certs",
     "/etc/mime.types",
+    "/etc/perl",  # Debian's perl looks for its configuration here
 )
 # Names a bundle may not set in its worker's environment: they belong to the peer.
 RESERVED_ENV_PREFIXES = ("DISRUPTOR_",)
@@ -75,6 +76,8 @@ class LaunchPlan:
     # The dedicated uid the worker runs as, or None when it runs as the peer's own user.
     uid: int | None
     mode: str
+    # Descriptors the worker inherits (plain mode as root: its directories, see DirectoryHandles).
+    pass_fds: tuple[int, ...] = ()
 
 
 class UidClaim:
@@ -138,21 +141,33 @@ def prepare_scratch(path: Path, uid: int | None) -> Path:
     return path
 
 
-def grant_search(path: Path, stop: Path) -> None:
-    """Let other users traverse (never list or read) the directories from ``stop`` to ``path``.
+class DirectoryHandles:
+    """Directories handed to a worker as inherited descriptors, named ``/proc/self/fd/N``.
 
-    Needed in plain mode as root, where the worker's uid must reach its bundle and scratch inside
-    the data directory; the search bit alone reveals no names, and secrets stay 0600 files.
+    In plain mode as root the worker's uid cannot walk the path to its bundle and scratch
+    directories (the data directory, and often the home directory above it, are 0700). Rather
+    than open those to every user, the peer opens each directory itself (``O_PATH``) and the
+    worker reaches it through the descriptor: a path through ``/proc/self/fd`` starts at the
+    directory and never re-checks its ancestors, so the worker gets these directories and
+    nothing else of the tree around them.
     """
-    current = path.resolve()
-    stop = stop.resolve()
-    chain = [current, *current.parents]
-    for directory in chain:
-        mode = directory.stat().st_mode
-        if not mode & 0o001:
-            os.chmod(directory, (mode & 0o7777) | 0o001)
-        if directory == stop:
-            break
+
+    def __init__(self, directories: list[Path]) -> None:
+        self.fds: list[int] = []
+        try:
+            for directory in directories:
+                self.fds.append(os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        except OSError:
+            self.close()
+            raise
+
+    def path(self, index: int) -> str:
+        return f"/proc/self/fd/{self.fds[index]}"
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
 
 
 def open_tree_for_reading(root: Path) -> None:
@@ -278,12 +293,20 @@ def plan_plain(
     scratch_dir: Path,
     runtime: Path,
     uid: int | None,
+    handles: DirectoryHandles | None = None,
 ) -> LaunchPlan:
+    """Plain mode; as root, ``handles`` holds (bundle, scratch, runtime directory) descriptors."""
     python = python_for_workers(settings, plain_as_root=uid is not None)
-    program = worker_argv(manifest, python, str(runtime), str(bundle_dir))
+    bundle, scratch, runtime_path = str(bundle_dir), str(scratch_dir), str(runtime)
+    pass_fds: tuple[int, ...] = ()
+    if handles is not None:
+        bundle, scratch = handles.path(0), handles.path(1)
+        runtime_path = f"{handles.path(2)}/{runtime.name}"
+        pass_fds = tuple(handles.fds)
+    program = worker_argv(manifest, python, runtime_path, bundle)
     argv = ["prlimit", *limit_args(manifest.limits), "--", *drop_args(uid), *program]
-    env = worker_env(manifest, str(bundle_dir), str(scratch_dir), str(scratch_dir))
-    return LaunchPlan(tuple(argv), env, str(bundle_dir), uid, "plain")
+    env = worker_env(manifest, bundle, scratch, scratch)
+    return LaunchPlan(tuple(argv), env, str(bundle_dir), uid, "plain", pass_fds)
 
 
 def plan_bwrap(
@@ -316,8 +339,14 @@ def plan_bwrap(
             sandbox += ["--symlink", target, f"/{link}"]
         elif os.path.isdir(f"/{link}"):
             sandbox += ["--ro-bind", f"/{link}", f"/{link}"]
+    made: set[str] = set()
     for path in SANDBOX_ETC:
-        sandbox += ["--ro-bind-try", path, path]
+        if os.path.exists(path):
+            for parent in _parents(path):
+                if parent not in made:
+                    made.add(parent)
+                    sandbox += ["--perms", "0755", "--dir", parent]
+            sandbox += ["--ro-bind", path, path]
     if not prefix.startswith("/usr/"):
         sandbox += [*_parent_dirs(prefix), "--ro-bind", prefix, prefix]
     sandbox += [
@@ -341,21 +370,24 @@ def plan_bwrap(
         SANDBOX_RUNTIME_DIR,
         "--chdir",
         SANDBOX_BUNDLE,
-        "--clearenv",
     ]
     program = worker_argv(manifest, python, SANDBOX_RUNTIME, SANDBOX_BUNDLE)
     argv = [*sandbox, "--", "prlimit", *limit_args(manifest.limits), "--", *drop_args(uid)]
     argv += program
+    # bwrap hands its own environment on, and that is exactly this one (built from nothing).
     env = worker_env(manifest, SANDBOX_BUNDLE, SANDBOX_SCRATCH, SANDBOX_TMP)
     return LaunchPlan(tuple(argv), env, "/", uid, "bwrap")
+
+
+def _parents(path: str) -> list[str]:
+    return [str(p) for p in reversed(Path(path).parents) if str(p) != "/"]
 
 
 def _parent_dirs(path: str) -> list[str]:
     """bwrap options creating ``path``'s ancestors searchable by all (bwrap makes them 0700)."""
     args: list[str] = []
-    for parent in reversed(Path(path).parents):
-        if str(parent) != "/":
-            args += ["--perms", "0755", "--dir", str(parent)]
+    for parent in _parents(path):
+        args += ["--perms", "0755", "--dir", parent]
     return args
 
 

@@ -178,8 +178,7 @@ class WorkerPool:
         self.stats = PoolStats()
         self.state_dir = Path(state_dir)
         self.work_dir = self.state_dir / "workers"
-        # The directory whose secrets workers must never read; plain mode as root opens only the
-        # search bit on the path from here down to the bundle and scratch directories.
+        # The data directory (secrets) workers must never read; kept for the isolation checks.
         self.data_root = Path(data_root) if data_root is not None else self.state_dir
         self._rng = rng or random.Random()  # noqa: S311 - jitter and uid picks, not secrets
         self._groups: dict[str, _Group] = {}
@@ -372,21 +371,27 @@ class WorkerPool:
         """Start (or restart) the worker's process; a failure to start counts as a crash."""
         group = worker.group
         worker.ready = asyncio.Event()
+        handles: isolation.DirectoryHandles | None = None
         try:
-            proc = self._make_process(worker)
+            proc, handles = self._make_process(worker)
             await proc.spawn()
         except (OSError, DisruptorError) as exc:
             log.warning("worker %s failed to start: %s", worker.id, exc)
             self._release(worker)
             self._after_death(worker, Death(DeathKind.CRASHED, f"could not start: {exc}"), [])
             return
+        finally:
+            if handles is not None:
+                handles.close()  # the worker holds its own copies now
         worker.proc = proc
         worker.started_at = time.monotonic()
         self.stats.workers_started += 1
         self._refresh_gauges()
         log.info("worker %s of %s started (pid %s)", worker.id, group.manifest.name, proc.pid)
 
-    def _make_process(self, worker: _Worker) -> WorkerProcess:
+    def _make_process(
+        self, worker: _Worker
+    ) -> tuple[WorkerProcess, isolation.DirectoryHandles | None]:
         group = worker.group
         mode = self.mode
         if self._runtime is None:
@@ -395,18 +400,34 @@ class WorkerPool:
         worker.claim = UidClaim(self.settings, self._rng) if root_user else None
         uid = worker.claim.uid if worker.claim is not None else None
         worker.scratch = isolation.prepare_scratch(self.work_dir / "scratch" / worker.id, uid)
-        plan_for = isolation.plan_bwrap if mode == "bwrap" else isolation.plan_plain
-        if mode == "plain" and root_user:
-            for path in (group.root, worker.scratch, self._runtime):
-                isolation.grant_search(path.parent, self.data_root)
-        plan = plan_for(
-            group.manifest,
-            self.settings,
-            bundle_dir=group.root,
-            scratch_dir=worker.scratch,
-            runtime=self._runtime,
-            uid=uid,
-        )
+        handles: isolation.DirectoryHandles | None = None
+        if mode == "bwrap":
+            plan = isolation.plan_bwrap(
+                group.manifest,
+                self.settings,
+                bundle_dir=group.root,
+                scratch_dir=worker.scratch,
+                runtime=self._runtime,
+                uid=uid,
+            )
+        else:
+            if root_user:
+                dirs = [group.root, worker.scratch, self._runtime.parent]
+                handles = isolation.DirectoryHandles(dirs)
+            try:
+                plan = isolation.plan_plain(
+                    group.manifest,
+                    self.settings,
+                    bundle_dir=group.root,
+                    scratch_dir=worker.scratch,
+                    runtime=self._runtime,
+                    uid=uid,
+                    handles=handles,
+                )
+            except DisruptorError:
+                if handles is not None:
+                    handles.close()
+                raise
         loop = asyncio.get_running_loop()
         session = Session(
             concurrency=group.manifest.worker.concurrency,
@@ -414,7 +435,7 @@ class WorkerPool:
             timeouts=SessionTimeouts(self.settings.ready_timeout_s, self.settings.drain_timeout_s),
             line_bytes_max=self.settings.line_bytes_max,
         )
-        return WorkerProcess(
+        proc = WorkerProcess(
             worker.id,
             plan,
             session,
@@ -422,6 +443,7 @@ class WorkerPool:
             stderr_lines_kept=self.settings.stderr_lines_kept,
             stderr_line_chars_max=self.settings.stderr_line_chars_max,
         )
+        return proc, handles
 
     async def _await_ready(self, group: _Group, workers: list[_Worker]) -> None:
         """Wait until each new worker is ready; if one dies first, stop them and say why."""

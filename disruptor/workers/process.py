@@ -73,6 +73,7 @@ class WorkerProcess:
             # the worker cannot signal the peer's group.
             start_new_session=True,
             limit=READ_CHUNK_BYTES,
+            pass_fds=self.plan.pass_fds,
         )
         self._tasks = [
             asyncio.create_task(self._pump_stdout(), name=f"{self.name}-stdout"),

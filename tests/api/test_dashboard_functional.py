@@ -4,7 +4,9 @@ import asyncio
 import json
 
 import aiohttp
+import pytest
 
+from disruptor.api import dashboard
 from disruptor.api.dashboard import HUB
 from disruptor.api.snapshot import SnapshotBuilder
 from disruptor.peer import Peer
@@ -125,3 +127,15 @@ def test_snapshot_of_a_bare_peer_names_the_missing_parts(peer: Peer) -> None:
     json.dumps(snapshot)
     assert snapshot["self"]["cluster"] == peer.config.cluster_name
     assert snapshot["peers"][0]["state"] == "alive"
+
+
+async def test_event_streams_are_bounded(peer: Peer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dashboard, "EVENT_STREAMS_MAX", 1)
+    auth = {"Authorization": f"Bearer {peer.api_token}"}
+    async with aiohttp.ClientSession(headers=auth) as s, s.get(peer.url + "/events") as first:
+        await first.content.readline()
+        async with s.get(peer.url + "/events") as second:
+            assert second.status == 429
+            body = await second.json(content_type=None)
+            assert body["type"] == "urn:disruptor:problem:overloaded"
+            assert "Retry-After" in second.headers

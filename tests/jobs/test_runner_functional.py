@@ -111,18 +111,30 @@ async def test_cancel_stops_the_work_on_every_peer(home: Home, tmp_path: Path) -
         items = [{"x": i, "sleep": 0.2} for i in range(300)]
         job_id = await client.start_job(pushed.sha1, items, chunk_size=1, policy="round-robin")
 
-        async def started_everywhere() -> bool:
+        def started_everywhere() -> bool:
             return all(p.jobs is not None and p.jobs.stats.tasks_served > 0 for p in peers[1:])
 
         await eventually(started_everywhere, 30, "every peer to run part of the job")
         answer = await client.cancel(job_id)
         assert answer["state"] == "cancelled"
-        await eventually(
-            lambda: all(p.jobs is not None and not p.jobs.serving() for p in peers),
-            15,
-            "every peer to drop the job's tasks",
-        )
-        done = sum(p.pool.stats.tasks_done for p in peers if p.pool is not None)
-        assert done < len(items)
+
+        def idle_everywhere() -> bool:
+            return all(
+                p.jobs is not None
+                and not p.jobs.serving()
+                and p.pool is not None
+                and p.pool.tasks_running == 0
+                and p.pool.stats.queue_items == 0
+                for p in peers
+            )
+
+        await eventually(idle_everywhere, 15, "every peer to stop the job's work")
+        served = [p.jobs.stats.tasks_served for p in peers if p.jobs is not None]
         job = await client.job(job_id)
-        assert job["state"] == "cancelled" and job["progress"]["done"] < len(items)
+        assert job["state"] == "cancelled"
+        assert job["progress"]["done"] < len(items) / 2
+        # Nothing new starts anywhere after the cancel.
+        after = await client.outcomes(DOUBLE, [1])
+        assert after[0].value == 2
+        now = [p.jobs.stats.tasks_served for p in peers if p.jobs is not None]
+        assert all(b - a <= 1 for a, b in zip(served, now, strict=True))

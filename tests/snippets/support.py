@@ -5,8 +5,10 @@ Everything but the process fence (rlimits, the watchdog) is the code a real host
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 from disruptor.snippets.compile import snippet_sha1
@@ -40,7 +42,12 @@ def run_inline(
     if replies and "rejected" in replies[0]:
         return replies
     assert replies[0].get("started") and replies[-1].get("done"), replies
-    return replies[1:-1]
+    # Outcomes come in chunks; spread them out as one {"i": n, ...} per item.
+    outcomes = []
+    for chunk in replies[1:-1]:
+        for offset, body in enumerate(chunk["outcomes"]):
+            outcomes.append({"i": chunk["i"] + offset, **body})
+    return outcomes
 
 
 def one(source: str, item: Any = None, **kwargs: Any) -> dict[str, Any]:
@@ -56,3 +63,13 @@ def error_of(source: str, item: Any = None, **kwargs: Any) -> dict[str, Any]:
     assert "error" in reply, f"snippet was expected to fail but returned {reply!r}"
     error: dict[str, Any] = reply["error"]
     return error
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Yield to the loop until ``condition`` holds; fail with ``what`` after ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.01)

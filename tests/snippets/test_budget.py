@@ -20,11 +20,15 @@ def handle(code: str) -> str:
 RUNAWAYS = {
     "endless-loop": (handle("while True:\n    pass"), "time budget"),
     "endless-loop-caught": (
-        handle("while True:\n    try:\n        while True:\n            pass\n    except:\n        pass"),
+        handle(
+            "while True:\n    try:\n        while True:\n            pass\n    except:\n        pass"
+        ),
         "time budget",
     ),
-    "endless-comprehension": (handle("return [x for x in range(10**7) for y in range(10**7)]"),
-                              "time budget"),
+    "endless-comprehension": (
+        handle("return [x for x in range(10**7) for y in range(10**7)]"),
+        "time budget",
+    ),
     "exponential-recursion": (
         "def f(n):\n    return 1 if n == 0 else f(n - 1) + f(n - 1)\n" + handle("return f(60)"),
         "time budget",
@@ -38,13 +42,18 @@ RUNAWAYS = {
     "power-inplace": (handle("x = 10\nx **= 10**10\nreturn x"), "integer"),
     "shift": (handle("return 1 << 10**10"), "integer"),
     "squaring-loop": (handle("x = 3\nwhile True:\n    x = x * x"), "integer"),
-    "fraction-power": ("from fractions import Fraction\n" + handle("return Fraction(3, 2) ** 10**9"),
-                       "integer"),
+    "fraction-power": (
+        "from fractions import Fraction\n" + handle("return Fraction(3, 2) ** 10**9"),
+        "integer",
+    ),
     "huge-range": (handle("return list(range(10**10))"), "range"),
     "huge-range-sum": (handle("return sum(range(10**12))"), "range"),
     "huge-join": (handle("return ','.join(['x' * 10**6] * 100)"), "joined string"),
     "huge-ljust": (handle("return 'x'.ljust(10**10)"), "ljust"),
-    "huge-replace": (handle("return ('x' * 10**6).replace('x', 'yyyyyyyyyyyyyyyyyyyy')"), "replace"),
+    "huge-replace": (
+        handle("return ('x' * 10**6).replace('x', 'yyyyyyyyyyyyyyyyyyyy')"),
+        "replace",
+    ),
     "huge-format-width": (handle("return format(1, '>10000000000')"), "format width"),
     "huge-fstring-width": (handle("return f'{item:>{10**10}}'"), "format width"),
     "huge-str-format-width": (handle("return '{:>10000000000}'.format(1)"), "format width"),
@@ -55,8 +64,7 @@ RUNAWAYS = {
         "def p():\n    print('x' * 1000)\n" + handle("while True:\n    p()"),
         "printed more than",
     ),
-    "endless-repeat": ("import itertools\n" + handle("return list(itertools.repeat(1))"),
-                       "times"),
+    "endless-repeat": ("import itertools\n" + handle("return list(itertools.repeat(1))"), "times"),
     "top-level-loop": ("while True:\n    pass\n" + handle("return 1"), "time budget"),
 }
 

@@ -57,8 +57,10 @@ def test_functions_tick_only_when_they_can_call_back_into_snippet_code() -> None
 
 
 def test_dangerous_operators_are_routed_small_constants_are_not() -> None:
-    text = rewritten("a = x * y\nb = x * 2\nc = x ** y\nd = x ** 2\ne = x << y\nf = '%d' % x\n"
-                     "g = x % 3\nh = f'{x:>{n}}'\n")
+    text = rewritten(
+        "a = x * y\nb = x * 2\nc = x ** y\nd = x ** 2\ne = x << y\nf = '%d' % x\n"
+        "g = x % 3\nh = f'{x:>{n}}'\n"
+    )
     assert "_mul_(x, y)" in text and "x * 2" in text
     assert "_pow_(x, y)" in text and "x ** 2" in text
     assert "_lshift_(x, y)" in text

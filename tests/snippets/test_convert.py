@@ -43,12 +43,25 @@ class TrapDict(dict[str, Any]):
 
 def test_plain_values_round_trip() -> None:
     value = {"a": [1, 2.5, "x", None, True], "b": (1, 2), 3: {"c": []}}
-    assert to_plain(value, 10_000) == {"a": [1, 2.5, "x", None, True], "b": [1, 2], "3": {"c": []}}
+    assert to_plain(value, 10_000)[0] == {
+        "a": [1, 2.5, "x", None, True],
+        "b": [1, 2],
+        "3": {"c": []},
+    }
 
 
 @pytest.mark.parametrize(
     "value",
-    [Trap(), [Trap()], {"k": Trap()}, {KeyTrap(): 1}, TrapDict(a=1), (x for x in []), len, math.nan],
+    [
+        Trap(),
+        [Trap()],
+        {"k": Trap()},
+        {KeyTrap(): 1},
+        TrapDict(a=1),
+        (x for x in []),
+        len,
+        math.nan,
+    ],
 )
 def test_other_values_are_refused_without_calling_them(value: Any) -> None:
     with pytest.raises(NotPlainData):
@@ -101,8 +114,7 @@ def test_snippet_results_that_are_not_data_fail_by_name() -> None:
 
 def test_snippet_exception_classes_report_plainly() -> None:
     source = (
-        "class Oops(Exception):\n    pass\n"
-        "def handle(item):\n    raise Oops('bad item', item)\n"
+        "class Oops(Exception):\n    pass\ndef handle(item):\n    raise Oops('bad item', item)\n"
     )
     error = one(source, 3)["error"]
     assert error == {

@@ -118,14 +118,16 @@ def test_escape_fails(name: str) -> None:
     assert error["kind"] in ("snippet-rejected", "task-failed", "snippet-budget"), error
     # Nothing of the peer's internals leaks: no file paths, no frames but the snippet's own.
     text = error["message"] + (error.get("traceback") or "")
-    assert "site-packages" not in text and "/disruptor/" not in text and ".py\"" not in text
+    assert "site-packages" not in text and "/disruptor/" not in text and '.py"' not in text
     for line in (error.get("traceback") or "").splitlines():
         assert not line.startswith("  File ") or '"<snippet ' in line
 
 
 def test_module_proxy_is_read_only_and_not_shared() -> None:
-    first = run_inline("import math\ntry:\n    math.pi = 3\nexcept Exception:\n    pass\n"
-                       "def handle(item):\n    return math.pi\n")
+    first = run_inline(
+        "import math\ntry:\n    math.pi = 3\nexcept Exception:\n    pass\n"
+        "def handle(item):\n    return math.pi\n"
+    )
     assert first[0]["value"] == pytest.approx(3.141592653589793)
 
 

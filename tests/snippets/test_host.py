@@ -21,12 +21,14 @@ def test_map_gives_one_outcome_per_item_in_order() -> None:
 
 
 def test_reduce_and_combine() -> None:
-    assert run_inline("def reduce(results):\n    return sum(results)\n", [1, 2, 3],
-                      mode="reduce") == [{"i": 0, "value": 6}]
+    assert run_inline(
+        "def reduce(results):\n    return sum(results)\n", [1, 2, 3], mode="reduce"
+    ) == [{"i": 0, "value": 6}]
     combine = "def combine(acc, item):\n    return acc * item\n"
     assert run_inline(combine, [2, 3, 4], mode="combine") == [{"i": 0, "value": 24}]
-    assert run_inline(combine, [2, 3], mode="combine",
-                      extra={"initial": 10, "has_initial": True}) == [{"i": 0, "value": 60}]
+    assert run_inline(
+        combine, [2, 3], mode="combine", extra={"initial": 10, "has_initial": True}
+    ) == [{"i": 0, "value": 60}]
     both = combine + "def reduce(results):\n    return -1\n"
     assert run_inline(both, [2, 3], mode="fold") == [{"i": 0, "value": -1}]
     assert run_inline(combine, [2, 3], mode="fold") == [{"i": 0, "value": 6}]

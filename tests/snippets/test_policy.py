@@ -13,12 +13,24 @@ USES = {
     "statistics": ("import statistics\n", "statistics.mean(item)", [1, 2, 3], 2),
     "json": ("import json\n", "json.loads(json.dumps(item))", {"a": [1]}, {"a": [1]}),
     "datetime": ("import datetime\n", "str(datetime.date(2020, 1, item))", 2, "2020-01-02"),
-    "collections": ("from collections import Counter\n", "Counter(item).most_common(1)",
-                    "abca", [["a", 2]]),
-    "functools": ("from functools import reduce, partial\n",
-                  "reduce(lambda a, b: a + b, item, partial(int, '10')())", [1, 2], 13),
-    "itertools": ("import itertools\n", "list(itertools.islice(itertools.chain(item, item), 3))",
-                  [1, 2], [1, 2, 1]),
+    "collections": (
+        "from collections import Counter\n",
+        "Counter(item).most_common(1)",
+        "abca",
+        [["a", 2]],
+    ),
+    "functools": (
+        "from functools import reduce, partial\n",
+        "reduce(lambda a, b: a + b, item, partial(int, '10')())",
+        [1, 2],
+        13,
+    ),
+    "itertools": (
+        "import itertools\n",
+        "list(itertools.islice(itertools.chain(item, item), 3))",
+        [1, 2],
+        [1, 2, 1],
+    ),
     "re": ("import re\n", "re.findall('[0-9]+', item)", "a1b22", ["1", "22"]),
     "string": ("import string\n", "string.capwords(item) + string.digits[:2]", "a b", "A B01"),
     "decimal": ("from decimal import Decimal\n", "str(Decimal(item) / 4)", "1", "0.25"),
@@ -50,9 +62,35 @@ def test_curated_builtins_work() -> None:
         "            next(iter(item)), hasattr(item, 'append'), getattr(item, 'count')(1)]\n"
     )
     value = one(source, [1, 2, 3])["value"]
-    assert value == [6, 1, 3, [3, 2, 1], True, True, 3, 2, 2.6, True, ["1", "2", "3"],
-                     [1, 2, 3], [0, 1], [3, 1], 32, {"a": 1}, [1, 2, 3], 1, 3, 1.5, False, "1",
-                     [1, 3], True, 1, True, 1]
+    assert value == [
+        6,
+        1,
+        3,
+        [3, 2, 1],
+        True,
+        True,
+        3,
+        2,
+        2.6,
+        True,
+        ["1", "2", "3"],
+        [1, 2, 3],
+        [0, 1],
+        [3, 1],
+        32,
+        {"a": 1},
+        [1, 2, 3],
+        1,
+        3,
+        1.5,
+        False,
+        "1",
+        [1, 3],
+        True,
+        1,
+        True,
+        1,
+    ]
 
 
 def test_classes_and_their_instances_are_writable() -> None:

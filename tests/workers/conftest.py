@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import textwrap
@@ -45,7 +46,7 @@ def write_bundle(
     """A bundle directory: ``bundle.toml`` plus ``files`` (dedented)."""
     directory = root / name
     directory.mkdir(parents=True)
-    spec = f'command = {command!r}'.replace("'", '"') if command else f'handler = "{handler}"'
+    spec = f"command = {json.dumps(command)}" if command else f'handler = "{handler}"'
     (directory / "bundle.toml").write_text(
         f'name = "{name}"\nversion = "1.0"\n\n[worker]\n{spec}\n{worker}\n\n[limits]\n{limits}\n'
     )
@@ -57,7 +58,7 @@ def write_bundle(
 
 
 def fake_sha1(name: str) -> str:
-    return hashlib.sha1(name.encode()).hexdigest()  # noqa: S324 - a test name, not security
+    return hashlib.sha1(name.encode()).hexdigest()
 
 
 class Bundles:
@@ -91,9 +92,7 @@ PoolFactory = Callable[..., "WorkerPool"]
 
 
 @pytest.fixture
-async def make_pool(
-    data_root: Path, tmp_path: Path
-) -> AsyncIterator[Callable[..., Any]]:
+async def make_pool(data_root: Path, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     pools: list[WorkerPool] = []
 
     async def factory(mode: str = "auto", **overrides: Any) -> tuple[WorkerPool, Bundles]:

@@ -268,6 +268,8 @@ function svgEl(name, attrs, text) {
   return el;
 }
 
+function rateOf(p) { return p.items_per_s || 0; }
+
 function renderChart(s) {
   const box = $("chart");
   const w = Math.max(300, box.clientWidth || 600), h = Math.max(120, box.clientHeight || 180);
@@ -275,7 +277,7 @@ function renderChart(s) {
   const pts = s.series || [];
   const now = s.now;
   const x = (t) => pad.l + ((t - (now - WINDOW_S)) / WINDOW_S) * (w - pad.l - pad.r);
-  const rateMax = niceMax(Math.max(0, ...pts.map((p) => p.jobs_per_s || 0)));
+  const rateMax = niceMax(Math.max(0, ...pts.map(rateOf)));
   const latMax = niceMax(Math.max(0, ...pts.map((p) => p.latency_ms || 0)));
   const yRate = (v) => h - pad.b - (v / rateMax) * (h - pad.t - pad.b);
   const yLat = (v) => h - pad.b - (v / latMax) * (h - pad.t - pad.b);
@@ -294,32 +296,39 @@ function renderChart(s) {
   }
   const visible = pts.filter((p) => p.t >= now - WINDOW_S);
   if (visible.length > 1) {
-    const line = visible.map((p) => `${x(p.t).toFixed(1)},${yRate(p.jobs_per_s || 0).toFixed(1)}`).join(" ");
+    const line = visible.map((p) => `${x(p.t).toFixed(1)},${yRate(rateOf(p)).toFixed(1)}`).join(" ");
     const first = visible[0], last = visible[visible.length - 1];
     svg.appendChild(svgEl("polygon", {
       points: `${x(first.t).toFixed(1)},${h - pad.b} ${line} ${x(last.t).toFixed(1)},${h - pad.b}`,
       class: "rate-area",
     }));
     svg.appendChild(svgEl("polyline", { points: line, class: "rate" }));
-    // Latency is drawn in segments: steps with no finished job leave a gap, not a false zero.
-    let seg = [];
-    const flush = () => {
-      if (seg.length > 1) svg.appendChild(svgEl("polyline", { points: seg.join(" "), class: "lat" }));
-      seg = [];
-    };
-    for (const p of visible) {
-      if (num(p.latency_ms) === null) flush();
-      else seg.push(`${x(p.t).toFixed(1)},${yLat(p.latency_ms).toFixed(1)}`);
-    }
-    flush();
   }
+  // Latency exists only for steps in which a job finished: a dot each, joined when consecutive,
+  // so quiet steps leave a gap rather than a false zero.
+  let seg = [];
+  const flush = () => {
+    if (seg.length > 1) svg.appendChild(svgEl("polyline", { points: seg.join(" "), class: "lat" }));
+    seg = [];
+  };
+  for (const p of visible) {
+    if (num(p.latency_ms) === null) { flush(); continue; }
+    const px = x(p.t).toFixed(1), py = yLat(p.latency_ms).toFixed(1);
+    seg.push(`${px},${py}`);
+    svg.appendChild(svgEl("circle", { cx: px, cy: py, r: 3, class: "lat-dot" }));
+  }
+  flush();
   box.replaceChildren(svg);
-  const lastPoint = pts[pts.length - 1];
-  $("n-rate").textContent = lastPoint ? (+lastPoint.jobs_per_s.toFixed(2)) + "/s" : "–";
-  const lats = pts.slice(-10).filter((p) => num(p.latency_ms) !== null);
-  $("n-latency").textContent = lats.length
-    ? "mean latency " + fmtDuration(lats.reduce((a, p) => a + p.latency_ms, 0) / lats.length / 1000)
-    : "no jobs in the last 10 s";
+
+  const recent = pts.slice(-5);
+  const itemsRate = recent.length ? recent.reduce((a, p) => a + rateOf(p), 0) / recent.length : null;
+  const jobsRate = recent.length ? recent.reduce((a, p) => a + (p.jobs_per_s || 0), 0) / recent.length : null;
+  $("n-rate").textContent = itemsRate === null ? "–" : (+itemsRate.toFixed(1)) + " items/s";
+  const lats = pts.slice(-30).filter((p) => num(p.latency_ms) !== null);
+  const latText = lats.length
+    ? "job latency " + fmtDuration(lats.reduce((a, p) => a + p.latency_ms, 0) / lats.length / 1000)
+    : "no job finished in 30 s";
+  $("n-latency").textContent = (jobsRate === null ? "" : (+jobsRate.toFixed(2)) + " jobs/s · ") + latText;
 }
 
 function render(s) {

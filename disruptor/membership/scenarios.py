@@ -1,0 +1,190 @@
+"""Standard simulated scenarios, shared by the tests (small N) and the benchmarks (large N).
+
+Each function builds a cluster in the ``Simulator``, applies one kind of trouble and returns
+plain figures (times in virtual seconds, counts); the caller decides what to assert or print.
+Rule: every scenario is a pure function of its arguments, seed included.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+
+from .config import MembershipConfig
+from .messages import MemberState
+from .protocol import MemberChanged
+from .simulator import Network, Simulator
+
+
+def peer_name(i: int) -> str:
+    return f"10.{i // 62500}.{i // 250 % 250}.{i % 250 + 1}:1111"
+
+
+def start_cluster(
+    n: int, seed: int, config: MembershipConfig, network: Network | None = None, seal: bool = False
+) -> Simulator:
+    """``n`` peers started at once, every one seeded with the first; run until they converge."""
+    sim = Simulator(seed, config, network, seal=seal)
+    sim.add_peer(peer_name(0))
+    for i in range(1, n):
+        sim.add_peer(peer_name(i), seeds=[peer_name(0)])
+    sim.sweep_interval_s = 1.0 if n <= 64 else 30.0
+    if not sim.run_until(sim.now + 120.0, sim.converged, stop_check_s=0.05):
+        raise sim.fail(f"{n} peers did not converge within 120 s")
+    return sim
+
+
+@dataclass
+class ConvergeResult:
+    n: int
+    join_s: float
+    # Gossip rounds until every peer listed each newcomer, one entry per newcomer.
+    newcomer_rounds: list[float] = field(default_factory=list)
+
+
+def converge(n: int, seed: int, config: MembershipConfig, newcomers: int = 5) -> ConvergeResult:
+    """Start ``n`` peers through one seed, then add newcomers one by one through a random peer."""
+    sim = start_cluster(n - 1, seed, config)
+    result = ConvergeResult(n, sim.now)
+    rng = random.Random(seed)
+    for j in range(newcomers):
+        name = f"192.168.{j // 250}.{j % 250 + 1}:1111"
+        via = rng.choice([p.name for p in sim.running()])
+        started = sim.now
+        sim.add_peer(name, seeds=[via])
+        if not sim.run_until(started + 60.0, lambda: sim.all_know(name), stop_check_s=0.01):
+            raise sim.fail(f"newcomer {name} not known by all within 60 s")
+        result.newcomer_rounds.append((sim.now - started) / config.gossip_interval_s)
+        # Let the newcomer's rumours settle before the next one, so rounds do not overlap.
+        sim.run_until(sim.now + 5.0)
+    return result
+
+
+@dataclass
+class CrashResult:
+    first_suspicion_s: float
+    all_dead_s: float
+    # The suspicion formula's longest timeout for this N (no confirmations) plus one probe period.
+    bound_s: float
+
+
+def crash(n: int, seed: int, config: MembershipConfig) -> CrashResult:
+    """Crash one peer of a settled cluster; time the first suspicion and the last dead mark."""
+    from .suspicion import suspicion_timeout_s
+
+    sim = start_cluster(n, seed, config)
+    sim.run_until(sim.now + 3 * config.probe_interval_s)
+    victim = random.Random(seed).choice([p.name for p in sim.running()][1:])
+    first: list[float] = []
+
+    def listen(observer: str, change: MemberChanged, at: float) -> None:
+        if change.node == victim and change.new == MemberState.SUSPECT and not first:
+            first.append(at)
+
+    sim.listeners.append(listen)
+    crashed_at = sim.now
+    sim.crash(victim)
+    min_s = suspicion_timeout_s(config.suspicion_mult, n, config.probe_interval_s)
+    max_s = min_s * (config.suspicion_max_timeout_mult if config.lifeguard else 1)
+    if not sim.run_until(crashed_at + 120.0, lambda: sim.all_know(victim, MemberState.DEAD)):
+        raise sim.fail(f"crashed {victim} not marked dead by all within 120 s")
+    return CrashResult(
+        first[0] - crashed_at if first else float("inf"),
+        sim.now - crashed_at,
+        max_s + config.probe_interval_s,
+    )
+
+
+@dataclass
+class TroubleResult:
+    false_deaths: int
+    # (observer, node) pairs, for the report.
+    examples: list[tuple[str, str]]
+    bytes_per_peer_s: float
+
+
+def lossy(n: int, seed: int, config: MembershipConfig, loss: float, duration_s: float) -> TroubleResult:
+    """Run a settled cluster on a network losing ``loss`` of its datagrams; count false deaths."""
+    sim = start_cluster(n, seed, config)
+    sim.network = replace(sim.network, loss=loss)
+    sim.run_until(sim.now + duration_s)
+    return _trouble(sim, duration_s)
+
+
+def stalls(
+    n: int,
+    seed: int,
+    config: MembershipConfig,
+    duration_s: float,
+    stressed: int = 4,
+    stall_min_s: float = 0.5,
+    stall_max_s: float = 3.0,
+    gap_mean_s: float = 2.0,
+    receive_only: bool = False,
+) -> TroubleResult:
+    """Block the loops of a few stressed peers for 0.5-3 s now and then (gaps exponential with
+    ``gap_mean_s``); count the other, healthy, peers wrongly declared dead by anyone."""
+    sim = start_cluster(n, seed, config)
+    rng = random.Random(seed ^ 0x5EED)
+    end = sim.now + duration_s
+    names = [p.name for p in sim.running()]
+    slow = rng.sample(names, stressed)
+    for name in slow:
+        when = sim.now + rng.uniform(0, gap_mean_s)
+        while when < end:
+            length = rng.uniform(stall_min_s, stall_max_s)
+            sim.at(when, lambda name=name, length=length: sim.stall(name, length, receive_only))  # type: ignore[misc]
+            when += length + rng.expovariate(1.0 / gap_mean_s)
+    sim.run_until(end)
+    return _trouble(sim, duration_s, exclude=set(slow))
+
+
+def _trouble(sim: Simulator, duration_s: float, exclude: set[str] | None = None) -> TroubleResult:
+    false = [d for d in sim.deaths if d.healthy and d.node not in (exclude or set())]
+    sent = sum(p.bytes_sent for p in sim.peers.values())
+    return TroubleResult(
+        len(false), [(d.observer, d.node) for d in false[:5]], sent / len(sim.peers) / duration_s
+    )
+
+
+@dataclass
+class PartitionResult:
+    split_s: float
+    heal_s: float
+    push_pull_interval_s: float
+
+
+def partition(n: int, seed: int, config: MembershipConfig, split_for_s: float) -> PartitionResult:
+    """Cut the cluster in two until each side marks the other dead, heal, time one view again."""
+    sim = start_cluster(n, seed, config)
+    names = [p.name for p in sim.running()]
+    left, right = names[: n // 2], names[n // 2 :]
+    sim.partition(left, right)
+    cut_at = sim.now
+
+    def split() -> bool:
+        return all(
+            sim.peers[a].protocol.table.members[b].state == MemberState.DEAD
+            and sim.peers[b].protocol.table.members[a].state == MemberState.DEAD
+            for a in left
+            for b in right
+        )
+
+    if not sim.run_until(cut_at + split_for_s + 120.0, split):
+        raise sim.fail("the two sides did not mark each other dead")
+    split_s = sim.now - cut_at
+    sim.run_until(cut_at + split_for_s)
+    sim.heal()
+    healed_at = sim.now
+    if not sim.run_until(healed_at + 300.0, sim.converged, stop_check_s=0.1):
+        raise sim.fail("no single view within 300 s of healing")
+    return PartitionResult(split_s, sim.now - healed_at, config.push_pull_interval_s)
+
+
+def traffic(n: int, seed: int, config: MembershipConfig, duration_s: float) -> float:
+    """Datagram bytes sent per peer per second by a settled cluster of ``n``."""
+    sim = start_cluster(n, seed, config)
+    sim.run_until(sim.now + 30.0)
+    before = sum(p.bytes_sent for p in sim.peers.values())
+    sim.run_until(sim.now + duration_s)
+    return (sum(p.bytes_sent for p in sim.peers.values()) - before) / n / duration_s

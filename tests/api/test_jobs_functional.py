@@ -1,0 +1,161 @@
+"""``/jobs``, ``/tasks`` and ``/stream`` over real HTTP on a 3-peer cluster."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+from disruptor.api.auth import PEER_AUTH_HEADER, peer_auth_header
+from disruptor.home import Home
+from disruptor.peer import Peer
+
+from ..jobs.support import eventually, open_cluster
+
+DOUBLE = "def handle(item):\n    return item * 2\n"
+
+
+def auth(peer: Peer) -> dict[str, str]:
+    return {"Authorization": f"Bearer {peer.api_token}"}
+
+
+async def post(peer: Peer, body: Any, **headers: str) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(peer.url + "/jobs", json=body, headers={**auth(peer), **headers}) as r,
+    ):
+        return r.status, await r.json(content_type=None)
+
+
+async def test_ndjson_streams_each_result_once_tagged_with_its_index(home: Home) -> None:
+    async with open_cluster(home) as peers:
+        body = {"snippet": DOUBLE, "items": list(range(50)), "chunk_size": 5}
+        headers = {**auth(peers[0]), "Accept": "application/x-ndjson"}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(peers[0].url + "/jobs", json=body, headers=headers) as r,
+        ):
+            assert r.headers["Content-Type"].startswith("application/x-ndjson")
+            lines = [json.loads(line) async for line in r.content if line.strip()]
+        *rows, tail = lines
+        assert tail["done"] is True and tail["state"] == "completed"
+        assert sorted(row["index"] for row in rows) == list(range(50))
+        assert all(row["value"] == row["index"] * 2 and row["peer"] for row in rows)
+
+
+async def test_async_job_202_then_get_then_delete(home: Home) -> None:
+    async with open_cluster(home, count=1) as peers:
+        peer = peers[0]
+        status, answer = await post(peer, {"snippet": DOUBLE, "items": [1, 2], "wait": False})
+        assert status == 202 and answer["state"] in ("running", "completed")
+        job_url = f"{peer.url}/jobs/{answer['id']}"
+        async with aiohttp.ClientSession(headers=auth(peer)) as s:
+
+            async def finished() -> bool:
+                async with s.get(job_url) as r:
+                    return bool((await r.json())["state"] == "completed")
+
+            await eventually(finished, 30, "the job to complete")
+            async with s.get(job_url) as r:
+                job = await r.json()
+            assert job["results"] == [
+                {"value": 2, "peer": str(peer.address)},
+                {"value": 4, "peer": str(peer.address)},
+            ]
+            assert job["progress"] == {"total": 2, "done": 2, "failed": 0}
+            async with s.delete(job_url) as r:
+                assert r.status == 200 and (await r.json())["state"] == "completed"
+            async with s.get(f"{peer.url}/jobs/nope") as r:
+                assert r.status == 404
+
+
+async def test_idempotency_key_returns_the_same_job(home: Home) -> None:
+    async with open_cluster(home, count=1) as peers:
+        body = {"snippet": DOUBLE, "items": [3]}
+        _, first = await post(peers[0], body, **{"Idempotency-Key": "k-1"})
+        _, again = await post(peers[0], body, **{"Idempotency-Key": "k-1"})
+        _, other = await post(peers[0], body, **{"Idempotency-Key": "k-2"})
+        assert first["id"] == again["id"] != other["id"]
+        assert again["results"][0]["value"] == 6
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"items": [1]}, "exactly one of"),
+        ({"snippet": DOUBLE, "items": 3}, "'items' must be a JSON array"),
+        ({"snippet": DOUBLE, "items": [], "policy": "fastest"}, "'policy' must be one of"),
+        ({"snippet": DOUBLE, "items": [], "chunk_size": 0}, "'chunk_size'"),
+        ({"snippet": DOUBLE, "items": [], "timeout_s": -1}, "'timeout_s'"),
+        ({"snippet": DOUBLE, "items": [], "retries": 99}, "'retries'"),
+        ({"snippet": DOUBLE, "items": [], "peers": ["nope"]}, "HOST:PORT"),
+        ({"bundle": "xyz", "items": []}, "40 lowercase hex"),
+        ({"snippet": DOUBLE, "items": [], "fail_fast": "yes"}, "'fail_fast'"),
+    ],
+)
+async def test_bad_jobs_are_4xx_saying_what_is_wrong(
+    home: Home, body: dict[str, Any], says: str
+) -> None:
+    async with open_cluster(home, count=1) as peers:
+        status, problem = await post(peers[0], body)
+        assert 400 <= status < 500
+        assert problem["type"].startswith("urn:disruptor:problem:")
+        assert says in problem["detail"]
+        # ...and the peer keeps serving.
+        status, answer = await post(peers[0], {"snippet": DOUBLE, "items": [1]})
+        assert status == 200 and answer["results"][0]["value"] == 2
+
+
+async def test_bad_snippet_is_refused_before_any_task_is_placed(home: Home) -> None:
+    async with open_cluster(home, count=1) as peers:
+        bad = "def handle(item):\n    return item._secret\n"
+        status, problem = await post(peers[0], {"snippet": bad, "items": [1]})
+        assert status == 422 and problem["type"].endswith(":snippet-rejected")
+        assert peers[0].jobs is not None and peers[0].jobs.stats.submitted == 0
+
+
+async def test_tasks_need_the_cluster_secret_or_token(home: Home) -> None:
+    async with open_cluster(home, count=1) as peers:
+        peer = peers[0]
+        body = {"job": "j", "task": "j.0", "snippet": DOUBLE, "items": [4]}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(peer.url + "/tasks", json=body) as r:
+                assert r.status == 401
+            forged = {PEER_AUTH_HEADER: peer_auth_header(b"wrong" * 8, "POST", "/tasks")}
+            async with s.post(peer.url + "/tasks", json=body, headers=forged) as r:
+                assert r.status == 401
+            signed = {PEER_AUTH_HEADER: peer_auth_header(peer.cluster_secret, "POST", "/tasks")}
+            async with s.post(peer.url + "/tasks", json=body, headers=signed) as r:
+                assert r.status == 200
+                assert (await r.json())["results"] == [{"value": 8}]
+
+
+async def test_websocket_stream_returns_results_tagged_with_item_ids(home: Home) -> None:
+    async with open_cluster(home) as peers:
+        async with (
+            aiohttp.ClientSession(headers=auth(peers[0])) as s,
+            s.ws_connect(peers[0].url + "/stream") as ws,
+        ):
+            await ws.send_json({"snippet": DOUBLE})
+            assert (await ws.receive_json())["ready"] is True
+            for n in range(30):
+                await ws.send_json({"id": f"item-{n}", "item": n})
+            await ws.send_json({"oops": 1})
+            replies = [await ws.receive_json() for _ in range(31)]
+        bad = [r for r in replies if "id" not in r]
+        assert len(bad) == 1 and bad[0]["error"]["kind"] == "bad-request"
+        good = {r["id"]: r for r in replies if "id" in r}
+        assert {k: v["value"] for k, v in good.items()} == {f"item-{n}": n * 2 for n in range(30)}
+        assert len({r["peer"] for r in good.values()}) > 1
+
+
+async def test_cluster_jobs_listing_names_the_live_peers(home: Home) -> None:
+    async with open_cluster(home) as peers:
+        async with (
+            aiohttp.ClientSession(headers=auth(peers[1])) as s,
+            s.get(peers[1].url + "/jobs") as r,
+        ):
+            listing = await r.json()
+        assert sorted(listing["peers"]) == sorted(str(p.address) for p in peers)

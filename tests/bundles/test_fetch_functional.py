@@ -1,0 +1,125 @@
+"""Fetching bundles between two real in-process peers: resume, failover, single flight, trust."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from disruptor.address import Address
+from disruptor.bundles.fetch import _get_bytes
+from disruptor.bundles.pack import pack_to_file
+from disruptor.bundles.signing import generate_key, load_or_create_key, sign_manifest
+from disruptor.config import PeerConfig
+from disruptor.errors import NotFound, PeerUnreachable, UntrustedSigner
+from disruptor.home import Home
+from disruptor.peer import Peer
+
+from ..cluster import free_port
+from .archives import make_app
+from .test_store import upload
+
+
+@pytest.fixture
+async def second(home: Home) -> AsyncIterator[Peer]:
+    """Another peer of the same user (same data directory: same secret and keys)."""
+    running = Peer(PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root))
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def held_by(peer: Peer, tmp_path: Path, key_from: Home | None = None) -> str:
+    archive = tmp_path / f"b-{os.urandom(3).hex()}.tar.zst"
+    result = pack_to_file(make_app(tmp_path / "app", {"blob": os.urandom(300_000)}), archive)
+    key = load_or_create_key(peer.home.signing_key_path)[0] if key_from is None else generate_key()
+    manifest = sign_manifest(
+        key,
+        sha1=result.sha1,
+        sha256=result.sha256,
+        size=result.size,
+        name="demo",
+        version="1.0",
+        signed_at=1,
+    )
+    assert peer.store is not None
+    await upload(peer.store, result.sha1, archive.read_bytes(), manifest)
+    return result.sha1
+
+
+def dead_address() -> Address:
+    return Address("127.0.0.1", free_port())
+
+
+async def test_fetch_from_another_peer(peer: Peer, second: Peer, tmp_path: Path) -> None:
+    sha1 = await held_by(peer, tmp_path)
+    assert second.store is not None and peer.store is not None
+    # The first source is down: the fetch moves on to the next.
+    await second.store.fetch(sha1, [dead_address(), peer.address])
+    assert second.store.path(sha1).read_bytes() == peer.store.path(sha1).read_bytes()
+    assert second.store.manifest(sha1) == peer.store.manifest(sha1)
+    assert second.store.stats.fetches == 1 and second.store.stats.uploads == 1
+    unpacked = await second.store.unpack(sha1)
+    assert (unpacked / "bundle.toml").exists()
+    assert list(second.store.tmp_dir.iterdir()) == []
+
+
+async def test_concurrent_fetches_are_one_transfer(
+    peer: Peer, second: Peer, tmp_path: Path
+) -> None:
+    sha1 = await held_by(peer, tmp_path)
+    assert second.store is not None
+    await asyncio.gather(*(second.store.fetch(sha1, [peer.address]) for _ in range(6)))
+    assert second.store.stats.fetches == 1
+    assert second.store.has(sha1)
+
+
+async def test_a_broken_transfer_resumes_with_a_range(
+    peer: Peer, second: Peer, tmp_path: Path
+) -> None:
+    sha1 = await held_by(peer, tmp_path)
+    assert peer.store is not None and second.store is not None
+    data = peer.store.path(sha1).read_bytes()
+    manifest = peer.store.manifest(sha1)
+    partial = second.store.begin_upload(sha1)
+    partial.write(data[: len(data) // 3])  # what arrived before the connection broke
+    async with aiohttp.ClientSession() as session:
+        await _get_bytes(session, second.store, peer.address, sha1, partial, manifest.size)
+    assert partial.size == len(data)
+    assert await partial.commit(manifest) is True
+    assert second.store.path(sha1).read_bytes() == data
+
+
+async def test_missing_everywhere_and_unreachable(peer: Peer, second: Peer, tmp_path: Path) -> None:
+    assert second.store is not None
+    with pytest.raises(PeerUnreachable):
+        await second.store.fetch("a" * 40, [peer.address, dead_address()])
+    with pytest.raises(NotFound):
+        await second.store.fetch("a" * 40, [])
+    assert second.store.stats.fetch_failures == 2
+    assert list(second.store.tmp_dir.iterdir()) == []
+
+
+async def test_an_untrusted_bundle_is_not_fetched(home: Home, second: Peer, tmp_path: Path) -> None:
+    other_home = Home(tmp_path / "other").ensure()
+    (other_home.root / "cluster.secret").write_bytes((home.root / "cluster.secret").read_bytes())
+    config = PeerConfig(
+        address=Address("127.0.0.1", free_port()), home=other_home.root, insecure_dev=True
+    )
+    lax = Peer(config)
+    await lax.start()
+    try:
+        sha1 = await held_by(lax, tmp_path, key_from=other_home)
+        assert second.store is not None
+        with pytest.raises(UntrustedSigner):
+            await second.store.fetch(sha1, [lax.address])
+        assert not second.store.has(sha1)
+        assert list(second.store.tmp_dir.iterdir()) == []
+    finally:
+        await lax.stop()

@@ -1,0 +1,87 @@
+"""Real host processes: the watchdog for C-level runaways, memory limits, the fence around hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from disruptor.snippets.compile import snippet_sha1
+from disruptor.snippets.hosts import HostPool
+from disruptor.snippets.policy import SnippetSettings
+
+from .support import wait_until
+
+FAST = SnippetSettings(item_timeout_s=0.5, watchdog_grace_s=0.5, hosts_max=2, hosts_prestart=0)
+
+
+def request(source: str) -> dict[str, object]:
+    return {"sha1": snippet_sha1(source), "source": source, "mode": "map"}
+
+
+async def test_watchdog_kills_a_host_stuck_in_c_code() -> None:
+    # Catastrophic regex backtracking runs inside the C regex engine: no tick can interrupt it.
+    source = (
+        "import re\ndef handle(item):\n"
+        "    return bool(re.match('(a+)+$', 'a' * item + 'b')) if item else 'fine'\n"
+    )
+    pool = HostPool(FAST)
+    try:
+        outcomes = await pool.run(request(source), [0, 64, 0], timeout_s=0.5)
+    finally:
+        await pool.stop()
+    assert outcomes[0].value == "fine" and outcomes[2].value == "fine"
+    error = outcomes[1].error
+    assert error is not None and error.kind == "snippet-budget" and "watchdog" in error.message
+    assert pool.stats.watchdog_kills >= 1
+
+
+async def test_memory_limit_fails_the_item_and_the_next_batch_runs() -> None:
+    source = "def handle(item):\n    return len([bytes(10**6) for i in range(item)])\n"
+    pool = HostPool(FAST)
+    try:
+        first = await pool.run(request(source), [10_000], timeout_s=5)
+        second = await pool.run(request(source), [3], timeout_s=5)
+    finally:
+        await pool.stop()
+    assert first[0].error is not None and first[0].error.kind == "snippet-budget"
+    assert "memory" in first[0].error.message
+    assert second[0].value == 3
+
+
+async def test_hosts_hold_no_environment_no_descriptors_and_no_working_directory() -> None:
+    os.environ["DISRUPTOR_TEST_CANARY"] = "canary-in-the-peer-environment"
+    pool = HostPool(FAST)
+    try:
+        host = await pool.acquire()
+        pid = host.pid
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        fds = {int(n): os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")}
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        await pool.release(host)
+    finally:
+        del os.environ["DISRUPTOR_TEST_CANARY"]
+        await pool.stop()
+    assert environ == b""
+    assert sorted(fds) == [0, 1, 2]
+    assert fds[0].startswith("pipe:") and fds[1].startswith("pipe:") and fds[2] == "/dev/null"
+    assert cwd == "/"
+    assert "Max address space" in limits and str(FAST.memory_mb * 1024 * 1024) in limits
+
+
+async def test_two_hosts_serve_two_batches_at_once() -> None:
+    slow = "def handle(item):\n    while True:\n        pass\n"
+    quick = "def handle(item):\n    return item + 1\n"
+    pool = HostPool(FAST)
+    try:
+        runaway = asyncio.create_task(pool.run(request(slow), [1], timeout_s=1.5))
+        await wait_until(lambda: pool.stats.batches_running >= 1, 30, "the runaway to start")
+        result = await pool.run(request(quick), [41], timeout_s=1.5)
+        # The quick batch finished while the runaway still holds the other host.
+        assert not runaway.done()
+        assert result[0].value == 42
+        stopped = await runaway
+    finally:
+        await pool.stop()
+    assert stopped[0].error is not None and "time budget" in stopped[0].error.message
