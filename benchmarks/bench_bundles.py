@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from disruptor.address import Address
 from disruptor.bundles.limits import BundleLimits
 from disruptor.bundles.pack import pack_to_file
-from disruptor.bundles.signing import load_or_create_key, sign_manifest
+from disruptor.bundles.signing import SignedManifest, load_or_create_key, sign_manifest
 from disruptor.bundles.unpack import check_archive, remove_tree, unpack_archive
 from disruptor.config import PeerConfig
 from disruptor.home import Home
@@ -103,12 +103,11 @@ async def upload_once(peer: Peer, archive: Path, header: str, sha1: str, size: i
         assert r.status == 201, await r.text()
 
 
-async def upload_bench(work: Path, archive: Path, repeat: int) -> float:
-    home = Home(work / "home").ensure()
+def signed_for(home: Home, archive: Path) -> SignedManifest:
     key, _ = load_or_create_key(home.signing_key_path)
     data = archive.read_bytes()
     app = check_archive(archive, BundleLimits())
-    manifest = sign_manifest(
+    return sign_manifest(
         key,
         sha1=hashlib.sha1(data).hexdigest(),
         sha256=hashlib.sha256(data).hexdigest(),
@@ -117,6 +116,9 @@ async def upload_bench(work: Path, archive: Path, repeat: int) -> float:
         version=app.version,
         signed_at=int(time.time()),
     )
+
+
+async def upload_bench(home: Home, archive: Path, manifest: SignedManifest, repeat: int) -> float:
     peer = Peer(PeerConfig(address=Address("127.0.0.1", 0), home=home.root))
     await peer.start()
     try:
@@ -126,7 +128,7 @@ async def upload_bench(work: Path, archive: Path, repeat: int) -> float:
             if peer.store.has(manifest.sha1):
                 peer.store.delete(manifest.sha1)
             start = time.perf_counter()
-            await upload_once(peer, archive, manifest.to_header(), manifest.sha1, len(data))
+            await upload_once(peer, archive, manifest.to_header(), manifest.sha1, manifest.size)
             times.append(time.perf_counter() - start)
         return min(times)
     finally:
@@ -173,18 +175,23 @@ def main() -> None:
             check_archive(ours, limits)
 
         t_verify = best(verify, args.repeat)
-        t_upload = asyncio.run(upload_bench(work, ours, args.repeat))
+        home = Home(work / "home").ensure()
+        manifest = signed_for(home, ours)
+        t_upload = asyncio.run(upload_bench(home, ours, manifest, args.repeat))
         size = ours.stat().st_size
         mb = raw / 1e6
-        print(f"tree: {raw / 1e6:.1f} MB in {sum(1 for _ in tree.rglob('*'))} entries; "
-              f"bundle {size / 1e6:.1f} MB (tar+zstd: {theirs.stat().st_size / 1e6:.1f} MB)")  # fmt: skip
+        entries = sum(1 for _ in tree.rglob("*"))
+        tar_mb = theirs.stat().st_size / 1e6
+        print(f"tree: {mb:.1f} MB in {entries} entries; bundle {size / 1e6:.1f} MB "
+              f"(tar+zstd: {tar_mb:.1f} MB)")  # fmt: skip
         rows = [
             ("pack", t_pack, t_tar_pack),
             ("unpack", t_unpack, t_tar_unpack),
         ]
         for name, ours_s, tar_s in rows:
             print(f"{name:<8} disruptor {ours_s:6.2f} s ({mb / ours_s:6.1f} MB/s)   "
-                  f"tar --zstd {tar_s:6.2f} s ({mb / tar_s:6.1f} MB/s)   ratio {ours_s / tar_s:4.2f}x")  # fmt: skip
+                  f"tar --zstd {tar_s:6.2f} s ({mb / tar_s:6.1f} MB/s)   "
+                  f"ratio {ours_s / tar_s:4.2f}x")  # fmt: skip
         print(f"verify   {t_verify:6.2f} s ({mb / t_verify:6.1f} MB/s of tree, "
               f"{size / 1e6 / t_verify:6.1f} MB/s of bundle)")  # fmt: skip
         print(f"upload   {t_upload:6.2f} s ({size / 1e6 / t_upload:6.1f} MB/s of bundle over "

@@ -15,6 +15,7 @@ from .address import Address
 from .bundles.limits import BundleLimits
 from .home import default_home
 from .jobs.settings import JobsSettings
+from .membership.config import MembershipConfig
 from .snippets.policy import SnippetSettings
 from .workers.settings import WorkerSettings
 
@@ -51,3 +52,5 @@ class PeerConfig:
     jobs: JobsSettings = field(default_factory=JobsSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
     snippets: SnippetSettings = field(default_factory=SnippetSettings)
+    # Gossip timings; fields left at their defaults take the ``preset``'s values instead.
+    membership: MembershipConfig = field(default_factory=MembershipConfig)

@@ -51,8 +51,14 @@ PARTS: tuple[tuple[str, str], ...] = (
 MEMBER_STATES = ("alive", "suspect", "dead", "left")
 SAMPLE_INTERVAL_S = 1.0
 # Stats fields left out because the collector exports the same figure under a clearer name
-# (disruptor_bundles_held and disruptor_bundles_held_bytes, read from the store's listing).
-DERIVED = frozenset({("bundles", "bundles"), ("bundles", "bytes_stored")})
+# (disruptor_bundles_held and disruptor_bundles_held_bytes, read from the store's listing;
+# disruptor_members{state}, read from the member list).
+DERIVED = frozenset(
+    {("bundles", "bundles"), ("bundles", "bytes_stored")}
+    | {("membership", f"members_{state}") for state in MEMBER_STATES}
+)
+# Fields named ``<group>_<reason>`` exported as one counter with a ``reason`` label.
+LABELLED_GROUPS = ("dropped",)
 
 # Stats fields that hold a current level rather than a running count. A part may also say so
 # itself with ``field(metadata={"metric": "gauge"})`` (or "counter"), and give ``"help"``.
@@ -141,8 +147,18 @@ def stats_families(part: str, stats: Any) -> Iterator[Metric]:
     """Metric families for every number and histogram in one part's stats dataclass."""
     if not dataclasses.is_dataclass(stats):
         return
+    groups: dict[str, CounterMetricFamily] = {}
     for f in dataclasses.fields(stats):
         if (part, f.name) in DERIVED:
+            continue
+        group, _, reason = f.name.partition("_")
+        if group in LABELLED_GROUPS and reason and _number(getattr(stats, f.name)) is not None:
+            family = groups.get(group)
+            if family is None:
+                family = groups[group] = CounterMetricFamily(
+                    f"{PREFIX}_{part}_{group}", f"{part} {group}, by reason", labels=["reason"]
+                )
+            family.add_metric([reason], float(getattr(stats, f.name)))
             continue
         value = getattr(stats, f.name, None)
         help_text = str(f.metadata.get("help", f"{part} {f.name.replace('_', ' ')}"))
@@ -160,6 +176,7 @@ def stats_families(part: str, stats: Any) -> Iterator[Metric]:
             yield GaugeMetricFamily(name, help_text, value=number * scale)
         else:
             yield CounterMetricFamily(name, help_text, value=number * scale)
+    yield from groups.values()
 
 
 class PeerCollector(Collector):

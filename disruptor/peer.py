@@ -23,6 +23,8 @@ from .bundles.trust import TrustStore
 from .config import PeerConfig
 from .home import Home
 from .jobs.runner import JobRunner
+from .membership.driver import MembershipDriver
+from .membership.wiring import build_membership
 from .metrics import Metrics
 from .snippets import SnippetRunner
 from .workers.pool import WorkerPool
@@ -47,6 +49,7 @@ class Peer:
         self.metrics: Metrics | None = None
         self.jobs: JobRunner | None = None
         self.snippets: SnippetRunner | None = None
+        self.membership: MembershipDriver | None = None
 
     @property
     def url(self) -> str:
@@ -68,6 +71,7 @@ class Peer:
             self.store, self.state_dir, self.config.workers, data_root=self.home.root
         )
         self.snippets = SnippetRunner(self.config.snippets, self.state_dir)
+        self.membership = build_membership(self)
         # Jobs run on every part above; the runner copes with any of them absent.
         self.jobs = JobRunner(self, self.config.jobs)
         # Last: it reads the other parts' stats at scrape time.
@@ -75,6 +79,8 @@ class Peer:
 
     async def _start_parts(self) -> None:
         """Start the parts that run tasks of their own, in dependency order."""
+        if self.membership is not None:  # binds UDP on the HTTP port, so after the server
+            await self.membership.start()
         if self.pool is not None:
             await self.pool.start()
         if self.snippets is not None:
@@ -86,6 +92,8 @@ class Peer:
 
     async def _stop_parts(self) -> None:
         """Stop the parts, in reverse dependency order."""
+        if self.membership is not None:  # first: announce the leave while work drains
+            await self.membership.stop()
         if self.metrics is not None:
             await self.metrics.stop()
         if self.jobs is not None:

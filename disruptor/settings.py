@@ -298,9 +298,28 @@ def load_settings(
             raise BadRequest(f"{flag}: unknown setting {name!r}")
         chosen[name] = (coerce(key, value, flag), f"flag {flag}")
 
+    _apply_preset(keys, chosen)
     config, log_settings = _build(keys, chosen)
     entries = tuple(Entry(name, value, source) for name, (value, source) in chosen.items())
     return Settings(config, log_settings, entries, path)
+
+
+def _apply_preset(keys: dict[str, dict[str, _Key]], chosen: dict[str, tuple[Any, str]]) -> None:
+    """Show the gossip preset's values, not the bare defaults, for untouched membership keys.
+
+    The peer runs the preset (``peer.preset``) with the settings' explicit membership values on
+    top, so that is what an untouched key really is.
+    """
+    if "membership" not in keys:
+        return
+    from .membership.config import preset
+
+    name = str(chosen[f"{PEER_SECTION}.preset"][0])
+    values = preset(name)
+    for key in keys["membership"]:
+        full = f"membership.{key}"
+        if chosen[full][1] == "default" and hasattr(values, key):
+            chosen[full] = (getattr(values, key), f"preset {name}")
 
 
 def _build(

@@ -35,18 +35,21 @@ class Point:
     # Mean latency of the jobs that finished during this step; None when none did.
     latency_ms: float | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "t": round(self.t_s, 3),
-            "jobs_per_s": round(self.jobs_per_s, 3),
-            "items_per_s": round(self.items_per_s, 3),
-            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
-        }
+    def to_json(self) -> list[Any]:
+        """``[t, jobs_per_s, items_per_s, latency_ms]``: compact, as it is sent every second."""
+        return [
+            round(self.t_s, 3),
+            round(self.jobs_per_s, 3),
+            round(self.items_per_s, 3),
+            None if self.latency_ms is None else round(self.latency_ms, 3),
+        ]
 
 
 class Series:
     def __init__(self, points_max: int = POINTS_MAX) -> None:
         self._points: deque[Point] = deque(maxlen=points_max)
+        # Each point's JSON form, made once when it is recorded rather than on every snapshot.
+        self._json: deque[list[Any]] = deque(maxlen=points_max)
         self._last: tuple[float, Reading] | None = None
 
     def sample(self, now_s: float, reading: Reading) -> Point | None:
@@ -75,10 +78,11 @@ class Series:
             latency_ms=latency_ms,
         )
         self._points.append(point)
+        self._json.append(point.to_json())
         return point
 
     def points(self) -> list[Point]:
         return list(self._points)
 
-    def to_json(self) -> list[dict[str, Any]]:
-        return [p.to_json() for p in self._points]
+    def to_json(self) -> list[list[Any]]:
+        return list(self._json)

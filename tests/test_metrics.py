@@ -55,8 +55,18 @@ class FakeMember:
     state: str
 
 
+@dataclass
+class FakeMembershipStats:
+    probes: int = 12
+    suspicions: int = 2
+    gossip_bytes_out: int = 4096
+    members_alive: int = 2  # exported as disruptor_members{state="alive"} instead
+    dropped_auth: int = 3
+    dropped_replay: int = 1
+
+
 class FakeMembership:
-    stats = SimpleNamespace()  # not a dataclass: skipped
+    stats = FakeMembershipStats()
 
     def members(self) -> list[FakeMember]:
         return [
@@ -114,6 +124,11 @@ def test_parts_stats_become_metrics_and_a_broken_part_is_skipped(caplog: Any) ->
     assert got[("disruptor_members", (("state", "alive"),))] == 2
     assert got[("disruptor_members", (("state", "dead"),))] == 1
     assert got[("disruptor_members", (("state", "suspect"),))] == 0
+    assert got[("disruptor_membership_probes_total", ())] == 12
+    assert got[("disruptor_membership_gossip_bytes_out_total", ())] == 4096
+    assert got[("disruptor_membership_dropped_total", (("reason", "auth"),))] == 3
+    assert got[("disruptor_membership_dropped_total", (("reason", "replay"),))] == 1
+    assert not any("members_alive" in name for name, _ in got)
     assert got[("disruptor_jobs_submitted_total", ())] == 7
     assert got[("disruptor_jobs_running", ())] == 1
     assert got[("disruptor_jobs_latency_seconds_count", ())] == 4

@@ -109,3 +109,16 @@ def test_bad_flags_and_env_are_errors_naming_where(tmp_path: Path) -> None:
     assert parse_assignment("http.x = 3") == ("http.x", "3")
     with pytest.raises(BadRequest):
         parse_assignment("no-equals")
+
+
+def test_untouched_gossip_keys_show_the_presets_values(tmp_path: Path) -> None:
+    absent = tmp_path / "absent.toml"
+    settings = load_settings(config_file=absent, env={}, flags={"peer.preset": ("wan", "--preset")})
+    assert settings.source_of("membership.probe_interval_s") == "preset wan"
+    assert settings.config.membership.probe_interval_s == 5.0
+    env = {"DISRUPTOR_MEMBERSHIP_PROBE_INTERVAL_S": "2"}
+    settings = load_settings(config_file=absent, env=env)
+    assert settings.config.membership.probe_interval_s == 2.0
+    assert settings.source_of("membership.probe_interval_s").startswith("env ")
+    with pytest.raises(BadRequest, match="unknown gossip preset"):
+        load_settings(config_file=absent, env={"DISRUPTOR_PEER_PRESET": "nope"})

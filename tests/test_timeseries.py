@@ -15,7 +15,7 @@ def test_rates_and_mean_latency_come_from_consecutive_readings() -> None:
     assert point.latency_ms == pytest.approx(200.0)
     idle = series.sample(103.0, Reading(14, 140, 14, 1.8))
     assert idle is not None and idle.jobs_per_s == 0 and idle.latency_ms is None
-    assert [p["t"] for p in series.to_json()] == [102.0, 103.0]
+    assert series.to_json() == [[102.0, 2.0, 20.0, 200.0], [103.0, 0.0, 0.0, None]]
 
 
 def test_a_counter_going_back_restarts_instead_of_charting_negative_rates() -> None:

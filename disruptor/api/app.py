@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import bundles, dashboard, health, jobs, metrics, observe, snippets, workers
+from . import bundles, dashboard, health, jobs, metrics, observe, peers, snippets, workers
 from .auth import API_TOKEN, CLUSTER_SECRET, PUBLIC_PATHS, PUBLIC_PREFIXES, auth_middleware
 from .context import PEER
 from .observe import observe_middleware
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..peer import Peer
 
 # Resource modules, in the order their routes are added.
-ROUTE_MODULES = [health, jobs, observe, metrics, dashboard, bundles, workers, snippets]
+ROUTE_MODULES = [health, jobs, observe, metrics, dashboard, bundles, workers, snippets, peers]
 
 
 def make_app(peer: Peer) -> web.Application:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import logging
 import math
 import time
@@ -27,6 +28,7 @@ log = logging.getLogger("disruptor.dashboard")
 # Above this a time is a Unix time; below it, a monotonic clock reading (converted on the way out).
 UNIX_TIME_MIN_S = 1_000_000_000.0
 RECENT_JOBS_MAX = 20
+RECENT_REFRESH_S = 2.0
 # Worker states that count as up (able to take or doing work).
 RUNNING_WORKER_STATES = frozenset({"ready", "busy"})
 ROWS_MAX = 500
@@ -84,6 +86,9 @@ class SnapshotBuilder:
         self._peer = peer
         self._clock = clock
         self._monotonic = monotonic
+        self._recent_key: tuple[Any, ...] | None = None
+        self._recent: list[Any] = []
+        self._recent_at_s = -math.inf
 
     def build(self) -> dict[str, Any]:
         now_s, now_mono_s = self._clock(), self._monotonic()
@@ -257,11 +262,32 @@ class SnapshotBuilder:
         if jobs is None:
             raise LookupError("jobs")
         in_flight = _call_first(jobs, ("in_flight", "running", "active"))
-        recent = _call_first(jobs, ("recent", "finished", "history"))
+        recent = self._recent_jobs(jobs)
         return {
             "in_flight": [_job_row(j, now_s, now_mono_s) for j in list(in_flight)[:ROWS_MAX]],
-            "recent": [_job_row(j, now_s, now_mono_s) for j in list(recent)[:RECENT_JOBS_MAX]],
+            "recent": recent,
         }
+
+    def _recent_jobs(self, jobs: Any) -> list[Any]:
+        """The runner's recently finished jobs, asked for again only after another one finished.
+
+        Listing them costs a summary per kept job, and nothing in it changes between finishes.
+        """
+        stats = getattr(jobs, "stats", None)
+        key = tuple(getattr(stats, n, None) for n in ("completed", "failed", "cancelled"))
+        now_mono_s = self._monotonic()
+        stale = stats is None or key != self._recent_key
+        # Under a stream of short jobs it changes every second; refresh it a little less often.
+        if stale and now_mono_s - self._recent_at_s >= RECENT_REFRESH_S:
+            method = jobs.recent
+            if "limit" in inspect.signature(method).parameters:
+                rows = list(method(limit=RECENT_JOBS_MAX))
+            else:
+                rows = list(method())[:RECENT_JOBS_MAX]
+            now_s = self._clock()
+            self._recent = [_job_row(j, now_s, now_mono_s) for j in rows]
+            self._recent_key, self._recent_at_s = key, now_mono_s
+        return self._recent
 
     def _stats(self) -> dict[str, Any]:
         peer = self._peer

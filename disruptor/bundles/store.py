@@ -334,6 +334,7 @@ class BundleStore:
         if unpacked.exists():
             # Renamed away first so a reader never sees a half-deleted tree under its name.
             doomed = self.tmp_dir / f"delete-{sha1}-{os.getpid()}"
+            os.chmod(unpacked, 0o700)  # a directory moving to a new parent rewrites its ".."
             os.rename(unpacked, doomed)
             remove_tree(doomed)
         self.stats.deletes += 1

@@ -188,8 +188,10 @@ class _Extractor:
             self._fd = -1
 
     def make_read_only(self) -> None:
-        # Deepest first, so no directory is locked before its children are done.
-        for path in sorted(self._dirs, key=len, reverse=True):
+        # Deepest first, so no directory is locked before its children are done. The root stays
+        # writable until it is renamed into place: moving a directory to another parent updates
+        # its ".." entry, which needs write permission on it.
+        for path in sorted(self._dirs - {self.root}, key=len, reverse=True):
             os.chmod(path, 0o500)
 
 
@@ -223,6 +225,7 @@ def unpack_archive(archive: Path, destination: Path, temp_dir: Path, limits: Bun
         extractor.make_read_only()
         destination.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.rename(staging, destination)
+        os.chmod(destination, 0o500)
     except BaseException:
         remove_tree(staging)
         raise

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import DisruptorError
 from ..logs import LOG_FORMATS, LOG_LEVELS, configure_logging
-from . import bundles_cmd, config_cmd, demo_cmd, jobs_cmd, peer_cmd, workers_cmd
+from . import bundles_cmd, config_cmd, demo_cmd, jobs_cmd, peer_cmd, status_cmd, workers_cmd
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMAND_MODULES = [peer_cmd, config_cmd, workers_cmd, bundles_cmd, jobs_cmd, demo_cmd]
+COMMAND_MODULES = [peer_cmd, status_cmd, config_cmd, workers_cmd, bundles_cmd, jobs_cmd, demo_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

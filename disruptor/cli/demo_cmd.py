@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.resources
 import os
 import shutil
 import signal
@@ -53,14 +52,12 @@ def register(sub: Any) -> None:
 
 
 def example_path(*parts: str) -> Path:
-    """A file shipped for the demo: from a source checkout, else from the installed package."""
+    """A file shipped for the demo: ``bundles/`` of a source checkout, else the installed copy."""
     package = Path(__file__).resolve().parent.parent
-    checkout = package.parent / "bundles"
     if parts[0] == "bundles":
-        if (checkout / parts[1]).is_dir():
-            return checkout.joinpath(*parts[1:])
-        with importlib.resources.as_file(importlib.resources.files("disruptor.examples")) as root:
-            return Path(root).joinpath(*parts[1:])
+        checkout = package.parent / "bundles"
+        root = checkout if (checkout / parts[1]).is_dir() else package / "examples"
+        return root.joinpath(*parts[1:])
     return package.joinpath(*parts)
 
 

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from ..logs import configure_logging
+from ..logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from ..peer import Peer
 from ..settings import load_settings
 from .config_cmd import add_settings_options, flag_settings
@@ -32,6 +32,9 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--cluster-name", help="cluster name (peers of other names are ignored)")
     parser.add_argument("--preset", help="gossip timings: local, lan or wan")
+    # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS)
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS)
     add_settings_options(parser)
     parser.set_defaults(func=run)
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from .bundles import BundlesMixin
 from .jobs import JobsMixin
+from .peers import PeersMixin
 from .snippets import SnippetsMixin
 from .transport import Transport
 from .workers import WorkersMixin
 
 
-class AsyncClient(JobsMixin, BundlesMixin, SnippetsMixin, WorkersMixin, Transport):
+class AsyncClient(JobsMixin, BundlesMixin, SnippetsMixin, WorkersMixin, PeersMixin, Transport):
     """Talks to one or several peers; fails over between them on connection errors."""

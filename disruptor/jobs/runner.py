@@ -61,6 +61,9 @@ class JobRunner:
         # One instance per policy name, shared by jobs, so round-robin turns across jobs too.
         self._policies: dict[str, Policy] = {}
         self._ticker: asyncio.Task[None] | None = None
+        # Peers whose connection just failed, until when (loop time): kept out of placements
+        # until membership catches up, so their tasks do not bounce back to them meanwhile.
+        self._unreachable: dict[str, float] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -100,6 +103,13 @@ class JobRunner:
         if membership is None:
             return [self.self_address]
         addresses = {str(a) for a in membership.live_addresses()}
+        if self._unreachable:
+            now = self._now()
+            for address, until in list(self._unreachable.items()):
+                if until <= now:
+                    del self._unreachable[address]
+                else:
+                    addresses.discard(address)
         addresses.add(self.self_address)
         return sorted(addresses)
 
@@ -347,6 +357,7 @@ class JobRunner:
             raise
         except (Overloaded, Unavailable) as error:
             if isinstance(error, PeerUnreachable):
+                self._unreachable[run.peer] = self._now() + self.settings.unreachable_hold_s
                 event = self._failed(job, run, error.detail)
             else:
                 event = job.dispatcher.on_attempt_failed(

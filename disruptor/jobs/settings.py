@@ -25,6 +25,9 @@ class JobsSettings:
     weights: Mapping[str, float] = field(default_factory=dict)
     # A peer that does not accept a TCP connection within this long is treated as unreachable.
     connect_timeout_s: float = 5.0
+    # A peer whose connection failed is left out of placements this long (or until membership
+    # says it is gone): about the time gossip takes to declare a crashed peer dead.
+    unreachable_hold_s: float = 10.0
     # Seconds the coordinator asks a client to wait when it refuses a job for load.
     retry_after_s: float = 1.0
 

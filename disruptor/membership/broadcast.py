@@ -32,6 +32,10 @@ class BroadcastQueue:
         self.retransmit_mult = retransmit_mult
         self.queue_max = queue_max
         self._by_node: dict[str, _Entry] = {}
+        # Entries grouped by how often they were sent; within a group, in insertion order. A
+        # take walks the least-sent group newest first and stops when the datagram is full, so
+        # its cost follows the datagram, not the queue (thousands of rumours when many join).
+        self._buckets: dict[int, dict[str, _Entry]] = {}
         self._order = 0
 
     def __len__(self) -> int:
@@ -39,11 +43,23 @@ class BroadcastQueue:
 
     def queue(self, rumour: Rumour) -> None:
         """Queue a rumour, replacing any older one about the same node."""
+        self._remove(rumour.node)
         self._order += 1
-        self._by_node[rumour.node] = _Entry(rumour, encode_message(rumour), 0, self._order)
+        entry = _Entry(rumour, encode_message(rumour), 0, self._order)
+        self._by_node[rumour.node] = entry
+        self._buckets.setdefault(0, {})[rumour.node] = entry
         if len(self._by_node) > self.queue_max:
-            worst = max(self._by_node.values(), key=lambda e: (e.transmits, -e.order))
-            del self._by_node[worst.rumour.node]
+            most = max(self._buckets)
+            oldest = next(iter(self._buckets[most]))
+            self._remove(oldest)
+
+    def _remove(self, node: str) -> None:
+        entry = self._by_node.pop(node, None)
+        if entry is not None:
+            bucket = self._buckets[entry.transmits]
+            del bucket[node]
+            if not bucket:
+                del self._buckets[entry.transmits]
 
     def pending_about(self, node: str) -> Rumour | None:
         entry = self._by_node.get(node)
@@ -52,20 +68,35 @@ class BroadcastQueue:
     def take(
         self, bytes_budget: int, n_members: int, per_message_overhead: int = 1
     ) -> tuple[list[Rumour], int]:
-        """Rumours whose encodings fit in ``bytes_budget`` (and the bytes they use), counting one
-        transmission for each."""
+        """Rumours whose encodings fit in ``bytes_budget`` (and the bytes they use), least-sent
+        and newest first, counting one transmission for each."""
         if not self._by_node or bytes_budget <= 0:
             return [], 0
         limit = retransmit_limit(self.retransmit_mult, n_members)
-        chosen: list[Rumour] = []
+        chosen: list[_Entry] = []
         used = 0
-        for entry in sorted(self._by_node.values(), key=lambda e: (e.transmits, -e.order)):
-            size = len(entry.encoded) + per_message_overhead
-            if used + size > bytes_budget:
-                continue
-            used += size
-            chosen.append(entry.rumour)
+        misses = 0
+        for transmits in sorted(self._buckets):
+            for entry in reversed(self._buckets[transmits].values()):
+                size = len(entry.encoded) + per_message_overhead
+                if used + size > bytes_budget:
+                    misses += 1
+                    if misses > _MISSES_MAX:
+                        break
+                    continue
+                used += size
+                chosen.append(entry)
+            if misses > _MISSES_MAX:
+                break
+        for entry in chosen:
+            node = entry.rumour.node
+            self._remove(node)
             entry.transmits += 1
-            if entry.transmits >= limit:
-                del self._by_node[entry.rumour.node]
-        return chosen, used
+            if entry.transmits < limit:
+                self._by_node[node] = entry
+                self._buckets.setdefault(entry.transmits, {})[node] = entry
+        return [e.rumour for e in chosen], used
+
+
+# A take gives up after this many rumours that did not fit: the datagram is as good as full.
+_MISSES_MAX = 8

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..address import Address
+from ..errors import DisruptorError
 from .messages import (
     INCARNATION_MAX,
     NAME_CHARS_MAX,
@@ -247,5 +249,11 @@ def _incarnation(v: Any) -> int:
 
 def _name(v: Any) -> str:
     if not isinstance(v, str) or not 3 <= len(v) <= NAME_CHARS_MAX or ":" not in v:
+        raise CodecError("malformed", "peer names are HOST:PORT")
+    try:
+        canonical = str(Address.parse(v))
+    except DisruptorError:
+        canonical = ""
+    if canonical != v or v.startswith(("http:", "https:")):
         raise CodecError("malformed", "peer names are HOST:PORT")
     return v

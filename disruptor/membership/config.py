@@ -8,7 +8,7 @@ or a limit used by the membership code is a field here, never a literal in the p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from ..errors import BadRequest
 
@@ -146,3 +146,18 @@ def preset(name: str) -> MembershipConfig:
         return PRESETS[name]
     except KeyError:
         raise BadRequest(f"unknown gossip preset {name!r}; use one of {PRESET_NAMES}") from None
+
+
+def resolve(preset_name: str, overrides: MembershipConfig | None = None) -> MembershipConfig:
+    """The named preset with every field of ``overrides`` that differs from the LAN defaults
+    applied on top (so ``membership.probe_interval_s = 2`` in the settings file wins over the
+    preset, and an untouched ``[membership]`` section leaves the preset as it is)."""
+    base = preset(preset_name)
+    if overrides is None:
+        return base.validate()
+    changed = {
+        f.name: getattr(overrides, f.name)
+        for f in fields(MembershipConfig)
+        if getattr(overrides, f.name) != getattr(LAN, f.name)
+    }
+    return replace(base, **changed).validate()

@@ -284,6 +284,15 @@ class Protocol:
             return []
         if isinstance(message, Alive):
             return self._on_alive(now, message)
+        if (
+            message.node == self.local
+            and message.incarnation < self.incarnation
+            and not self.leaving
+            and source != self.local
+        ):
+            # A stale accusation (we refuted it already, but the accuser missed the news): tell
+            # the accuser directly instead of hoping gossip reaches it before its timer fires.
+            return [self._send(source, Alive(self.incarnation, self.local, self.meta))]
         if isinstance(message, Suspect):
             return self._on_suspect(now, message)
         return self._on_dead(now, message)

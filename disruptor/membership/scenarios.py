@@ -46,13 +46,14 @@ def converge(n: int, seed: int, config: MembershipConfig, newcomers: int = 5) ->
     """Start ``n`` peers through one seed, then add newcomers one by one through a random peer."""
     sim = start_cluster(n - 1, seed, config)
     result = ConvergeResult(n, sim.now)
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - simulation
     for j in range(newcomers):
         name = f"192.168.{j // 250}.{j % 250 + 1}:1111"
         via = rng.choice([p.name for p in sim.running()])
         started = sim.now
         sim.add_peer(name, seeds=[via])
-        if not sim.run_until(started + 60.0, lambda: sim.all_know(name), stop_check_s=0.01):
+        known = lambda name=name: sim.all_know(name)  # noqa: E731
+        if not sim.run_until(started + 60.0, known, stop_check_s=0.01):
             raise sim.fail(f"newcomer {name} not known by all within 60 s")
         result.newcomer_rounds.append((sim.now - started) / config.gossip_interval_s)
         # Let the newcomer's rumours settle before the next one, so rounds do not overlap.
@@ -74,7 +75,8 @@ def crash(n: int, seed: int, config: MembershipConfig) -> CrashResult:
 
     sim = start_cluster(n, seed, config)
     sim.run_until(sim.now + 3 * config.probe_interval_s)
-    victim = random.Random(seed).choice([p.name for p in sim.running()][1:])
+    victim_rng = random.Random(seed)  # noqa: S311 - simulation
+    victim = victim_rng.choice([p.name for p in sim.running()][1:])
     first: list[float] = []
 
     def listen(observer: str, change: MemberChanged, at: float) -> None:
@@ -103,7 +105,9 @@ class TroubleResult:
     bytes_per_peer_s: float
 
 
-def lossy(n: int, seed: int, config: MembershipConfig, loss: float, duration_s: float) -> TroubleResult:
+def lossy(
+    n: int, seed: int, config: MembershipConfig, loss: float, duration_s: float
+) -> TroubleResult:
     """Run a settled cluster on a network losing ``loss`` of its datagrams; count false deaths."""
     sim = start_cluster(n, seed, config)
     sim.network = replace(sim.network, loss=loss)
@@ -125,7 +129,7 @@ def stalls(
     """Block the loops of a few stressed peers for 0.5-3 s now and then (gaps exponential with
     ``gap_mean_s``); count the other, healthy, peers wrongly declared dead by anyone."""
     sim = start_cluster(n, seed, config)
-    rng = random.Random(seed ^ 0x5EED)
+    rng = random.Random(seed ^ 0x5EED)  # noqa: S311 - simulation
     end = sim.now + duration_s
     names = [p.name for p in sim.running()]
     slow = rng.sample(names, stressed)

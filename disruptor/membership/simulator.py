@@ -4,9 +4,10 @@ The network loses, delays and duplicates datagrams with seeded randomness, and c
 partitions; peers can be crashed (silent for good) or stalled: either the whole loop is blocked
 (datagrams queue up, timers fire late, and on waking the overdue timers run before the queued
 datagrams, the worst order for a slow peer), or only the receive path is (timers run on time but
-datagrams wait, as in a CPU-starved peer: Lifeguard's "slow message processing"). Push-pull goes over a simulated reliable connection that fails across a
-partition or to a crashed peer. Invariants are checked after every event; any failure names the
-seed, and the same seed replays the same run exactly.
+datagrams wait, as in a CPU-starved peer: Lifeguard's "slow message processing"). Push-pull goes
+over a simulated reliable connection that fails across a partition or to a crashed peer. Invariants
+are checked after every event; any failure names the seed, and the same seed replays the same run
+exactly.
 
 Rule: one ``random.Random(seed)`` drives everything (each peer gets its own generator derived from
 it), and virtual time only moves forward by events, so a run is a pure function of its seed.
@@ -75,7 +76,7 @@ class Simulator:
         seal: bool = False,
     ) -> None:
         self.seed = seed
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - simulation
         self.config = config
         self.network = network or Network()
         self.now = 0.0
@@ -94,8 +95,10 @@ class Simulator:
 
     # --- scenario controls ---
 
-    def add_peer(self, name: str, seeds: Iterable[str] = (), meta: PeerMeta | None = None) -> SimPeer:
-        rng = random.Random(self.rng.getrandbits(64))
+    def add_peer(
+        self, name: str, seeds: Iterable[str] = (), meta: PeerMeta | None = None
+    ) -> SimPeer:
+        rng = random.Random(self.rng.getrandbits(64))  # noqa: S311 - simulation
         protocol = Protocol(name, self.config, rng, self.now, meta, tuple(seeds))
         peer = SimPeer(name, protocol)
         self.peers[name] = peer
@@ -204,14 +207,14 @@ class Simulator:
             self._reschedule(peer)
         elif kind == "deliver":
             to, source, messages = payload
-            peer = self.peers.get(to)
-            if peer is None or peer.crashed:
+            receiver = self.peers.get(to)
+            if receiver is None or receiver.crashed:
                 return
-            if self._stalled(peer):
-                peer.backlog.append((source, messages))
+            if self._stalled(receiver):
+                receiver.backlog.append((source, messages))
                 return
-            self._process(peer, peer.protocol.receive(self.now, source, messages))
-            self._reschedule(peer)
+            self._process(receiver, receiver.protocol.receive(self.now, source, messages))
+            self._reschedule(receiver)
         elif kind == "unstall":
             peer = self.peers[payload]
             if peer.crashed or self._stalled(peer):
@@ -244,7 +247,9 @@ class Simulator:
                 self._send(peer, output)
             elif isinstance(output, PushPull):
                 rtt = self.network.push_pull_rtt_s
-                self._push(self.now + rtt / 2, "push_pull", (peer.name, output.target, output.state))
+                self._push(
+                    self.now + rtt / 2, "push_pull", (peer.name, output.target, output.state)
+                )
             else:
                 self._observe(peer.name, output)
                 self._check_member(peer, output.node)

@@ -51,6 +51,9 @@ POW = "_pow_"
 LSHIFT = "_lshift_"
 MOD = "_mod_"
 FORMAT_VALUE = "_format_value_"
+INT = "_int_"
+INT_LOW = "_int_low_"
+INT_HIGH = "_int_high_"
 # Calls to these names are the sandbox's own plumbing; they never run snippet code, so a
 # function whose only calls are these needs no tick at its entry. ``_apply_`` does run snippet
 # code and is not listed.
@@ -118,6 +121,44 @@ def _runs_snippet_code(nodes: list[ast.stmt] | ast.expr) -> bool:
     return False
 
 
+def _plain_operand(node: ast.expr) -> bool:
+    """A name or a literal: evaluating it twice has no effect and gives the same value."""
+    return isinstance(node, ast.Name | ast.Constant)
+
+
+def _inline_int_product(node: ast.BinOp, checked: ast.Call) -> ast.expr:
+    """``a * b`` inline when both are ints and one of them is machine-sized, else the helper.
+
+    Such a product has at most 63 bits more than the larger factor, so it cannot jump in size;
+    growth by repeated small factors is linear and is stopped by the time budget, while squaring
+    a big number takes the checked route. ``a.__class__ is int`` cannot be faked by snippet code
+    (it may not name ``__class__``), and only built-in types can be multiplied into a blow-up.
+    This saves a Python call per product in tight loops; floats, sequences and two big ints take
+    the checked route.
+    """
+
+    def is_int(operand: ast.expr) -> ast.expr:
+        return ast.Compare(
+            left=ast.Attribute(value=operand, attr="__class__", ctx=ast.Load()),
+            ops=[ast.Is()],
+            comparators=[ast.Name(INT, ast.Load())],
+        )
+
+    def bounded(operand: ast.expr) -> ast.expr:
+        return ast.Compare(
+            left=ast.Name(INT_LOW, ast.Load()),
+            ops=[ast.Lt(), ast.Lt()],
+            comparators=[operand, ast.Name(INT_HIGH, ast.Load())],
+        )
+
+    left, right = node.left, node.right
+    one_small = ast.BoolOp(op=ast.Or(), values=[bounded(left), bounded(right)])
+    test = ast.BoolOp(op=ast.And(), values=[is_int(left), is_int(right), one_small])
+    return ast.IfExp(
+        test=test, body=ast.BinOp(left=left, op=ast.Mult(), right=right), orelse=checked
+    )
+
+
 class BudgetPolicy(ast.NodeTransformer):
     """Adds ticks to loops, comprehensions and calling functions; routes dangerous operators."""
 
@@ -172,7 +213,10 @@ class BudgetPolicy(ast.NodeTransformer):
             name = MOD if is_text else None
         if name is None:
             return node
-        return ast.copy_location(_call(name, node.left, node.right), node)
+        checked = ast.copy_location(_call(name, node.left, node.right), node)
+        if name == MUL and _plain_operand(node.left) and _plain_operand(node.right):
+            return ast.copy_location(_inline_int_product(node, checked), node)
+        return checked
 
     def visit_Assign(self, node: ast.Assign) -> ast.AST:
         """``x = _inplacevar_(op, x, v)`` back to ``x op= v`` for the harmless operators.

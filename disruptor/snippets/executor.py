@@ -11,7 +11,6 @@ so the event loop never waits on the disk.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,6 @@ from .compile import check_sha1, check_source_size, snippet_sha1
 from .hosts import HostPool, SnippetStats
 from .policy import SnippetSettings
 from .store import SnippetStore
-
-# Items lists whose JSON form is built in a thread rather than on the event loop.
-ITEMS_INLINE_MAX = 1000
 
 
 class SnippetRunner:
@@ -97,9 +93,6 @@ class SnippetRunner:
         extra: dict[str, Any] | None = None,
     ) -> list[ItemOutcome]:
         text, name = await self._resolve(source, sha1)
-        if len(items) > ITEMS_INLINE_MAX:
-            # Large batches are serialised once here, off the loop, to be sure they are JSON.
-            await asyncio.to_thread(json.dumps, items)
         request = {"sha1": name, "source": text, "mode": mode, **(extra or {})}
         try:
             outcomes = await self.hosts.run(request, items, self._timeout(timeout_s))

@@ -36,6 +36,8 @@ FLUSH_BYTES = 64 * 1024
 FLUSH_ITEMS = 1000
 # Results estimated larger than this are encoded once more to check their exact JSON size.
 EXACT_SIZE_FROM = 64 * 1024
+# Bound of the factors the inlined product accepts (see compile._inline_int_product).
+MACHINE_INT = 2**63
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 ENTRY_POINTS = {"map": "handle", "reduce": "reduce", "combine": "combine"}
 # ``fold`` picks reduce or combine, whichever the snippet defines (reduce first).
@@ -109,6 +111,9 @@ class Host:
             "_inplacevar_": budget_mod.inplacevar,
             "_tick_": self.budget.tick,
             "_mul_": budget_mod.checked_mul,
+            "_int_": int,
+            "_int_low_": -MACHINE_INT,
+            "_int_high_": MACHINE_INT,
             "_pow_": budget_mod.checked_pow,
             "_lshift_": budget_mod.checked_lshift,
             "_mod_": budget_mod.checked_mod,

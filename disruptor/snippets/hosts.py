@@ -35,6 +35,8 @@ HOST_READY_TIMEOUT_S = 30.0
 COMPILE_ALLOWANCE_S = 5.0
 # Blamed host kills after which a batch's remaining items are failed rather than retried.
 KILLS_PER_BATCH_MAX = 3
+# Requests with more items than this are encoded in a thread rather than on the event loop.
+ITEMS_INLINE_MAX = 1000
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[2]); "
@@ -93,6 +95,10 @@ class HostProcess:
             ready = await host.read(HOST_READY_TIMEOUT_S)
         except TimeoutError:
             ready = None
+        except BaseException:
+            # Cancelled (the peer is stopping) or broken: never leave a half-started host behind.
+            await host.kill()
+            raise
         if not ready or not ready.get("ready"):
             await host.kill()
             raise RuntimeError("snippet host failed to start")
@@ -100,7 +106,11 @@ class HostProcess:
 
     async def send(self, message: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
-        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        if len(message.get("items") or ()) > ITEMS_INLINE_MAX:
+            # A large batch is encoded off the event loop, which must stay free for others.
+            data = await asyncio.to_thread(_encode_line, message)
+        else:
+            data = _encode_line(message)
         self.proc.stdin.write(data)
         await self.proc.stdin.drain()
 
@@ -333,6 +343,10 @@ class HostPool:
                 if reply.get("recycle"):
                     host.broken = True
                 return nxt, False, False
+
+
+def _encode_line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
 def _budget_failure(message: str) -> ItemOutcome:

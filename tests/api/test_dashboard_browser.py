@@ -8,6 +8,9 @@ in ``test-artifacts/dashboard.png`` for people to look at.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +33,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+BUNDLE_DIR = ROOT / "bundles" / "primes"
 
 pytestmark = [
     pytest.mark.browser,
@@ -50,6 +55,7 @@ def handle(item):
 """
 ITEM_LOOPS = 150_000
 PAGE_WAIT_S = 30.0
+IN_PEERS = "() => !!document.activeElement.closest('#peers-body')"
 ALIVE_ROWS = "document.querySelectorAll('#peers-body tr[data-state=alive]')"
 
 
@@ -78,6 +84,20 @@ def post_job(peer: PeerProcess, items: list[int]) -> str:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return str(json.loads(response.read())["id"])
+
+
+def cli(home: Path, *args: str) -> str:
+    """Run ``disruptor ARGS`` against the cluster's data directory; its standard output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "disruptor", *args],
+        env={**os.environ, "DISRUPTOR_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
 
 
 def until(page: Any, body: str, timeout_s: float = PAGE_WAIT_S) -> None:
@@ -126,6 +146,18 @@ def test_dashboard_shows_the_cluster_live(cluster: list[PeerProcess]) -> None:
                 assert link.get_attribute("href") == peer.url + "/"
             assert page.locator("#live").get_attribute("class") == "live on"
 
+            # A bundle pushed and its workers started show up without a reload.
+            sha1 = cli(watched.home, "push", str(BUNDLE_DIR), "--peer", watched.address)
+            cli(watched.home, "start", sha1, "--count", "2", "--peer", watched.address)
+            until(
+                page, f"return !!document.querySelector('#bundles-body tr[data-key=\"{sha1}\"]');"
+            )
+            until(
+                page,
+                f"return document.querySelector('#workers-body tr[data-key=\"{sha1}\"]')"
+                "?.children[1].textContent === '2 / 2';",
+            )
+
             # A running job's progress moves (with no reload: the page is updated by events).
             job = post_job(watched, [ITEM_LOOPS] * 120)
             running = f"document.querySelector('#jobs-body tr[data-key=\"{job}\"]')"
@@ -159,8 +191,14 @@ def test_dashboard_shows_the_cluster_live(cluster: list[PeerProcess]) -> None:
             job = post_job(watched, [ITEM_LOOPS] * 80)
             running = f"document.querySelector('#jobs-body tr[data-key=\"{job}\"]')"
             until(page, f"const r = {running}; return !!r && +r.dataset.done > 0;")
-            page.keyboard.press("Tab")  # keyboard focus lands somewhere visible
+            # Keyboard: a few Tabs reach the peers table, and the focused row is outlined.
+            for _ in range(10):
+                page.keyboard.press("Tab")
+                if page.evaluate(IN_PEERS):
+                    break
+            assert page.evaluate(IN_PEERS), "Tab never reached the peers table"
+            outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+            assert outline not in ("", "none")
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-            assert page.evaluate("() => document.activeElement !== document.body")
         finally:
             browser.close()

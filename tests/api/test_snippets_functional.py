@@ -101,13 +101,15 @@ SNOOPS = [
     "import os\ndef handle(item):\n    return dict(os.environ)\n",
     "def handle(item):\n    return open(item).read()\n",
     "import json\ndef handle(item):\n    return getattr(json, 'codecs')\n",
-    "def handle(item):\n    return getattr(getattr(handle, '__globals__'), 'get')('__builtins__')\n",
+    "def handle(item):\n"
+    "    return getattr(getattr(handle, '__globals__'), 'get')('__builtins__')\n",
     "def handle(item):\n    return [k for k in getattr(handle, '__builtins__')]\n",
     "def g():\n    yield 1\ndef handle(item):\n    return str(getattr(g(), 'gi_frame'))\n",
     "def handle(item):\n    try:\n        1 / 0\n    except Exception as e:\n"
     "        return str(getattr(e, '__traceback__'))\n",
     "def handle(item):\n    return '{0.__init__.__globals__}'.format(handle)\n",
-    "import string\ndef handle(item):\n    return string.Formatter().format('{0.__globals__}', handle)\n",
+    "import string\ndef handle(item):\n"
+    "    return string.Formatter().format('{0.__globals__}', handle)\n",
     "import re\ndef handle(item):\n    return str(re.compile)\n",
     "def handle(item):\n    return printed\n",
 ]

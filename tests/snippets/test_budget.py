@@ -21,7 +21,8 @@ RUNAWAYS = {
     "endless-loop": (handle("while True:\n    pass"), "time budget"),
     "endless-loop-caught": (
         handle(
-            "while True:\n    try:\n        while True:\n            pass\n    except:\n        pass"
+            "while True:\n    try:\n        while True:\n            pass\n"
+            "    except:\n        pass"
         ),
         "time budget",
     ),
@@ -36,6 +37,8 @@ RUNAWAYS = {
     "deep-recursion": ("def f(n):\n    return f(n + 1)\n" + handle("return f(0)"), "recursion"),
     "string-repeat": (handle("return 'x' * 10**10"), "repetition"),
     "list-repeat": (handle("return [0] * 10**10"), "repetition"),
+    "repeat-by-names": (handle("n = 10**10\ns = 'x'\nreturn s * n"), "repetition"),
+    "big-times-big-by-names": (handle("a = 7 ** 200000\nb = a\nreturn a * b * b"), "integer"),
     "list-repeat-inplace": (handle("x = [0]\nx *= 10**10\nreturn x"), "repetition"),
     "power-tower": (handle("return 10 ** 10 ** 10"), "integer"),
     "power-builtin": (handle("return pow(10, 10**10)"), "integer"),

@@ -66,6 +66,8 @@ def test_dangerous_operators_are_routed_small_constants_are_not() -> None:
     assert "_lshift_(x, y)" in text
     assert "_mod_('%d', x)" in text and "x % 3" in text
     assert "_format_value_(x, -1" in text
+    # Two names: ints of machine size multiply inline, anything else goes to the helper.
+    assert "x * y if x.__class__ is _int_ and y.__class__ is _int_" in text
     # A large constant is not "small": [0] * 10**10 and 'x' * 100000 are checked.
     assert "_mul_" in rewritten("a = [0] * 100000\n")
 

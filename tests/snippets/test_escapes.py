@@ -48,7 +48,8 @@ ESCAPES = {
     "breakpoint": body("return breakpoint()"),
     # a module's private parts and submodules, through the proxy
     "module-loader": "import math\ndef handle(item):\n    return math.__loader__\n",
-    "module-loader-getattr": "import math\ndef handle(item):\n    return getattr(math, '__loader__')\n",
+    "module-loader-getattr": "import math\ndef handle(item):\n"
+    "    return getattr(math, '__loader__')\n",
     "module-dict": "import math\ndef handle(item):\n    return getattr(math, '__dict__')\n",
     "submodule-attr": "import json\ndef handle(item):\n    return json.decoder\n",
     "submodule-from": "from json import decoder\ndef handle(item):\n    return 1\n",
@@ -148,7 +149,10 @@ def test_format_without_attribute_access_still_works() -> None:
 
 
 def test_getattr_on_ordinary_attributes_works() -> None:
-    source = "import collections\ndef handle(item):\n    return getattr(collections.Counter(item), 'total')()\n"
+    source = (
+        "import collections\ndef handle(item):\n"
+        "    return getattr(collections.Counter(item), 'total')()\n"
+    )
     assert one(source, "aab")["value"] == 3
 
 

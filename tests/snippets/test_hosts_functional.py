@@ -6,6 +6,9 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
+
+from disruptor.errors import Overloaded
 from disruptor.snippets.compile import snippet_sha1
 from disruptor.snippets.hosts import HostPool
 from disruptor.snippets.policy import SnippetSettings
@@ -13,6 +16,17 @@ from disruptor.snippets.policy import SnippetSettings
 from .support import wait_until
 
 FAST = SnippetSettings(item_timeout_s=0.5, watchdog_grace_s=0.5, hosts_max=2, hosts_prestart=0)
+
+
+def host_children() -> list[int]:
+    """This process's children that are snippet hosts."""
+    found = []
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"disruptor.snippets.host" in cmdline:
+                found.append(int(pid))
+    return found
 
 
 def request(source: str) -> dict[str, object]:
@@ -55,6 +69,7 @@ async def test_hosts_hold_no_environment_no_descriptors_and_no_working_directory
     try:
         host = await pool.acquire()
         pid = host.pid
+        assert host_children() == [pid]
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         fds = {int(n): os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")}
         cwd = os.readlink(f"/proc/{pid}/cwd")
@@ -85,3 +100,16 @@ async def test_two_hosts_serve_two_batches_at_once() -> None:
     finally:
         await pool.stop()
     assert stopped[0].error is not None and "time budget" in stopped[0].error.message
+
+
+async def test_stopping_while_hosts_start_leaves_no_process_behind() -> None:
+    pool = HostPool(SnippetSettings(hosts_prestart=2, hosts_max=2))
+    await pool.start()
+    # Let the first host start, so that stop meets one running and one starting.
+    await wait_until(lambda: pool.stats.hosts_started >= 1, 30, "a host to start")
+    await pool.stop()
+    assert pool.stats.hosts_running == 0
+    # Whatever had been spawned is gone (killed and reaped), and later calls are refused.
+    assert host_children() == []
+    with pytest.raises(Overloaded):
+        await pool.acquire()

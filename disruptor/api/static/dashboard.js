@@ -257,7 +257,8 @@ function renderJobs(s) {
 function niceMax(v) {
   if (!(v > 0)) return 1;
   const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
+  // Quarters of these are round numbers too (the chart draws four grid lines).
+  for (const m of [1, 2, 4, 6, 8, 10]) if (v <= m * p) return m * p;
   return 10 * p;
 }
 
@@ -268,15 +269,21 @@ function svgEl(name, attrs, text) {
   return el;
 }
 
+// History points arrive as [t, jobs_per_s, items_per_s, latency_ms] (compact: sent every second).
+function point(raw) { return { t: raw[0], jobs_per_s: raw[1], items_per_s: raw[2], latency_ms: raw[3] }; }
 function rateOf(p) { return p.items_per_s || 0; }
 
 function renderChart(s) {
   const box = $("chart");
   const w = Math.max(300, box.clientWidth || 600), h = Math.max(120, box.clientHeight || 180);
   const pad = { l: 44, r: 52, t: 10, b: 22 };
-  const pts = s.series || [];
+  const pts = (s.series || []).map(point);
   const now = s.now;
-  const x = (t) => pad.l + ((t - (now - WINDOW_S)) / WINDOW_S) * (w - pad.l - pad.r);
+  // The last five minutes, or less while the peer is young (at least one minute), so a new
+  // peer's first points are not squeezed against the right edge.
+  const span = pts.length ? now - pts[0].t : 0;
+  const win = Math.min(WINDOW_S, Math.max(60, Math.ceil(span / 60) * 60));
+  const x = (t) => pad.l + ((t - (now - win)) / win) * (w - pad.l - pad.r);
   const rateMax = niceMax(Math.max(0, ...pts.map(rateOf)));
   const latMax = niceMax(Math.max(0, ...pts.map((p) => p.latency_ms || 0)));
   const yRate = (v) => h - pad.b - (v / rateMax) * (h - pad.t - pad.b);
@@ -290,11 +297,13 @@ function renderChart(s) {
     svg.appendChild(svgEl("text", { x: pad.l - 6, y: y + 4, "text-anchor": "end", class: "axis" }, +(rateMax * frac).toPrecision(3)));
     svg.appendChild(svgEl("text", { x: w - pad.r + 6, y: y + 4, class: "axis" }, +(latMax * frac).toPrecision(3)));
   }
-  for (let m = 0; m <= 5; m++) {
-    const t = now - m * 60;
-    svg.appendChild(svgEl("text", { x: x(t), y: h - 6, "text-anchor": "middle", class: "axis" }, m ? `-${m}m` : "now"));
+  const step = win / 5;
+  for (let i = 0; i <= 5; i++) {
+    const ago = i * step;
+    const label = i === 0 ? "now" : ago % 60 === 0 ? `-${ago / 60}m` : `-${ago}s`;
+    svg.appendChild(svgEl("text", { x: x(now - ago), y: h - 6, "text-anchor": "middle", class: "axis" }, label));
   }
-  const visible = pts.filter((p) => p.t >= now - WINDOW_S);
+  const visible = pts.filter((p) => p.t >= now - win);
   if (visible.length > 1) {
     const line = visible.map((p) => `${x(p.t).toFixed(1)},${yRate(rateOf(p)).toFixed(1)}`).join(" ");
     const first = visible[0], last = visible[visible.length - 1];
@@ -340,7 +349,10 @@ function render(s) {
   renderJobs(s);
   renderChart(s);
   const missing = s.unavailable || [];
-  $("unavailable").textContent = missing.length ? "not running on this peer: " + missing.join(", ") : "";
+  const parts = { peers: "membership", workers: "worker pool", bundles: "bundle store", jobs: "job runner", series: "metrics" };
+  $("unavailable").textContent = missing.length
+    ? "not running on this peer: " + missing.map((m) => parts[m] || m).join(", ")
+    : "";
 }
 
 // --- live updates ----------------------------------------------------------------------------

@@ -1,0 +1,62 @@
+"""``GET /peers`` (this peer and every peer it knows) and ``POST /membership/sync`` (push-pull).
+
+``/peers`` lists, for each member: address, state (alive, suspect, dead, left), since and last
+seen (unix seconds), incarnation, load and bundles from its gossip metadata, and a link to its
+own page. ``/membership/sync`` is the HTTP half of gossip: another peer posts its member table and
+gets ours back; it is how a newcomer joins. Rule: only peers (HMAC) and users (token) reach
+either, through the auth middleware; bodies are size-checked before parsing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import PayloadTooLarge, Unavailable
+from ..membership.driver import SYNC_PATH
+from ..membership.members import MemberView
+from .context import PEER
+
+STATE_ORDER = {"alive": 0, "suspect": 1, "dead": 2, "left": 3}
+
+
+def member_json(view: MemberView) -> dict[str, Any]:
+    return {
+        "address": str(view.address),
+        "state": view.state,
+        "since": round(view.since, 3),
+        "last_seen": round(view.last_seen, 3),
+        "incarnation": view.incarnation,
+        "self": view.is_self,
+        "url": view.address.url + "/",
+        **view.meta.to_json(),
+    }
+
+
+async def get_peers(request: web.Request) -> web.Response:
+    peer = request.app[PEER]
+    membership = getattr(peer, "membership", None)
+    members = membership.members() if membership is not None else []
+    members.sort(key=lambda v: (not v.is_self, STATE_ORDER.get(v.state, 9), str(v.address)))
+    return web.json_response(
+        {"self": str(peer.address), "peers": [member_json(v) for v in members]}
+    )
+
+
+async def post_sync(request: web.Request) -> web.Response:
+    peer = request.app[PEER]
+    membership = getattr(peer, "membership", None)
+    if membership is None or membership.protocol is None:
+        raise Unavailable("membership is not running yet", retry_after_s=1.0)
+    limit = membership.config.sync_bytes_max
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"push-pull body over {limit} bytes")
+    body = await request.content.read(limit + 1)
+    reply = membership.handle_sync(body)
+    return web.Response(body=reply, content_type="application/json")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/peers", get_peers)
+    app.router.add_post(SYNC_PATH, post_sync)

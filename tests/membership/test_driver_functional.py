@@ -1,0 +1,239 @@
+"""Real peers in this process: gossip over real UDP, push-pull over real HTTP, bad datagrams.
+
+Every bad datagram is sent over a real socket to a running peer; each must be dropped and counted
+under its reason, and the peer must keep its view and keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+
+import aiohttp
+import pytest
+
+from disruptor.address import Address
+from disruptor.api.auth import PEER_AUTH_HEADER, peer_auth_header
+from disruptor.config import PeerConfig
+from disruptor.home import Home
+from disruptor.membership.codec import Keyring, encode_packet
+from disruptor.membership.config import LOCAL
+from disruptor.membership.driver import SYNC_PATH, MembershipDriver
+from disruptor.membership.messages import INCARNATION_MAX, Alive, Dead, Message, Packet, Ping
+from disruptor.membership.protocol import INCARNATION_JUMP_MAX
+from disruptor.peer import Peer
+
+from ..cluster import free_port
+
+BOUND_S = 20.0
+
+
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = BOUND_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def driver(peer: Peer) -> MembershipDriver:
+    assert peer.membership is not None
+    return peer.membership
+
+
+def states(peer: Peer) -> dict[str, str]:
+    return {str(m.address): m.state for m in driver(peer).members()}
+
+
+@pytest.fixture
+async def pair(home: Home) -> AsyncIterator[tuple[Peer, Peer]]:
+    first = Peer(PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root))
+    await first.start()
+    second = Peer(
+        PeerConfig(
+            address=Address("127.0.0.1", free_port()), home=home.root, seeds=(first.address,)
+        )
+    )
+    await second.start()
+    try:
+        yield first, second
+    finally:
+        await second.stop()
+        await first.stop()
+
+
+async def test_two_peers_find_each_other_and_list_each_other(pair: tuple[Peer, Peer]) -> None:
+    a, b = pair
+    await until(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
+    await until(lambda: states(b).get(str(a.address)) == "alive", "b to list a")
+    assert set(driver(a).live_addresses()) == {a.address, b.address}
+    assert driver(a).meta_of(b.address) is not None
+    headers = {"Authorization": f"Bearer {a.api_token}"}
+    async with aiohttp.ClientSession() as s, s.get(a.url + "/peers", headers=headers) as r:
+        assert r.status == 200
+        body = await r.json()
+    assert body["self"] == str(a.address)
+    rows = {p["address"]: p for p in body["peers"]}
+    assert rows[str(a.address)]["self"] and rows[str(b.address)]["state"] == "alive"
+    row = rows[str(b.address)]
+    assert row["url"] == b.url + "/"
+    assert {"since", "last_seen", "incarnation", "load", "bundles", "version"} <= set(row)
+    assert abs(row["last_seen"] - time.time()) < 60
+    stats = driver(a).stats
+    await until(lambda: stats.gossip_bytes_in > 0 and stats.probes > 0, "probes over UDP")
+    assert stats.members_alive == 2 and stats.dropped_total == 0
+
+
+async def test_subscribers_hear_about_a_graceful_leave(home: Home) -> None:
+    a = Peer(PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root))
+    await a.start()
+    seen: list[tuple[str, str]] = []
+    driver(a).subscribe(lambda v: seen.append((str(v.address), v.state)))
+    b = Peer(
+        PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root, seeds=(a.address,))
+    )
+    await b.start()
+    try:
+        await until(lambda: (str(b.address), "alive") in seen, "a to hear b join")
+        await b.stop()
+        await until(lambda: states(a).get(str(b.address)) == "left", "a to show b as left")
+        assert (str(b.address), "left") in seen
+    finally:
+        await a.stop()
+
+
+async def test_sync_needs_peer_auth_and_a_valid_body(pair: tuple[Peer, Peer]) -> None:
+    a, _ = pair
+    async with aiohttp.ClientSession() as s:
+        async with s.post(a.url + SYNC_PATH, data=b"{}") as r:
+            assert r.status == 401
+        headers = {PEER_AUTH_HEADER: peer_auth_header(a.cluster_secret, "POST", SYNC_PATH)}
+        async with s.post(a.url + SYNC_PATH, data=b"not json", headers=headers) as r:
+            assert r.status == 400
+            assert (await r.json(content_type=None))["type"].endswith("protocol-error")
+        headers = {PEER_AUTH_HEADER: peer_auth_header(a.cluster_secret, "POST", SYNC_PATH)}
+        big = b"x" * (driver(a).config.sync_bytes_max + 10)
+        async with s.post(a.url + SYNC_PATH, data=io.BytesIO(big), headers=headers) as r:
+            assert r.status == 413
+
+
+class Attacker:
+    """A UDP socket that speaks (or mangles) the wire format from a port of its own."""
+
+    def __init__(self, target: Peer, secret: bytes) -> None:
+        self.target = target
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.name = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.keyring = Keyring(target.config.cluster_name, secret)
+        self.seq = 0
+
+    def frame(self, *messages: Message, sent_at_s: float | None = None) -> bytes:
+        self.seq += 1
+        ms = int((time.time() if sent_at_s is None else sent_at_s) * 1000)
+        packet = Packet(self.name, 1, self.seq, ms, messages)
+        return self.keyring.seal(encode_packet(packet), os.urandom(12))
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendto(data, (self.target.address.host, self.target.address.port))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def test_bad_datagrams_are_dropped_and_counted_never_believed(
+    pair: tuple[Peer, Peer],
+) -> None:
+    a, b = pair
+    await until(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
+    stats = driver(a).stats
+    me = str(a.address)
+    good = Attacker(a, a.cluster_secret)
+    wrong = Attacker(a, b"not the secret")
+    try:
+        cases: list[tuple[str, bytes]] = [
+            ("truncated", b"\x01abc"),
+            ("version", bytes([9]) + good.frame(Ping(1, me))[1:]),
+            ("auth", wrong.frame(Ping(1, me))),
+            ("oversized", b"\x01" + os.urandom(LOCAL.datagram_bytes_max + 10)),
+            ("auth", b"\x01" + os.urandom(200)),
+            ("clock", good.frame(Ping(1, me), sent_at_s=time.time() - 3600)),
+        ]
+        # Random bytes of any length: dropped under some reason, whatever they are.
+        for length in (0, 1, 5, 40, 300, 1400):
+            before_total = stats.dropped_total
+            good.send(os.urandom(length))
+            await until(lambda n=before_total: stats.dropped_total > n, "random bytes dropped")  # type: ignore[misc]
+        tampered = bytearray(good.frame(Ping(1, me)))
+        tampered[20] ^= 0xFF
+        cases.append(("auth", bytes(tampered)))
+        for reason, data in cases:
+            before = getattr(stats, f"dropped_{reason}")
+            good.send(data)
+            await until(
+                lambda r=reason, n=before: getattr(stats, f"dropped_{r}") > n,  # type: ignore[misc]
+                f"a {reason} datagram to be dropped",
+            )
+        # A replayed copy of a valid packet is dropped.
+        packet = good.frame(Ping(7, me))
+        good.send(packet)
+        before = stats.dropped_replay
+        good.send(packet)
+        await until(lambda: stats.dropped_replay > before, "the replay to be dropped")
+        # "You are dead": refuted with a higher incarnation; we stay alive everywhere.
+        incarnation = driver(a).protocol.incarnation  # type: ignore[union-attr]
+        good.send(good.frame(Dead(incarnation, me, good.name)))
+        await until(lambda: driver(a).protocol.incarnation > incarnation, "a to refute")  # type: ignore[union-attr]
+        await until(
+            lambda: any(
+                m.incarnation > incarnation and m.state == "alive"
+                for m in driver(b).members()
+                if m.address == a.address
+            ),
+            "b to hear the refutation",
+        )
+        # Absurd incarnations: out of range at decode, or a jump far beyond what we know.
+        good.send(good.frame(Alive(INCARNATION_MAX + 1, str(b.address))))
+        await until(lambda: stats.dropped_incarnation > 0, "an out-of-range incarnation drop")
+        known = next(m.incarnation for m in driver(a).members() if m.address == b.address)
+        good.send(good.frame(Dead(known + INCARNATION_JUMP_MAX + 1, str(b.address), good.name)))
+        await until(lambda: stats.absurd_incarnations > 0, "an absurd jump to be ignored")
+        assert states(a)[str(b.address)] == "alive"
+        # A flood from one address is rate-limited; the peer keeps serving.
+        for _ in range(1500):
+            good.send(os.urandom(64))
+        await until(lambda: stats.dropped_rate_limited > 0, "the flood to be rate-limited")
+        async with aiohttp.ClientSession() as s, s.get(a.url + "/health") as r:
+            assert r.status == 200
+        assert states(a)[str(b.address)] == "alive"
+        assert states(a)[me] == "alive"
+        assert str(good.name) not in states(a)
+    finally:
+        good.close()
+        wrong.close()
+
+
+async def test_unreachable_seed_is_retried_until_it_comes_up(home: Home) -> None:
+    port = free_port()
+    seed_address = Address("127.0.0.1", port)
+    config = PeerConfig(
+        address=Address("127.0.0.1", free_port()), home=home.root, seeds=(seed_address,)
+    )
+    config = replace(config, membership=replace(config.membership, join_retry_initial_s=0.2))
+    late = Peer(config)
+    await late.start()
+    try:
+        await until(lambda: driver(late).stats.push_pulls_failed >= 2, "failed join attempts")
+        seed = Peer(PeerConfig(address=seed_address, home=home.root))
+        await seed.start()
+        try:
+            await until(lambda: states(seed).get(str(late.address)) == "alive", "the late join")
+        finally:
+            await seed.stop()
+    finally:
+        await late.stop()

@@ -1,0 +1,183 @@
+"""The state machine, driven by hand: incarnation rules, refutation, probes, leave, join."""
+
+from __future__ import annotations
+
+import random
+
+from disruptor.membership.config import LAN
+from disruptor.membership.messages import (
+    Ack,
+    Alive,
+    Dead,
+    IndirectPing,
+    MemberState,
+    Nack,
+    Ping,
+    Suspect,
+)
+from disruptor.membership.meta import PeerLoad, PeerMeta
+from disruptor.membership.protocol import (
+    INCARNATION_JUMP_MAX,
+    MemberChanged,
+    Protocol,
+    PushPull,
+    Send,
+)
+
+ME, A, B, C = "10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1", "10.0.0.4:1"
+
+
+def make(*others: str, lifeguard: bool = True) -> Protocol:
+    from dataclasses import replace
+
+    p = Protocol(ME, replace(LAN, lifeguard=lifeguard), random.Random(1), 0.0)
+    for o in others:
+        p.receive(0.0, o, (Alive(1, o),))
+    return p
+
+
+def sends(outputs: list[object]) -> list[Send]:
+    return [o for o in outputs if isinstance(o, Send)]
+
+
+def state(p: Protocol, node: str) -> MemberState:
+    member = p.table.get(node)
+    assert member is not None
+    return member.state
+
+
+def test_alive_adds_then_only_newer_incarnations_win() -> None:
+    p = make()
+    out = p.receive(0.0, A, (Alive(3, A),))
+    assert MemberChanged(A, None, MemberState.ALIVE, 3) in out
+    p.receive(1.0, A, (Suspect(3, A, B),))
+    assert state(p, A) == MemberState.SUSPECT
+    p.receive(1.0, A, (Alive(3, A),))  # same incarnation: no refutation
+    assert state(p, A) == MemberState.SUSPECT
+    p.receive(1.0, A, (Alive(4, A),))
+    assert state(p, A) == MemberState.ALIVE
+    p.receive(1.0, B, (Dead(3, A, B),))  # older than what we hold: ignored
+    assert state(p, A) == MemberState.ALIVE
+    p.receive(1.0, B, (Dead(4, A, B),))
+    assert state(p, A) == MemberState.DEAD
+
+
+def test_a_you_are_dead_claim_about_us_is_refuted() -> None:
+    p = make(A)
+    before = p.incarnation
+    p.receive(1.0, A, (Dead(before, ME, A),))
+    assert p.incarnation == before + 1
+    assert state(p, ME) == MemberState.ALIVE
+    assert p.broadcasts.pending_about(ME) == Alive(before + 1, ME, p.meta)
+    # An old accusation (replayed) changes nothing.
+    p.receive(2.0, A, (Suspect(before, ME, A), Dead(before, ME, A)))
+    assert p.incarnation == before + 1
+    assert p.counters.refutations == 1
+
+
+def test_absurd_incarnations_are_ignored_and_counted() -> None:
+    p = make(A)
+    p.receive(1.0, B, (Suspect(INCARNATION_JUMP_MAX + 10, ME, B),))
+    p.receive(1.0, B, (Alive(INCARNATION_JUMP_MAX + 10, A),))
+    p.receive(1.0, B, (Dead(INCARNATION_JUMP_MAX + 10, A, B),))
+    assert p.incarnation == 0
+    assert state(p, A) == MemberState.ALIVE
+    assert p.table.members[A].incarnation == 1
+    assert p.counters.absurd_incarnations == 3
+
+
+def test_leave_is_shown_as_left_not_dead() -> None:
+    p = make(A)
+    p.receive(1.0, A, (Dead(1, A, A),))
+    assert state(p, A) == MemberState.LEFT
+    q = make(A, B, C)
+    out = q.leave(2.0)
+    assert all(Dead(0, ME, ME) in s.messages for s in sends(out)) and sends(out)
+    assert q.leave(2.0) == []
+
+
+def test_probe_ack_clears_and_silence_leads_to_suspicion_then_death() -> None:
+    p = make(A, B, C)
+    out = p.tick(p.next_probe_at)
+    ping = next(m for s in sends(out) for m in s.messages if isinstance(m, Ping))
+    target = ping.target
+    p.receive(p.next_probe_at, target, (Ack(ping.seq),))
+    assert p.probe is None
+    # Next round: stay silent; ping-req goes to others, then suspicion.
+    now = p.next_probe_at
+    out = p.tick(now)
+    ping = next(m for s in sends(out) for m in s.messages if isinstance(m, Ping))
+    out = p.tick(now + LAN.probe_timeout_s)
+    indirect = [s for s in sends(out) if any(isinstance(m, IndirectPing) for m in s.messages)]
+    assert indirect and all(s.to != ping.target for s in indirect)
+    p.tick(now + LAN.probe_interval_s)
+    assert state(p, ping.target) == MemberState.SUSPECT
+    # With no confirmations it takes the longest timeout to die.
+    deadline = p.suspicions[ping.target].deadline
+    assert deadline - (now + LAN.probe_interval_s) == p.suspicions[ping.target].max_s
+    p.tick(deadline)
+    assert state(p, ping.target) == MemberState.DEAD
+
+
+def test_indirect_ping_forwards_ack_or_nacks() -> None:
+    p = make(A, B)
+    out = p.receive(0.0, A, (IndirectPing(77, B, A, True),))
+    ping = sends(out)[0]
+    assert ping.to == B
+    relay_seq = next(m for m in ping.messages if isinstance(m, Ping)).seq
+    out = p.receive(0.1, B, (Ack(relay_seq),))
+    assert [s.to for s in sends(out)] == [A] and Ack(77) in sends(out)[0].messages
+    p.receive(0.2, A, (IndirectPing(78, B, A, True),))
+    out = p.tick(0.2 + LAN.probe_timeout_s)
+    assert any(Nack(78) in s.messages for s in sends(out))
+
+
+def test_misrouted_ping_is_not_acked() -> None:
+    p = make(A)
+    assert p.receive(0.0, A, (Ping(1, "10.9.9.9:1"),)) == []
+    assert p.counters.misrouted == 1
+
+
+def test_buddy_system_tells_a_suspect_in_the_probe() -> None:
+    p = make(A)
+    p.receive(0.0, B, (Suspect(1, A, B),))
+    out = p.tick(p.next_probe_at)
+    probe = next(s for s in sends(out) if s.to == A)
+    assert any(isinstance(m, Suspect) and m.node == A for m in probe.messages)
+
+
+def test_join_through_seeds_retries_with_backoff_then_merges() -> None:
+    p = Protocol(ME, LAN, random.Random(1), 0.0, seeds=(A, B))
+    out = p.tick(0.0)
+    assert {o.target for o in out if isinstance(o, PushPull)} == {A, B}
+    p.push_pull_done(0.5, A, None)
+    p.push_pull_done(0.5, B, None)
+    assert not p.joined and p.next_join_at == 0.5 + LAN.join_retry_initial_s
+    out = p.tick(p.next_join_at)
+    pushes = [o for o in out if isinstance(o, PushPull)]
+    assert len(pushes) == 2 and all(o.state.join for o in pushes)
+    remote, _ = make(C).push_pull_reply(2.0, pushes[0].state)
+    p.push_pull_done(2.0, A, remote)
+    assert p.joined
+    assert state(p, C) == MemberState.ALIVE
+
+
+def test_push_pull_dead_is_only_suspected_and_left_is_left() -> None:
+    p = make(A, B)
+    remote = make(A, B, C)
+    remote.receive(0.0, C, (Dead(1, A, C), Dead(1, B, B)))
+    reply, _ = remote.push_pull_reply(1.0, p.local_state())
+    p.push_pull_done(1.0, remote.local, reply)
+    assert state(p, A) == MemberState.SUSPECT
+    assert state(p, B) == MemberState.LEFT
+
+
+def test_meta_update_raises_incarnation_and_is_gossiped() -> None:
+    p = make(A)
+    meta = PeerMeta(PeerLoad(2, 0, 1), (), "1")
+    p.update_meta(1.0, meta)
+    assert p.incarnation == 1
+    assert p.broadcasts.pending_about(ME) == Alive(1, ME, meta)
+    out = p.tick(p.next_gossip_at)
+    assert any(Alive(1, ME, meta) in s.messages for s in sends(out))
+    assert all(s.size_bytes <= LAN.datagram_bytes_max for s in sends(out))
