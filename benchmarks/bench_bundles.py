@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import hashlib
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -75,10 +76,34 @@ def make_tree(root: Path, megabytes: int, seed: int = 7) -> int:
     return total
 
 
-def best(fn: Callable[[], object], repeat: int, reset: Callable[[], None] = lambda: None) -> float:
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (tar and zstd run as children)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def paired(
+    ours: Callable[[], object],
+    theirs: Callable[[], object],
+    repeat: int,
+    reset: Callable[[], None] = lambda: None,
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Best (wall s, CPU s) of each, the two run alternately so they share the machine's load."""
+    results: dict[int, list[tuple[float, float]]] = {0: [], 1: []}
+    for _ in range(repeat):
+        for index, fn in ((0, ours), (1, theirs)):
+            reset()
+            wall, cpu = time.perf_counter(), _cpu_s()
+            fn()
+            results[index].append((time.perf_counter() - wall, _cpu_s() - cpu))
+    best = {i: (min(w for w, _ in r), min(c for _, c in r)) for i, r in results.items()}
+    return best[0], best[1]
+
+
+def best(fn: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
-        reset()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -148,25 +173,28 @@ def main() -> None:
         raw = make_tree(tree, args.mb)
         ours = work / "ours.tar.zst"
         theirs = work / "tar.tar.zst"
-        t_pack = best(lambda: pack_to_file(tree, ours), args.repeat)
         tar_pack = ["tar", "-I", "zstd -3 -T1", "-cf", str(theirs), "-C", str(tree), "."]
-        t_tar_pack = best(lambda: subprocess.run(tar_pack, check=True), args.repeat)
+        pack = paired(
+            lambda: pack_to_file(tree, ours),
+            lambda: subprocess.run(tar_pack, check=True),
+            args.repeat,
+        )
         out_ours = work / "out-ours"
         out_tar = work / "out-tar"
 
-        def reset_ours() -> None:
+        def reset() -> None:
             remove_tree(out_ours)
-
-        def reset_tar() -> None:
             shutil.rmtree(out_tar, ignore_errors=True)
             out_tar.mkdir()
 
         limits = BundleLimits()
-        t_unpack = best(
-            lambda: unpack_archive(ours, out_ours, work / "tmp", limits), args.repeat, reset_ours
-        )
         tar_unpack = ["tar", "-I", "zstd -d", "-xf", str(theirs), "-C", str(out_tar)]
-        t_tar_unpack = best(lambda: subprocess.run(tar_unpack, check=True), args.repeat, reset_tar)
+        unpack = paired(
+            lambda: unpack_archive(ours, out_ours, work / "tmp", limits),
+            lambda: subprocess.run(tar_unpack, check=True),
+            args.repeat,
+            reset,
+        )
 
         def verify() -> None:
             data = ours.read_bytes()
@@ -184,14 +212,14 @@ def main() -> None:
         tar_mb = theirs.stat().st_size / 1e6
         print(f"tree: {mb:.1f} MB in {entries} entries; bundle {size / 1e6:.1f} MB "
               f"(tar+zstd: {tar_mb:.1f} MB)")  # fmt: skip
-        rows = [
-            ("pack", t_pack, t_tar_pack),
-            ("unpack", t_unpack, t_tar_unpack),
-        ]
-        for name, ours_s, tar_s in rows:
-            print(f"{name:<8} disruptor {ours_s:6.2f} s ({mb / ours_s:6.1f} MB/s)   "
-                  f"tar --zstd {tar_s:6.2f} s ({mb / tar_s:6.1f} MB/s)   "
-                  f"ratio {ours_s / tar_s:4.2f}x")  # fmt: skip
+        for name, (ours_wall, ours_cpu), (tar_wall, tar_cpu) in (
+            ("pack", *pack),
+            ("unpack", *unpack),
+        ):
+            print(f"{name:<7} disruptor {ours_wall:6.2f} s wall ({mb / ours_wall:6.1f} MB/s), "
+                  f"{ours_cpu:6.2f} s CPU | tar --zstd {tar_wall:6.2f} s wall "
+                  f"({mb / tar_wall:6.1f} MB/s), {tar_cpu:6.2f} s CPU | ratio wall "
+                  f"{ours_wall / tar_wall:4.2f}x, CPU {ours_cpu / tar_cpu:4.2f}x")  # fmt: skip
         print(f"verify   {t_verify:6.2f} s ({mb / t_verify:6.1f} MB/s of tree, "
               f"{size / 1e6 / t_verify:6.1f} MB/s of bundle)")  # fmt: skip
         print(f"upload   {t_upload:6.2f} s ({size / 1e6 / t_upload:6.1f} MB/s of bundle over "

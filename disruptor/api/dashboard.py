@@ -6,10 +6,10 @@ to all of them, and nothing is built while no browser is watching, so an open da
 peer almost nothing.
 
 Auth is the API's token: a login form (``POST /login``) or ``/?token=...`` once, either of which
-sets it in an HttpOnly, SameSite=Strict cookie and redirects to a clean URL. The page, login and
-static files are public routes that check the token themselves (so a browser is redirected to the
-login form rather than shown a 401 body); ``/events`` and ``/dashboard/snapshot`` sit behind the
-auth middleware like the rest of the API.
+sets it in an HttpOnly, SameSite=Strict cookie and redirects to a clean URL. The page and the login
+routes are public and check the token themselves (so a browser is sent to the login form rather
+than shown a 401 body); the static files (style, script, icon) hold nothing secret and are public;
+``/events`` and ``/dashboard/snapshot`` sit behind the auth middleware like the rest of the API.
 """
 
 from __future__ import annotations

@@ -221,6 +221,18 @@ async def post_tasks(request: web.Request) -> web.Response:
     return web.json_response({"results": [o.to_json() for o in outcomes]})
 
 
+async def post_fetch(request: web.Request) -> web.Response:
+    """A peer deploying a bundle asks this one to fetch it from the named sources."""
+    body = await read_json_object(request)
+    work = parse_work({"bundle": body.get("bundle")})
+    sources = body.get("sources")
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise InvalidPayload("'sources' must be a list of HOST:PORT")
+    assert work.bundle is not None
+    await runner_of(request).ensure_bundle(work.bundle, [str(Address.parse(s)) for s in sources])
+    return web.json_response({"bundle": work.bundle, "held": True})
+
+
 async def delete_tasks(request: web.Request) -> web.Response:
     stopped = runner_of(request).abandon_served(
         request.match_info["job_id"], request.query.get("task")
@@ -259,5 +271,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/jobs/{job_id}", delete_job)
     app.router.add_post("/tasks", post_tasks)
     app.router.add_get("/tasks", get_tasks)
+    app.router.add_post("/tasks/fetch", post_fetch)
     app.router.add_delete("/tasks/{job_id}", delete_tasks)
     stream.add_routes(app)

@@ -30,9 +30,14 @@ async def put_snippet(request: web.Request) -> web.Response:
     limit = runner.settings.source_bytes_max
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"snippet source is larger than {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"snippet source is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"snippet source is larger than {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         source = raw.decode("utf-8")
     except UnicodeDecodeError:

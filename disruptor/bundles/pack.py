@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO, Protocol, cast
 
 import zstandard
 
@@ -45,6 +47,8 @@ EXCLUDED_NAMES = frozenset(
 )
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 _COPY_BUFFER_BYTES = 1024 * 1024
+# Chunks in flight between the reading and the compressing thread (bounds memory to a few MiB).
+_PIPELINE_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -124,18 +128,67 @@ def pack_directory(source: Path, out: BinaryIO, *, level: int = ZSTD_LEVEL) -> P
     hashing = _HashingWriter(out)
     compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=0)
     with compressor.stream_writer(cast(BinaryIO, hashing), closefd=False) as zout:
-        written = 0
-        for name, path, is_dir in iter_tree(source):
-            written += _add(zout, name, path, is_dir)
-        # End of archive: two zero blocks, then zeros up to a whole 10 KiB record, as tar does.
-        end = 2 * BLOCK_BYTES
-        zout.write(bytes(end + (-(written + end) % RECORD_BYTES)))
+        pipe = _Pipeline(zout)
+        try:
+            written = 0
+            for name, path, is_dir in iter_tree(source):
+                written += _add(pipe, name, path, is_dir)
+            # End of archive: two zero blocks, then zeros up to a whole 10 KiB record, as tar does.
+            end = 2 * BLOCK_BYTES
+            pipe.write(bytes(end + (-(written + end) % RECORD_BYTES)))
+        finally:
+            pipe.close()
     return PackResult(
         sha1=hashing.sha1.hexdigest(),
         sha256=hashing.sha256.hexdigest(),
         size=hashing.size,
         manifest=manifest,
     )
+
+
+class _Writer(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+class _Pipeline:
+    """Hands the tar stream to a thread that compresses and hashes it, in order.
+
+    Reading files and compressing then overlap (zstd and hashlib release the GIL), as ``tar``
+    piped into ``zstd`` does; the bytes and their order are exactly those of a plain loop.
+    """
+
+    def __init__(self, out: _Writer) -> None:
+        self._out = out
+        self._buffer = bytearray()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_PIPELINE_DEPTH)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="pack-compress", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._out.write(chunk)
+                except BaseException as exc:  # re-raised in the packing thread
+                    self._error = exc
+
+    def write(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._buffer += data
+        if len(self._buffer) >= _COPY_BUFFER_BYTES:
+            self._queue.put(bytes(self._buffer))
+            self._buffer.clear()
+
+    def close(self) -> None:
+        if self._buffer:
+            self._queue.put(bytes(self._buffer))
+            self._buffer.clear()
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _octal(value: int, width: int) -> bytes:
@@ -172,7 +225,7 @@ def _pax_path(name: bytes) -> bytes:
     )
 
 
-def _add(out: zstandard.ZstdCompressionWriter, name: str, path: Path, is_dir: bool) -> int:
+def _add(out: _Writer, name: str, path: Path, is_dir: bool) -> int:
     """Write one entry; returns the bytes written (for the final record padding)."""
     raw = name.encode("utf-8", "surrogateescape") + (b"/" if is_dir else b"")
     prefix = _pax_path(raw) if len(raw) > 100 else b""

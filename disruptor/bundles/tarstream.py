@@ -256,6 +256,10 @@ class TarReader:
             raise ArchiveUnsafe(f"{name}: set-uid, set-gid or sticky bits are not allowed")
         if is_dir and size:
             raise ArchiveUnsafe(f"{name}: a directory with content")
+        # ``tar -C dir .`` names the root "./" and everything "./x": accept that one spelling.
+        if is_dir and name in (".", "./"):
+            return
+        name = name.removeprefix("./")
         entry = Entry(self._check_name(name, is_dir), is_dir, mode & 0o777, size)
         self._admit(entry)
         events.append(EntryStart(entry))

@@ -203,9 +203,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _peers_of(answer: Any) -> list[str]:
-    if isinstance(answer, dict) and isinstance(answer.get("peers"), dict):
-        return list(answer["peers"])
-    return [str(answer)]
+    """The peers where workers started; those that failed are printed with their reason."""
+    started = []
+    peers = answer.get("peers") if isinstance(answer, dict) else None
+    for address, reply in (peers or {}).items():
+        if isinstance(reply, dict) and "error" in reply:
+            print(f"  workers did not start on {address}: {reply['error'].get('detail')}")
+        else:
+            started.append(address)
+    return started
 
 
 def _report(sentences: list[str], outcomes: list[Any]) -> None:

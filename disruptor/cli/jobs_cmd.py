@@ -56,6 +56,20 @@ def register(sub: Any) -> None:
     submit.set_defaults(func=run_submit)
 
 
+def add_scope_options(parser: argparse.ArgumentParser) -> None:
+    """``--all`` / ``--peers N``: act on every live peer, or on N of them (the least loaded)."""
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--all", action="store_true", help="on every live peer of the cluster")
+    scope.add_argument("--peers", type=int, metavar="N", help="on N peers, least loaded first")
+
+
+def cluster_scope(args: argparse.Namespace) -> str | int | None:
+    if getattr(args, "all", False):
+        return "all"
+    peers = getattr(args, "peers", None)
+    return int(peers) if peers is not None else None
+
+
 def _work(bundle: str | None, snippet: Path | None) -> Work:
     if snippet is not None:
         if bundle is not None:

@@ -68,7 +68,8 @@ async def _serve(peer: Peer) -> None:
         f"  data directory  {peer.home.root}\n"
         f"  cluster         {peer.config.cluster_name}\n"
         f"  api token       {peer.home.token_path}\n"
-        f"  dashboard       {peer.url}/",
+        f"  dashboard       {peer.url}/\n"
+        f"  metrics         {peer.url}/metrics",
         flush=True,
     )
     await peer.serve_until_signalled()

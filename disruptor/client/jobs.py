@@ -253,3 +253,31 @@ class JobsMixin(Transport):
             "DELETE", f"/jobs/{job_id}", failover=False
         )
         return answer
+
+    # --- workers across the cluster ---
+
+    async def start_workers_on(
+        self, bundle: str, peers: str | int | list[str] = "all", count: int | None = None
+    ) -> dict[str, Any]:
+        """Start warm workers on ``peers`` ("all", N, or addresses), deploying the bundle first
+        where it is missing: ``{address: reply | {"error": problem}}``."""
+        body: dict[str, Any] = {"bundle": bundle, "peers": peers}
+        if count is not None:
+            body["count"] = count
+        reply = await self.request_json("POST", "/workers", json_body=body, failover=False)
+        return dict(reply["peers"])
+
+    async def stop_workers_on(
+        self, bundle: str, peers: str | int | list[str] = "all"
+    ) -> dict[str, Any]:
+        """Drain, then stop, the bundle's workers on ``peers``."""
+        scope = ",".join(peers) if isinstance(peers, list) else str(peers)
+        reply = await self.request_json(
+            "DELETE", f"/workers/{bundle}", params={"peers": scope}, failover=False
+        )
+        return dict(reply["peers"])
+
+    async def cluster_workers(self) -> dict[str, Any]:
+        """Every live peer's workers: ``{address: {"workers": [...], "failed": {...}}}``."""
+        reply = await self.request_json("GET", "/workers", params={"scope": "cluster"})
+        return dict(reply["peers"])

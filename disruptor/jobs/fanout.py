@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..address import Address
-from ..errors import BadRequest, DisruptorError, InvalidPayload
+from ..errors import BadRequest, DisruptorError, InvalidPayload, NotFound
 from .policies import PeerView, pick_peers
 from .runner import JobRunner
 
@@ -40,12 +40,67 @@ def choose_targets(
     raise InvalidPayload("'peers' must be \"all\", a count, or a list of HOST:PORT")
 
 
+async def deploy(runner: JobRunner, sha1: str, targets: Sequence[str]) -> dict[str, str]:
+    """Get the bundle onto every target, in waves, so no one peer sends every copy.
+
+    Each wave pairs every peer lacking the bundle with a distinct holder (as far as there are
+    holders); a peer that got it becomes a holder for the next wave, so the holders double each
+    wave and deploying to N peers takes about log2(N) waves. Returns ``{address: why}`` for the
+    targets that could not get it.
+    """
+    holders = runner.holders(sha1)
+    lacking = [t for t in targets if t not in holders]
+    failed: dict[str, str] = {}
+    while lacking and holders:
+        wave, lacking = lacking[: len(holders)], lacking[len(holders) :]
+        sources = list(holders)
+        runner.rng.shuffle(sources)
+
+        answers = await asyncio.gather(
+            *(
+                _fetch(runner, sha1, target, [first, *(s for s in sources if s != first)])
+                for target, first in zip(wave, sources, strict=False)
+            )
+        )
+        for target, why in zip(wave, answers, strict=True):
+            if why is None:
+                holders.append(target)
+            else:
+                failed[target] = why
+    for target in lacking:
+        failed[target] = f"no peer holds bundle {sha1}"
+    return failed
+
+
+async def _fetch(runner: JobRunner, sha1: str, target: str, sources: list[str]) -> str | None:
+    """Ask ``target`` to fetch the bundle, trying ``sources`` in order; why it failed, if so."""
+    try:
+        await runner.calls.send_json(
+            target, "POST", "/tasks/fetch", {"bundle": sha1, "sources": sources}
+        )
+    except DisruptorError as error:
+        return error.detail
+    return None
+
+
 async def fan_out(
     runner: JobRunner, method: str, path: str, body: dict[str, Any] | None, spec: Any
 ) -> dict[str, Any]:
-    """Make the single-peer request on every target; ``{address: reply | {"error": problem}}``."""
+    """Make the single-peer request on every target; ``{address: reply | {"error": problem}}``.
+
+    Starting workers (a POST naming a bundle) first deploys the bundle to the targets lacking it.
+    """
     targets = choose_targets(spec, runner.views(), runner.self_address, runner.rng)
     plain = {k: v for k, v in (body or {}).items() if k != "peers"}
+    if method == "POST" and isinstance(plain.get("bundle"), str):
+        failed = await deploy(runner, plain["bundle"], targets)
+        targets = [t for t in targets if t not in failed]
+        skipped = {
+            t: {"error": NotFound(f"could not get the bundle: {why}").to_problem()}
+            for t, why in failed.items()
+        }
+    else:
+        skipped = {}
 
     async def one(address: str) -> Any:
         try:
@@ -56,7 +111,7 @@ async def fan_out(
             return {"error": error.to_problem()}
 
     answers = await asyncio.gather(*(one(a) for a in targets))
-    return dict(zip(targets, answers, strict=True))
+    return {**skipped, **dict(zip(targets, answers, strict=True))}
 
 
 async def gather_from_all(runner: JobRunner, path: str) -> dict[str, Any]:

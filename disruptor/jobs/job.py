@@ -53,6 +53,9 @@ class Job:
             "state": self.state.value,
             "progress": self.dispatcher.results.progress.to_json(),
             "policy": self.dispatcher.options.policy,
+            # Attempts placed again after their peer was lost; items rerun after a crash.
+            "replaced": self.dispatcher.replaced,
+            "retried": self.dispatcher.retried,
             **self.work.to_json(),
             "created": self.created_s,
         }

@@ -1,0 +1,22 @@
+"""Membership: peers find each other and detect failures by gossip (SWIM + Lifeguard).
+
+The sans-IO core (``protocol.Protocol`` and the modules it uses) runs in the simulator and, through
+``driver.MembershipDriver``, for real over UDP and HTTP. See ``docs/membership.md``.
+"""
+
+from __future__ import annotations
+
+from .config import MembershipConfig, preset
+from .driver import MembershipDriver, MembershipStats
+from .members import MemberView
+from .meta import PeerLoad, PeerMeta
+
+__all__ = [
+    "MemberView",
+    "MembershipConfig",
+    "MembershipDriver",
+    "MembershipStats",
+    "PeerLoad",
+    "PeerMeta",
+    "preset",
+]

@@ -19,7 +19,7 @@ from .meta import PeerMeta
 LIVE_STATES = (MemberState.ALIVE, MemberState.SUSPECT)
 
 
-@dataclass
+@dataclass(slots=True)
 class Member:
     node: str
     incarnation: int
@@ -57,6 +57,7 @@ class MemberTable:
         self._probe_index = 0
         # N is asked for on every send; recounted only after a change.
         self._live_count: int | None = None
+        self._alive_count: int | None = None
 
     def __len__(self) -> int:
         return len(self.members)
@@ -66,9 +67,16 @@ class MemberTable:
 
     def add(self, member: Member, rng: random.Random) -> None:
         self.members[member.node] = member
-        self._live_count = None
+        self._live_count = self._alive_count = None
         if member.node != self.local:
             self._probe_order.insert(rng.randint(0, len(self._probe_order)), member.node)
+
+    def add_many(self, members: list[Member], rng: random.Random) -> None:
+        """Add many members at once (one shuffle, not one insertion each)."""
+        for member in members:
+            self.members[member.node] = member
+        self._live_count = self._alive_count = None
+        self._reshuffle(rng)
 
     def set_state(self, member: Member, state: MemberState, incarnation: int, now: float) -> bool:
         """Record a state (and incarnation); True if the state itself changed."""
@@ -77,7 +85,7 @@ class MemberTable:
         if changed:
             member.state = state
             member.since = now
-            self._live_count = None
+            self._live_count = self._alive_count = None
         return changed
 
     def live_count(self) -> int:
@@ -85,6 +93,14 @@ class MemberTable:
         if self._live_count is None:
             self._live_count = sum(1 for m in self.members.values() if m.is_live)
         return self._live_count
+
+    def alive_count(self) -> int:
+        """Members believed alive, self included."""
+        if self._alive_count is None:
+            self._alive_count = sum(
+                1 for m in self.members.values() if m.state == MemberState.ALIVE
+            )
+        return self._alive_count
 
     def counts_by_state(self) -> dict[str, int]:
         counts = Counter(m.state.label for m in self.members.values())
@@ -149,5 +165,5 @@ class MemberTable:
         for node in gone:
             del self.members[node]
         if gone:
-            self._live_count = None
+            self._live_count = self._alive_count = None
         return gone

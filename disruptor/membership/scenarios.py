@@ -21,13 +21,22 @@ def peer_name(i: int) -> str:
 
 
 def start_cluster(
-    n: int, seed: int, config: MembershipConfig, network: Network | None = None, seal: bool = False
+    n: int,
+    seed: int,
+    config: MembershipConfig,
+    network: Network | None = None,
+    seal: bool = False,
+    prejoined: bool = False,
 ) -> Simulator:
-    """``n`` peers started at once, every one seeded with the first; run until they converge."""
+    """``n`` peers started at once, every one seeded with the first; run until they converge.
+    ``prejoined`` starts them knowing each other already (large N: skips the join storm)."""
     sim = Simulator(seed, config, network, seal=seal)
-    sim.add_peer(peer_name(0))
-    for i in range(1, n):
-        sim.add_peer(peer_name(i), seeds=[peer_name(0)])
+    if prejoined:
+        sim.add_converged([peer_name(i) for i in range(n)])
+    else:
+        sim.add_peer(peer_name(0))
+        for i in range(1, n):
+            sim.add_peer(peer_name(i), seeds=[peer_name(0)])
     sim.sweep_interval_s = 1.0 if n <= 64 else 30.0
     if not sim.run_until(sim.now + 120.0, sim.converged, stop_check_s=0.05):
         raise sim.fail(f"{n} peers did not converge within 120 s")
@@ -42,9 +51,11 @@ class ConvergeResult:
     newcomer_rounds: list[float] = field(default_factory=list)
 
 
-def converge(n: int, seed: int, config: MembershipConfig, newcomers: int = 5) -> ConvergeResult:
+def converge(
+    n: int, seed: int, config: MembershipConfig, newcomers: int = 5, prejoined: bool = False
+) -> ConvergeResult:
     """Start ``n`` peers through one seed, then add newcomers one by one through a random peer."""
-    sim = start_cluster(n - 1, seed, config)
+    sim = start_cluster(n - 1, seed, config, prejoined=prejoined)
     result = ConvergeResult(n, sim.now)
     rng = random.Random(seed)  # noqa: S311 - simulation
     for j in range(newcomers):
@@ -69,11 +80,11 @@ class CrashResult:
     bound_s: float
 
 
-def crash(n: int, seed: int, config: MembershipConfig) -> CrashResult:
+def crash(n: int, seed: int, config: MembershipConfig, prejoined: bool = False) -> CrashResult:
     """Crash one peer of a settled cluster; time the first suspicion and the last dead mark."""
     from .suspicion import suspicion_timeout_s
 
-    sim = start_cluster(n, seed, config)
+    sim = start_cluster(n, seed, config, prejoined=prejoined)
     sim.run_until(sim.now + 3 * config.probe_interval_s)
     victim_rng = random.Random(seed)  # noqa: S311 - simulation
     victim = victim_rng.choice([p.name for p in sim.running()][1:])
@@ -185,9 +196,11 @@ def partition(n: int, seed: int, config: MembershipConfig, split_for_s: float) -
     return PartitionResult(split_s, sim.now - healed_at, config.push_pull_interval_s)
 
 
-def traffic(n: int, seed: int, config: MembershipConfig, duration_s: float) -> float:
+def traffic(
+    n: int, seed: int, config: MembershipConfig, duration_s: float, prejoined: bool = False
+) -> float:
     """Datagram bytes sent per peer per second by a settled cluster of ``n``."""
-    sim = start_cluster(n, seed, config)
+    sim = start_cluster(n, seed, config, prejoined=prejoined)
     sim.run_until(sim.now + 30.0)
     before = sum(p.bytes_sent for p in sim.peers.values())
     sim.run_until(sim.now + duration_s)

@@ -185,7 +185,26 @@ class Host:
                 reply = self._error(exc, filename, source)
                 size = 1000
             self.add(index, reply, size, flush_each)
+        self._release(table, timeout_s)
         self.emit({"done": True, "recycle": self.recycle})
+
+    def _release(self, table: dict[str, Any], timeout_s: float) -> None:
+        """Drop the run's globals now, under a budget, before saying the batch is done.
+
+        Dropping them can run snippet code (a suspended generator's ``finally``); doing it here
+        keeps that inside a budget and inside this batch rather than at some later moment. The
+        snippet's own names go first, while the budget's helpers are still there to stop such
+        code; a finaliser's failure concerns no item and is not reported.
+        """
+        self.budget.start(timeout_s)
+        hook = sys.unraisablehook
+        sys.unraisablehook = _ignore_unraisable
+        try:
+            for name in [n for n in table if not n.startswith("_")]:
+                del table[name]
+            table.clear()
+        finally:
+            sys.unraisablehook = hook
 
     def _calls(self, mode: str, items: list[Any], request: dict[str, Any]) -> list[tuple[Any, ...]]:
         if mode == "reduce":
@@ -204,6 +223,10 @@ class Host:
             exc, filename, source, self.limits.recursion_depth_max
         )
         return {"error": {"kind": kind, "type": name, "message": message, "traceback": text}}
+
+
+def _ignore_unraisable(unraisable: Any) -> None:
+    """Errors of a snippet's finalisers while its globals are dropped: nobody to tell."""
 
 
 def _fold_combine(combine: Any) -> Any:

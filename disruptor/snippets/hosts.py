@@ -35,6 +35,8 @@ HOST_READY_TIMEOUT_S = 30.0
 COMPILE_ALLOWANCE_S = 5.0
 # Blamed host kills after which a batch's remaining items are failed rather than retried.
 KILLS_PER_BATCH_MAX = 3
+# How long stopping a killed host may take (reaping it, draining its pipe).
+KILL_WAIT_S = 10.0
 # Requests with more items than this are encoded in a thread rather than on the event loop.
 ITEMS_INLINE_MAX = 1000
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -135,7 +137,15 @@ class HostProcess:
                 self.proc.kill()
         if self.proc.stdin is not None:
             self.proc.stdin.close()
-        await self.proc.wait()
+        # ``wait`` returns only once the pipes are closed too: drain what the host left unread
+        # (a paused reader would never see the end of the pipe), with a bound either way.
+        if self.proc.stdout is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.proc.stdout.read(), KILL_WAIT_S)
+        try:
+            await asyncio.wait_for(self.proc.wait(), KILL_WAIT_S)
+        except TimeoutError:
+            log.warning("snippet host %s did not go away after SIGKILL", self.pid)
 
 
 class HostPool:

@@ -110,7 +110,11 @@ class UidClaim:
 
 
 def processes_of_uid(uid: int) -> list[int]:
-    """Pids whose real uid is ``uid`` (read from /proc; racy by nature, so callers loop)."""
+    """Live pids whose real uid is ``uid`` (from /proc; racy by nature, so callers loop).
+
+    Zombies are left out: they run nothing and hold nothing, and only their parent (or init)
+    can make them go away.
+    """
     pids: list[int] = []
     try:
         entries = os.listdir("/proc")
@@ -122,6 +126,8 @@ def processes_of_uid(uid: int) -> list[int]:
         try:
             with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as f:
                 for line in f:
+                    if line.startswith("State:") and line.split()[1] in ("Z", "X"):
+                        break
                     if line.startswith("Uid:"):
                         if int(line.split()[1]) == uid:
                             pids.append(int(entry))

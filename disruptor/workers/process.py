@@ -5,6 +5,10 @@ group), feeds stdout bytes and the exit to the session, keeps the last stderr li
 messages, writes the lines the session gives it, arms a timer for the session's next deadline, and
 passes every session output to the pool's callback. Killing a worker kills its process group and,
 when it has a uid of its own, every process of that uid, so nothing it started survives it.
+
+It uses a ``SubprocessProtocol`` rather than streams because the exit must be seen when it
+happens: a daemonised grandchild may hold the worker's stdout open long after the worker is gone,
+and ``Process.wait()`` would wait for that pipe too.
 """
 
 from __future__ import annotations
@@ -23,13 +27,37 @@ from .session import Gone, Kill, Output, Session
 
 log = logging.getLogger("disruptor.workers")
 
-READ_CHUNK_BYTES = 256 * 1024
-# After stdout closes, how long to wait for the exit status before treating it as a hang.
+# After stdout closes, how long to wait for the exit status before treating it as a hang; and
+# after the exit, how long to wait for the last bytes on stdout (replies written just before it).
 EXIT_AFTER_EOF_S = 2.0
+EOF_AFTER_EXIT_S = 2.0
 # Rounds of "kill every process of the uid" before giving up on a process that keeps forking.
 SWEEP_ROUNDS_MAX = 50
 
 OutputHandler = Callable[["WorkerProcess", list[Output]], None]
+
+
+class _Pipes(asyncio.SubprocessProtocol):
+    """Routes the transport's callbacks to the worker; holds no state of its own."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        self.worker = worker
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        assert isinstance(data, bytes)
+        if fd == 1:
+            self.worker._on_stdout(data)
+        elif fd == 2:
+            self.worker._on_stderr(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self.worker._on_stdout_closed()
+        elif fd == 2:
+            self.worker._on_stderr(b"\n")  # flush a last unterminated line
+
+    def process_exited(self) -> None:
+        self.worker._on_exit()
 
 
 class WorkerProcess:
@@ -49,20 +77,20 @@ class WorkerProcess:
         self._on_output = on_output
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=stderr_lines_kept)
         self._stderr_line_chars_max = stderr_line_chars_max
-        self._proc: asyncio.subprocess.Process | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._stderr_partial = b""
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._exited = asyncio.Event()
+        self._stdout_closed = asyncio.Event()
         self._swept = False
+        self.pid: int | None = None
         self.returncode: int | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
     async def spawn(self) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
+        transport, _ = await self._loop.subprocess_exec(
+            lambda: _Pipes(self),
             *self.plan.argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -72,28 +100,28 @@ class WorkerProcess:
             # Its own session and process group: a kill reaches every process in the group, and
             # the worker cannot signal the peer's group.
             start_new_session=True,
-            limit=READ_CHUNK_BYTES,
             pass_fds=self.plan.pass_fds,
         )
-        self._tasks = [
-            asyncio.create_task(self._pump_stdout(), name=f"{self.name}-stdout"),
-            asyncio.create_task(self._pump_stderr(), name=f"{self.name}-stderr"),
-        ]
+        self._transport = transport
+        self.pid = transport.get_pid()
         self._rearm()
 
     # --- commands ---
 
     def write(self, line: bytes) -> None:
-        proc = self._proc
-        if proc is None or proc.stdin is None or proc.stdin.is_closing():
+        if self._transport is None or self._transport.is_closing():
             return
+        stdin = self._transport.get_pipe_transport(0)
+        if stdin is None or stdin.is_closing():
+            return
+        assert isinstance(stdin, asyncio.WriteTransport)
         with contextlib.suppress(ConnectionError, RuntimeError):
-            proc.stdin.write(line)
-        self._rearm()
+            stdin.write(line)
 
     def call(self, items: list[Any], timeout_s: float | None) -> int:
         call_id, line = self.session.call(self._loop.time(), items, timeout_s)
         self.write(line)
+        self._rearm()
         return call_id
 
     def shutdown(self) -> None:
@@ -109,74 +137,68 @@ class WorkerProcess:
 
     async def kill(self) -> None:
         """Kill the worker and everything it started; returns once its exit is collected."""
-        self._signal_group()
-        if self._proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.kill()
+        self._kill_now()
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
-        if self._proc is not None:
+        """Wait for the exit (and the sweep that follows it), then release the pipes."""
+        if self._transport is not None:
             await self._exited.wait()
-        for task in self._tasks:
-            if not task.done():
-                task.cancel()
-        for task in self._tasks:
+        for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._sweep()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._transport is not None:
+            self._transport.close()
 
-    # --- pumps ---
+    # --- callbacks from the pipes ---
 
-    async def _pump_stdout(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        stdout = self._proc.stdout
-        while True:
-            data = await stdout.read(READ_CHUNK_BYTES)
-            if not data:
-                break
-            self._deliver(self.session.receive(self._loop.time(), data))
-        await self._await_exit(EXIT_AFTER_EOF_S)
-        self._deliver(self.session.eof(self._loop.time()))
-        await self._await_exit(None)
+    def _on_stdout(self, data: bytes) -> None:
+        self._deliver(self.session.receive(self._loop.time(), data))
 
-    async def _await_exit(self, timeout_s: float | None) -> None:
-        assert self._proc is not None
-        if self.returncode is not None:
-            return
-        try:
-            returncode = await asyncio.wait_for(self._proc.wait(), timeout_s)
-        except TimeoutError:
-            return
-        self.returncode = returncode
-        self._deliver(self.session.exited(self._loop.time(), returncode))
-        self._exited.set()
-        # Anything the worker left behind (a daemonised grandchild) goes with it.
+    def _on_stdout_closed(self) -> None:
+        self._stdout_closed.set()
+        self._background(self._after_stdout_closed())
+
+    async def _after_stdout_closed(self) -> None:
+        # Normally the exit follows at once. A worker that closes stdout and keeps running is
+        # broken, and the session says to kill it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._exited.wait(), EXIT_AFTER_EOF_S)
+        if not self._exited.is_set() and self.returncode is None:
+            self._deliver(self.session.eof(self._loop.time()))
+
+    def _on_exit(self) -> None:
+        assert self._transport is not None
+        self.returncode = self._transport.get_returncode()
+        self._background(self._after_exit())
+
+    async def _after_exit(self) -> None:
+        # Whatever the worker left behind (a daemonised grandchild) goes with it now; that also
+        # closes any copy of its stdout they held, so the last replies can be read to the end.
         self._signal_group()
+        await self._sweep()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stdout_closed.wait(), EOF_AFTER_EXIT_S)
+        now = self._loop.time()
+        if self._stdout_closed.is_set():
+            self._deliver(self.session.eof(now, exited=True))
+        assert self.returncode is not None
+        self._deliver(self.session.exited(now, self.returncode))
+        self._exited.set()
 
-    async def _pump_stderr(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        stderr = self._proc.stderr
-        partial = b""
-        cap = self._stderr_line_chars_max * 4
-        while True:
-            data = await stderr.read(READ_CHUNK_BYTES)
-            if not data:
-                break
-            lines = (partial + data).split(b"\n")
-            partial = lines.pop()[:cap]
-            for raw in lines:
-                self._keep_stderr(raw)
-        if partial:
-            self._keep_stderr(partial)
-
-    def _keep_stderr(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", "replace").rstrip("\r")[: self._stderr_line_chars_max]
-        self.stderr_tail.append(text)
-        log.debug("%s stderr: %s", self.name, text)
+    def _on_stderr(self, data: bytes) -> None:
+        lines = (self._stderr_partial + data).split(b"\n")
+        self._stderr_partial = lines.pop()[: self._stderr_line_chars_max * 4]
+        for raw in lines:
+            if raw:
+                text = raw.decode("utf-8", "replace").rstrip("\r")
+                text = text[: self._stderr_line_chars_max]
+                self.stderr_tail.append(text)
+                log.debug("%s stderr: %s", self.name, text)
 
     # --- session plumbing ---
 
@@ -186,10 +208,7 @@ class WorkerProcess:
         for output in outputs:
             if isinstance(output, Kill):
                 log.info("killing worker %s: %s", self.name, output.reason)
-                self._signal_group()
-                if self._proc is not None and self.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        self._proc.kill()
+                self._kill_now()
             elif isinstance(output, Gone) and self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -210,14 +229,25 @@ class WorkerProcess:
         if self._timer is None:
             self._rearm()
 
+    def _background(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _kill_now(self) -> None:
+        self._signal_group()
+        if self._transport is not None and self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._transport.kill()
+
     def _signal_group(self) -> None:
-        if self._proc is None:
+        if self.pid is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._proc.pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)
 
     async def _sweep(self) -> None:
-        """Kill every process left running as the worker's own uid (plain mode as root)."""
+        """Kill every process left running as the worker's own uid."""
         if self._swept or self.plan.uid is None:
             return
         self._swept = True
@@ -229,9 +259,7 @@ class WorkerProcess:
             # also stops a fork bomb that outruns a pid-by-pid kill.
             proc = await asyncio.create_subprocess_exec(
                 "kill",
-                "-s",
-                "KILL",
-                "--",
+                "-KILL",
                 "-1",
                 user=uid,
                 group=uid,

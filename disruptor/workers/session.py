@@ -204,13 +204,13 @@ class Session:
                 break  # nothing a dead worker said afterwards counts
         return outputs
 
-    def eof(self, now: float) -> list[Output]:
-        """The worker's stdout closed."""
+    def eof(self, now: float, *, exited: bool = False) -> list[Output]:
+        """The worker's stdout closed (``exited``: because the process ended, reported next)."""
         if self.state is State.DEAD:
             return []
         for event in self._decoder.end():
             return self._on_event(event)
-        if self.state is State.DRAINING and not self._in_flight:
+        if exited or (self.state is State.DRAINING and not self._in_flight):
             return []  # an orderly close; the exit follows
         return self._die(Death(DeathKind.CRASHED, "worker closed its stdout"), kill=True)
 

@@ -10,9 +10,10 @@ import pytest
 
 from disruptor.api.auth import PEER_AUTH_HEADER, peer_auth_header
 from disruptor.home import Home
+from disruptor.jobs.settings import JobsSettings
 from disruptor.peer import Peer
 
-from ..jobs.support import eventually, open_cluster
+from ..jobs.support import client_for, eventually, open_cluster
 
 DOUBLE = "def handle(item):\n    return item * 2\n"
 
@@ -159,3 +160,35 @@ async def test_cluster_jobs_listing_names_the_live_peers(home: Home) -> None:
         ):
             listing = await r.json()
         assert sorted(listing["peers"]) == sorted(str(p.address) for p in peers)
+
+
+async def test_saturated_coordinator_answers_429_with_retry_after(home: Home) -> None:
+    async with open_cluster(home, count=1) as peers:
+        runner = peers[0].jobs
+        assert runner is not None
+        runner.settings = JobsSettings(jobs_running_max=0)
+        async with (
+            aiohttp.ClientSession(headers=auth(peers[0])) as s,
+            s.post(peers[0].url + "/jobs", json={"snippet": DOUBLE, "items": [1]}) as r,
+        ):
+            assert r.status == 429 and r.headers["Retry-After"] == "1"
+            assert (await r.json(content_type=None))["type"].endswith(":overloaded")
+
+
+async def test_saturated_peer_makes_the_coordinator_back_off_not_fail(home: Home) -> None:
+    async with open_cluster(home) as peers, client_for(peers[:1], home) as client:
+        busy = peers[1].jobs
+        assert busy is not None
+        saved = busy.settings
+        busy.settings = JobsSettings(tasks_served_max=0)
+        job_id = await client.start_job(DOUBLE, list(range(30)), chunk_size=1, policy="round-robin")
+        await eventually(lambda: busy.stats.rejected_overloaded > 0, 30, "a refused task")
+        busy.settings = saved
+
+        async def finished() -> bool:
+            return bool((await client.job(job_id, results=False))["state"] == "completed")
+
+        await eventually(finished, 60, "the job to complete")
+        job = await client.job(job_id)
+        assert [r["value"] for r in job["results"]] == [2 * i for i in range(30)]
+        assert str(peers[1].address) in {r["peer"] for r in job["results"]}

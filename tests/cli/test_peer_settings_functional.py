@@ -43,6 +43,7 @@ def test_peer_runs_with_layered_settings_and_logs_json_with_request_ids(tmp_path
     output = peer.log_path.read_text()
     assert "cluster         from-file" in output
     assert f"dashboard       {peer.url}/" in output
+    assert f"metrics         {peer.url}/metrics" in output
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     access = [e for e in lines if e.get("request_id") == "trace-me-1"]
     assert access and access[0]["logger"] == "disruptor.http"

@@ -77,6 +77,7 @@ def test_sigkilled_peer_mid_job_every_item_exactly_once(
         if len(rows) == 20:
             victim.kill()
     assert tail.get("state") == "completed"
+    assert int(str(tail["replaced"])) >= 1, "the lost peer's attempts were placed again"
     assert sorted(seen) == list(range(ITEMS))
     assert set(seen.values()) == {1}, "an item's result was delivered twice"
     assert all("error" not in r for r in rows), [r for r in rows if "error" in r][:3]

@@ -108,6 +108,11 @@ async def test_unknown_bundle_is_not_found(home: Home) -> None:
 async def test_cancel_stops_the_work_on_every_peer(home: Home, tmp_path: Path) -> None:
     async with open_cluster(home) as peers, client_for(peers[:1], home) as client:
         pushed = await client.push_bundle(write_slow_bundle(tmp_path), home=home)
+        started = await client.request_json(
+            "POST", "/workers", json_body={"bundle": pushed.sha1, "peers": "all"}
+        )
+        assert sorted(started["peers"]) == sorted(str(p.address) for p in peers)
+        assert all(len(answer.get("workers", ())) == 2 for answer in started["peers"].values()), started
         items = [{"x": i, "sleep": 0.2} for i in range(300)]
         job_id = await client.start_job(pushed.sha1, items, chunk_size=1, policy="round-robin")
 

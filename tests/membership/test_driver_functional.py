@@ -7,7 +7,6 @@ under its reason, and the peer must keep its view and keep serving.
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import socket
 import time
@@ -18,12 +17,11 @@ import aiohttp
 import pytest
 
 from disruptor.address import Address
-from disruptor.api.auth import PEER_AUTH_HEADER, peer_auth_header
 from disruptor.config import PeerConfig
 from disruptor.home import Home
 from disruptor.membership.codec import Keyring, encode_packet
 from disruptor.membership.config import LOCAL
-from disruptor.membership.driver import SYNC_PATH, MembershipDriver
+from disruptor.membership.driver import MembershipDriver
 from disruptor.membership.messages import INCARNATION_MAX, Alive, Dead, Message, Packet, Ping
 from disruptor.membership.protocol import INCARNATION_JUMP_MAX
 from disruptor.peer import Peer
@@ -105,21 +103,6 @@ async def test_subscribers_hear_about_a_graceful_leave(home: Home) -> None:
         assert (str(b.address), "left") in seen
     finally:
         await a.stop()
-
-
-async def test_sync_needs_peer_auth_and_a_valid_body(pair: tuple[Peer, Peer]) -> None:
-    a, _ = pair
-    async with aiohttp.ClientSession() as s:
-        async with s.post(a.url + SYNC_PATH, data=b"{}") as r:
-            assert r.status == 401
-        headers = {PEER_AUTH_HEADER: peer_auth_header(a.cluster_secret, "POST", SYNC_PATH)}
-        async with s.post(a.url + SYNC_PATH, data=b"not json", headers=headers) as r:
-            assert r.status == 400
-            assert (await r.json(content_type=None))["type"].endswith("protocol-error")
-        headers = {PEER_AUTH_HEADER: peer_auth_header(a.cluster_secret, "POST", SYNC_PATH)}
-        big = b"x" * (driver(a).config.sync_bytes_max + 10)
-        async with s.post(a.url + SYNC_PATH, data=io.BytesIO(big), headers=headers) as r:
-            assert r.status == 413
 
 
 class Attacker:

@@ -58,3 +58,14 @@ def test_compiled_code_is_cached_across_requests() -> None:
 def test_memory_error_asks_for_a_fresh_host() -> None:
     replies = run_inline("def handle(item):\n    raise MemoryError\n", [1])
     assert replies[0]["error"]["kind"] == "snippet-budget"
+
+
+def test_a_generator_finaliser_runs_inside_the_batch_under_a_budget() -> None:
+    source = (
+        "def g():\n    try:\n        yield 1\n    finally:\n        while True:\n            pass\n"
+        "kept = []\n"
+        "def handle(item):\n    x = g()\n    next(x)\n    kept.append(x)\n    return item\n"
+    )
+    # The suspended generator's endless ``finally`` runs when the run's globals are dropped; the
+    # budget stops it and the batch still ends with its results and "done".
+    assert run_inline(source, [1, 2], timeout_s=0.2) == [{"i": 0, "value": 1}, {"i": 1, "value": 2}]

@@ -336,7 +336,7 @@ function renderChart(s) {
   const lats = pts.slice(-30).filter((p) => num(p.latency_ms) !== null);
   const latText = lats.length
     ? "job latency " + fmtDuration(lats.reduce((a, p) => a + p.latency_ms, 0) / lats.length / 1000)
-    : "no job finished in 30 s";
+    : "idle for 30 s";
   $("n-latency").textContent = (jobsRate === null ? "" : (+jobsRate.toFixed(2)) + " jobs/s · ") + latText;
 }
 

@@ -1,0 +1,127 @@
+"""Gossip figures from the simulator: convergence rounds by N, crash detection, loss, stalls,
+partitions and traffic, all on the virtual clock (so the figures do not depend on the machine).
+
+Run: ``.venv/bin/python benchmarks/bench_membership.py [--quick]`` (a few minutes; ``--quick``
+skips N = 1,000). Every figure is a pure function of its seeds: rerunning prints the same table.
+N = 1,000 clusters start already joined (``prejoined``): replaying a thousand simultaneous joins
+first would only cost time, and the newcomer figures are about what happens after.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from disruptor.membership import scenarios as sc
+from disruptor.membership.config import LAN, LOCAL
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    started = time.monotonic()
+    rows: list[tuple[str, str]] = []
+    figures: dict[str, object] = {}
+
+    sizes = [(8, range(1, 11), False), (64, range(1, 6), False)]
+    if not quick:
+        sizes.append((1000, range(1, 3), True))
+    for n, seeds, prejoined in sizes:
+        rounds: list[float] = []
+        for seed in seeds:
+            rounds += sc.converge(n, seed, LAN, newcomers=5, prejoined=prejoined).newcomer_rounds
+        figures[f"newcomer_rounds_{n}"] = rounds
+        rows.append(
+            (
+                f"newcomer known by all, N = {n} (lan; {len(rounds)} newcomers)",
+                f"p50 {statistics.median(rounds):.2f}, p99 {p99(rounds):.2f} gossip rounds "
+                f"(log10 N = {math.log10(n):.1f})",
+            )
+        )
+
+    for n in (16, 64):
+        crashes = [sc.crash(n, seed, LAN) for seed in range(9)]
+        first = [c.first_suspicion_s for c in crashes]
+        dead = [c.all_dead_s for c in crashes]
+        bound = crashes[0].bound_s
+        rows.append(
+            (
+                f"crash, N = {n} (lan, 9 seeds)",
+                f"first suspicion p50 {statistics.median(first):.2f} s (2 probe periods = 2 s); "
+                f"all survivors mark dead p50 {statistics.median(dead):.1f} s, max "
+                f"{max(dead):.1f} s (bound: first suspicion + {bound:.1f} s)",
+            )
+        )
+
+    loss = [sc.lossy(16, seed, LAN, 0.10, 600.0) for seed in (11, 12, 13)]
+    rows.append(
+        (
+            "10% loss, N = 16, 10 virtual minutes (lan, 3 seeds)",
+            f"false deaths {sum(r.false_deaths for r in loss)}",
+        )
+    )
+
+    whole = [sc.stalls(16, seed, LOCAL, 300.0) for seed in (21, 22, 23)]
+    rows.append(
+        (
+            "whole-loop stalls 0.5-3 s on 4 of 16 peers, 5 virtual min (local, 3 seeds)",
+            f"healthy peers declared dead {sum(r.false_deaths for r in whole)}",
+        )
+    )
+    on, off = 0, 0
+    for seed in (5, 6, 7):
+        kwargs = {"duration_s": 300.0, "gap_mean_s": 1.0, "receive_only": True}
+        on += sc.stalls(16, seed, LOCAL, **kwargs).false_deaths  # type: ignore[arg-type]
+        off += sc.stalls(16, seed, replace(LOCAL, lifeguard=False), **kwargs).false_deaths  # type: ignore[arg-type]
+    figures["stall_false_deaths"] = {"lifeguard": on, "swim": off}
+    rows.append(
+        (
+            "slow processing (receive path stalled 0.5-3 s, 4 of 16 peers), 5 min x 3 seeds",
+            f"false deaths: Lifeguard {on}, plain SWIM {off}",
+        )
+    )
+
+    heals = [sc.partition(16, seed, LOCAL, 60.0) for seed in (31, 32, 33)]
+    rows.append(
+        (
+            "partition 8 | 8 for 60 s, then healed (local, push-pull 15 s, 3 seeds)",
+            "one view again after "
+            + ", ".join(f"{h.heal_s:.1f}" for h in heals)
+            + " s (2 push-pull intervals = 30 s)",
+        )
+    )
+
+    traffic = {n: sc.traffic(n, 4, LAN, 60.0, prejoined=n > 64) for n in (8, 64)}
+    if not quick:
+        traffic[1000] = sc.traffic(1000, 4, LAN, 20.0, prejoined=True)
+    figures["traffic_bytes_per_peer_s"] = traffic
+    rows.append(
+        (
+            "datagram bytes sent per peer per second, settled cluster (lan)",
+            ", ".join(f"N = {n}: {b:.0f}" for n, b in traffic.items())
+            + f" ({traffic[64] / traffic[8] - 1:+.0%} from 8 to 64)",
+        )
+    )
+
+    print("| measure | result |\n|---|---|")
+    for measure, result in rows:
+        print(f"| {measure} | {result} |")
+    print(f"\n(wall time {time.monotonic() - started:.0f} s)")
+    out = Path(__file__).parent / "out"
+    out.mkdir(exist_ok=True)
+    (out / "membership.json").write_text(json.dumps(figures, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
