@@ -79,18 +79,22 @@ def main() -> None:
             f"healthy peers declared dead {sum(r.false_deaths for r in whole)}",
         )
     )
-    on, off = 0, 0
-    for seed in (5, 6, 7):
-        kwargs = {"duration_s": 300.0, "gap_mean_s": 1.0, "receive_only": True}
-        on += sc.stalls(16, seed, LOCAL, **kwargs).false_deaths  # type: ignore[arg-type]
-        off += sc.stalls(16, seed, replace(LOCAL, lifeguard=False), **kwargs).false_deaths  # type: ignore[arg-type]
-    figures["stall_false_deaths"] = {"lifeguard": on, "swim": off}
-    rows.append(
-        (
-            "slow processing (receive path stalled 0.5-3 s, 4 of 16 peers), 5 min x 3 seeds",
-            f"false deaths: Lifeguard {on}, plain SWIM {off}",
+    kwargs = {"duration_s": 300.0, "gap_mean_s": 1.0, "receive_only": True}
+    for label, base in (("memberlist's retransmit budget", 0), ("our default budget", None)):
+        config = LOCAL if base is None else replace(LOCAL, retransmit_base=base)
+        on = off = 0
+        for seed in (5, 6, 7):
+            on += sc.stalls(16, seed, config, **kwargs).false_deaths  # type: ignore[arg-type]
+            swim = replace(config, lifeguard=False)
+            off += sc.stalls(16, seed, swim, **kwargs).false_deaths  # type: ignore[arg-type]
+        figures[f"stall_false_deaths_{base}"] = {"lifeguard": on, "swim": off}
+        rows.append(
+            (
+                f"slow processing (receive path stalled 0.5-3 s, 4 of 16 peers), 5 min x 3 seeds, "
+                f"{label}",
+                f"false deaths: Lifeguard {on}, plain SWIM {off}",
+            )
         )
-    )
 
     heals = [sc.partition(16, seed, LOCAL, 60.0) for seed in (31, 32, 33)]
     rows.append(

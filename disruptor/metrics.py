@@ -276,23 +276,37 @@ def reading(peer: Any, http: HttpStats) -> Reading:
     """Cumulative counters for the throughput chart.
 
     Jobs and their latency come from the job runner's stats (``completed``, ``failed`` and its
-    latency histogram), or else from the HTTP layer's count and timing of ``POST /jobs``. Items are
-    those run on this peer as they finish (worker pool and snippet runner), so the chart moves
-    while a long job runs rather than jumping when it ends.
+    latency histogram), or else from the HTTP layer's count and timing of ``POST /jobs``. Items
+    finished for the jobs coordinated here count those of finished jobs plus the progress of the
+    running ones, so the chart moves while a long job runs. Items run here are counted by the worker
+    pool and the snippet runner as they finish, for any peer's job.
     """
-    stats = getattr(getattr(peer, "jobs", None), "stats", None)
+    jobs = getattr(peer, "jobs", None)
+    stats = getattr(jobs, "stats", None)
     hist = _first_histogram(stats)
-    items = _items_run(peer)
+    run_here = _items_run(peer) or 0
     if stats is not None and hist is not None:
-        done = sum(int(getattr(stats, n, 0) or 0) for n in ("completed", "failed"))
-        if items is None:
-            items = sum(int(getattr(stats, n, 0) or 0) for n in ("items_completed", "items_failed"))
-        return Reading(done, items, hist.count, hist.sum_s)
+        done = sum(int(getattr(stats, n, 0) or 0) for n in ("completed", "failed", "cancelled"))
+        items = sum(int(getattr(stats, n, 0) or 0) for n in ("items_completed", "items_failed"))
+        items += _items_in_flight(jobs)
+        return Reading(done, items, hist.count, hist.sum_s, run_here)
     http_hist = http.durations.get(("POST", "/jobs"))
     done = sum(n for (m, r, s), n in http.requests.items() if m == "POST" and r == "/jobs")
     if http_hist is None:
-        return Reading(done, items or 0, 0, 0.0)
-    return Reading(done, items or 0, http_hist.count, http_hist.sum_s)
+        return Reading(done, 0, 0, 0.0, run_here)
+    return Reading(done, 0, http_hist.count, http_hist.sum_s, run_here)
+
+
+def _items_in_flight(jobs: Any) -> int:
+    in_flight = getattr(jobs, "in_flight", None)
+    if not callable(in_flight):
+        return 0
+    total = 0
+    for job in in_flight():
+        progress = job.get("progress") if isinstance(job, dict) else None
+        if isinstance(progress, dict):
+            total += int(progress.get("done", 0) or 0)
+    return total
 
 
 def _items_run(peer: Any) -> int | None:

@@ -1,7 +1,8 @@
 """The dashboard's recent history: throughput and latency, one point per sampling step.
 
-Sans-IO: the caller passes the time and the cumulative counters it read (jobs completed, items
-completed, latency count and sum); this turns consecutive readings into rates and mean latencies.
+Sans-IO: the caller passes the time and the cumulative counters it read (jobs finished, items
+finished for the jobs this peer coordinates, items run on this peer, latency count and sum); this
+turns consecutive readings into rates and mean latencies.
 Rule: a bounded ring (``points_max``), so a peer running for months holds the last minutes only;
 a counter that goes backwards (a part restarted) restarts the differences instead of charting a
 negative rate.
@@ -22,9 +23,10 @@ class Reading:
     """Cumulative counters at one moment."""
 
     jobs_done: int = 0
-    items_done: int = 0
+    items_done: int = 0  # items finished for jobs this peer coordinates, wherever they ran
     latency_count: int = 0
     latency_sum_s: float = 0.0
+    items_run_here: int = 0  # items this peer's workers and snippet hosts ran, for any job
 
 
 @dataclass(frozen=True)
@@ -34,14 +36,17 @@ class Point:
     items_per_s: float
     # Mean latency of the jobs that finished during this step; None when none did.
     latency_ms: float | None
+    local_items_per_s: float = 0.0
 
     def to_json(self) -> list[Any]:
-        """``[t, jobs_per_s, items_per_s, latency_ms]``: compact, as it is sent every second."""
+        """``[t, jobs_per_s, items_per_s, latency_ms, local_items_per_s]``: compact, as it is
+        sent every second."""
         return [
             round(self.t_s, 3),
             round(self.jobs_per_s, 3),
             round(self.items_per_s, 3),
             None if self.latency_ms is None else round(self.latency_ms, 3),
+            round(self.local_items_per_s, 3),
         ]
 
 
@@ -64,6 +69,7 @@ class Series:
             reading.jobs_done < before.jobs_done
             or reading.items_done < before.items_done
             or reading.latency_count < before.latency_count
+            or reading.items_run_here < before.items_run_here
         )
         if elapsed <= 0 or went_back:
             return None
@@ -76,6 +82,7 @@ class Series:
             jobs_per_s=(reading.jobs_done - before.jobs_done) / elapsed,
             items_per_s=(reading.items_done - before.items_done) / elapsed,
             latency_ms=latency_ms,
+            local_items_per_s=(reading.items_run_here - before.items_run_here) / elapsed,
         )
         self._points.append(point)
         self._json.append(point.to_json())

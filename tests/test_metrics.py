@@ -152,10 +152,18 @@ def test_each_peer_has_its_own_registry() -> None:
 
 
 def test_the_chart_reads_job_stats_or_falls_back_to_http_timings() -> None:
-    # Jobs and latency from the job runner; items as run here by workers (30) and snippets (12).
+    # Jobs, items and latency from the job runner (finished jobs' items plus the running one's
+    # progress); items run here from the workers (30) and the snippet hosts (12).
     peer = fake_peer()
+    peer.jobs.in_flight = lambda: [{"id": "j", "progress": {"total": 9, "done": 5, "failed": 0}}]
     metrics = Metrics(peer)
-    assert dataclasses.astuple(reading(peer, metrics.http)) == (6, 42, 4, pytest.approx(4.602))
+    assert dataclasses.astuple(reading(peer, metrics.http)) == (
+        6,
+        47,
+        4,
+        pytest.approx(4.602),
+        42,
+    )
     bare = SimpleNamespace(address=Address("127.0.0.1", 9), config=PeerConfig())
     metrics = Metrics(bare)
     metrics.http.record("POST", "/jobs", 200, 0.5)

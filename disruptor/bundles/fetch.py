@@ -108,6 +108,7 @@ async def _get_bytes(
     headers = _headers(store, path)
     if upload.size:
         headers["Range"] = f"bytes={upload.size}-"
+        store.stats.fetch_resumes += 1
     async with session.get(source.url + path, headers=headers) as response:
         if response.status == 200 and upload.size:
             upload.reset()

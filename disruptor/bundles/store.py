@@ -69,6 +69,7 @@ class StoreStats:
     unpacks: int = 0
     fetches: int = 0
     fetch_failures: int = 0
+    fetch_resumes: int = 0  # transfers continued with a byte range after a break
     bytes_fetched: int = 0
     deletes: int = 0
 

@@ -53,7 +53,7 @@ class PeerCalls:
                 if response.status >= 400:
                     raise await read_problem(response)
                 reply = await response.json(content_type=None)
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise PeerUnreachable(f"{peer}: {exc or type(exc).__name__}") from None
         results = reply.get("results") if isinstance(reply, dict) else None
         if not isinstance(results, list) or len(results) != count:
@@ -72,7 +72,7 @@ class PeerCalls:
                 f"http://{peer}{path}", headers=self._headers("DELETE", path), params=params
             ) as response:
                 await response.read()
-        except (aiohttp.ClientError, OSError):
+        except (aiohttp.ClientError, OSError, TimeoutError):
             pass  # the peer is gone: nothing of ours runs there any more
 
     async def get_json(self, peer: str, path: str, params: dict[str, str] | None = None) -> Any:
@@ -84,7 +84,7 @@ class PeerCalls:
                 if response.status >= 400:
                     raise await read_problem(response)
                 return await response.json(content_type=None)
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise PeerUnreachable(f"{peer}: {exc or type(exc).__name__}") from None
 
     async def send_json(self, peer: str, method: str, path: str, body: Any) -> Any:
@@ -98,5 +98,5 @@ class PeerCalls:
                     raise await read_problem(response)
                 raw = await response.read()
                 return json.loads(raw) if raw else None
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise PeerUnreachable(f"{peer}: {exc or type(exc).__name__}") from None

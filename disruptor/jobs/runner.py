@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import uuid
-from collections import Counter, deque
-from collections.abc import Sequence
+from collections import Counter, OrderedDict, deque
+from collections.abc import Coroutine, Sequence
 from typing import Any, cast
 
 from ..address import Address
@@ -43,6 +44,11 @@ from .settings import JobsSettings, JobStats
 
 log = logging.getLogger("disruptor.jobs")
 
+# Snippet sources remembered as already checked (compiled by the snippet runner), most recent.
+CHECKED_SNIPPETS_MAX = 256
+# On stop, how long the last cancel calls to other peers may take.
+STOP_CHORES_S = 2.0
+
 
 class JobRunner:
     def __init__(
@@ -64,6 +70,8 @@ class JobRunner:
         # Peers whose connection just failed, until when (loop time): kept out of placements
         # until membership catches up, so their tasks do not bounce back to them meanwhile.
         self._unreachable: dict[str, float] = {}
+        self._chores: set[asyncio.Task[None]] = set()  # abandons and folds in flight
+        self._checked: OrderedDict[str, None] = OrderedDict()  # SHA-1s of checked snippets
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -91,6 +99,12 @@ class JobRunner:
             task.cancel()
         attempts = [t for job in self._jobs.values() for _, t in job.attempts.values()]
         await asyncio.gather(*served, *attempts, return_exceptions=True)
+        # Let the last abandon calls reach their peers, but never wait long for a silent one.
+        if self._chores:
+            await asyncio.wait(set(self._chores), timeout=STOP_CHORES_S)
+            for chore in self._chores:
+                chore.cancel()
+            await asyncio.gather(*self._chores, return_exceptions=True)
         await self.calls.close()
 
     def _now(self) -> float:
@@ -230,7 +244,14 @@ class JobRunner:
         if work.kind is not Kind.SNIPPET or runner is None:
             return work
         if work.snippet is not None:
-            await runner.put(work.snippet)
+            # Checking costs a trip to a snippet host: once per source is enough.
+            name = hashlib.sha1(work.snippet.encode()).hexdigest()  # noqa: S324 - a name
+            if name not in self._checked:
+                await runner.put(work.snippet)
+                self._checked[name] = None
+                while len(self._checked) > CHECKED_SNIPPETS_MAX:
+                    self._checked.popitem(last=False)
+            self._checked.move_to_end(name)
             return work
         assert work.snippet_sha1 is not None
         return Work(Kind.SNIPPET, snippet=await runner.get(work.snippet_sha1))
@@ -297,7 +318,13 @@ class JobRunner:
         task.cancel()
         if peer != self.self_address:
             # The remote side stops when asked; its HTTP request being cut is not enough.
-            asyncio.create_task(self.calls.abandon(peer, job.job_id, action.task_id))  # noqa: RUF006
+            self._background(self.calls.abandon(peer, job.job_id, action.task_id))
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` without waiting for it; ``stop`` waits for what is still running."""
+        task = asyncio.create_task(coro)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
 
     def _finish(self, job: Job, state: JobState) -> None:
         for key in list(job.attempts):
@@ -319,7 +346,7 @@ class JobRunner:
             self.stats.cancelled += 1
         self.stats.latency.observe(job.finished_s - job.created_s)
         if state is JobState.COMPLETED and job.reduce is not None:
-            asyncio.create_task(self._reduce_then_done(job))  # noqa: RUF006
+            self._background(self._reduce_then_done(job))
         else:
             job.done.set()
         self._finished.append(job.job_id)

@@ -1,9 +1,10 @@
 """The retransmit queue of rumours (alive, suspect, dead) waiting to be piggybacked.
 
-Each rumour is sent at most ``retransmit_mult * ceil(log10(N + 1))`` times, least-sent first, so a
-fresh rumour goes out before old ones; a newer rumour about a node replaces any queued one about
-the same node (only the newest state matters). As memberlist's ``queue.go``, but deterministic:
-ties break by insertion order. Rule: bounded; past ``queue_max`` the most-sent rumours are dropped.
+Each rumour is sent at most ``retransmit_mult * ceil(log10(N + 1)) + base`` times, least-sent
+first, so a fresh rumour goes out before old ones; a newer rumour about a node replaces any queued
+one about the same node (only the newest state matters). As memberlist's ``queue.go``, but
+deterministic: ties break by insertion order. Rule: bounded; past ``queue_max`` the most-sent
+rumours are dropped.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from .codec import encode_message
 from .messages import Rumour
 
 
-def retransmit_limit(retransmit_mult: int, n: int) -> int:
-    return retransmit_mult * max(1, math.ceil(math.log10(n + 1)))
+def retransmit_limit(retransmit_mult: int, n: int, base: int = 0) -> int:
+    return retransmit_mult * max(1, math.ceil(math.log10(n + 1))) + base
 
 
 @dataclass
@@ -28,8 +29,9 @@ class _Entry:
 
 
 class BroadcastQueue:
-    def __init__(self, retransmit_mult: int, queue_max: int) -> None:
+    def __init__(self, retransmit_mult: int, queue_max: int, base: int = 0) -> None:
         self.retransmit_mult = retransmit_mult
+        self.base = base
         self.queue_max = queue_max
         self._by_node: dict[str, _Entry] = {}
         # Entries grouped by how often they were sent; within a group, in insertion order. A
@@ -72,7 +74,7 @@ class BroadcastQueue:
         and newest first, counting one transmission for each."""
         if not self._by_node or bytes_budget <= 0:
             return [], 0
-        limit = retransmit_limit(self.retransmit_mult, n_members)
+        limit = retransmit_limit(self.retransmit_mult, n_members, self.base)
         chosen: list[_Entry] = []
         used = 0
         misses = 0

@@ -42,7 +42,7 @@ class MembershipConfig:
     # this much, so a slow peer stops accusing healthy ones.
     awareness_max_multiplier: int = 8
     # Switch off every Lifeguard refinement (local health, nacks, growing suspicion timeouts, the
-    # buddy system):
+    # buddy system, answering a stale accusation straight to the accuser):
     # plain SWIM, for comparison in the simulator only.
     lifeguard: bool = True
     # --- dissemination ---
@@ -51,9 +51,14 @@ class MembershipConfig:
     gossip_interval_s: float = 0.2
     # How many random peers each gossip tick sends to (memberlist's GossipNodes).
     gossip_nodes: int = 3
-    # A rumour is retransmitted retransmit_mult * ceil(log10(N + 1)) times: enough that it
-    # reaches every peer with high probability, growing only with log N.
+    # A rumour is retransmitted retransmit_mult * ceil(log10(N + 1)) times (memberlist's budget),
+    # growing only with log N...
     retransmit_mult: int = 4
+    # ...plus this many more. Every peer holding a rumour sends it that often, so one given peer
+    # misses it with probability about exp(-budget), and some peer of N with N * exp(-budget):
+    # memberlist's formula alone gives 4 sends below 10 peers and 8 up to 99 (a 1-2% chance per
+    # rumour that someone waits for push-pull); four more make it well under 0.1%.
+    retransmit_base: int = 4
     # Dead peers still receive gossip this long, so a falsely-declared peer hears the news quickly
     # and refutes it.
     gossip_to_the_dead_s: float = 30.0
@@ -117,6 +122,7 @@ LOCAL = replace(
     suspicion_mult=3,
     gossip_interval_s=0.1,
     retransmit_mult=2,
+    retransmit_base=4,
     push_pull_interval_s=15.0,
     gossip_to_the_dead_s=15.0,
     push_pull_timeout_s=5.0,

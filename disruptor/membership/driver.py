@@ -121,11 +121,12 @@ class MembershipDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscribers: list[Subscriber] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle ---
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         rng = random.Random(random.SystemRandom().getrandbits(64))  # noqa: S311 - not for keys
         self.protocol = Protocol(
             self.name, self.config, rng, loop.time(), self._read_meta(), self.seeds
@@ -202,7 +203,10 @@ class MembershipDriver:
         return self.protocol
 
     def _wall(self, view: MemberView) -> MemberView:
-        offset = time.time() - asyncio.get_running_loop().time()
+        # The core runs on the loop's clock; callers (and /peers) want wall-clock times. Safe to
+        # call from any thread: the loop's clock is monotonic and readable from anywhere.
+        loop_now = self._loop.time() if self._loop is not None else time.monotonic()
+        offset = time.time() - loop_now
         last_seen = view.last_seen + offset if not view.is_self else time.time()
         return MemberView(
             view.address,

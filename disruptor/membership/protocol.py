@@ -115,7 +115,12 @@ class Protocol:
         self.table = MemberTable(local)
         self.meta = (meta or PeerMeta()).bounded()
         self.table.add(Member(local, incarnation, MemberState.ALIVE, now, now, self.meta), rng)
-        self.broadcasts = BroadcastQueue(config.retransmit_mult, config.broadcast_queue_max)
+        self.broadcasts = BroadcastQueue(
+            config.retransmit_mult, config.broadcast_queue_max, config.retransmit_base
+        )
+        # Announce ourselves too (as memberlist's setAlive does): the peer that let us join
+        # spreads the news, and our own copies make it unlikely any peer misses it.
+        self.broadcasts.queue(Alive(incarnation, local, self.meta))
         self.awareness = Awareness(config.awareness_max_multiplier if config.lifeguard else 1)
         self.counters = ProtocolCounters()
         self.suspicions: dict[str, Suspicion] = {}
@@ -285,7 +290,8 @@ class Protocol:
         if isinstance(message, Alive):
             return self._on_alive(now, message)
         if (
-            message.node == self.local
+            self.config.lifeguard
+            and message.node == self.local
             and message.incarnation < self.incarnation
             and not self.leaving
             and source != self.local

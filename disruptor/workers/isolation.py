@@ -235,9 +235,12 @@ def limit_args(limits: WorkerLimits) -> list[str]:
 def drop_args(uid: int | None) -> list[str]:
     """``setpriv`` options dropping to the worker's uid with no capabilities at all."""
     if uid is None:
-        return ["setpriv", "--no-new-privs", "--"]
+        return ["setpriv", "--no-new-privs", "--pdeathsig", "KILL", "--"]
     return [
         "setpriv",
+        # In plain mode the worker is the peer's own child: it dies with the peer.
+        "--pdeathsig",
+        "KILL",
         f"--reuid={uid}",
         f"--regid={uid}",
         "--clear-groups",
@@ -327,6 +330,12 @@ def plan_bwrap(
     python = python_for_workers(settings, plain_as_root=False)
     prefix = _prefix_of(python)
     sandbox: list[str] = [
+        # bwrap's own process dies with the peer (even a SIGKILLed one), and takes the sandbox
+        # with it: its child has --die-with-parent, and the pid namespace ends with that child.
+        "setpriv",
+        "--pdeathsig",
+        "KILL",
+        "--",
         "bwrap",
         "--die-with-parent",  # the sandbox dies with the peer
         "--unshare-pid",  # its own pid 1: when it ends, every process inside ends

@@ -123,3 +123,43 @@ async def test_an_untrusted_bundle_is_not_fetched(home: Home, second: Peer, tmp_
         assert list(second.store.tmp_dir.iterdir()) == []
     finally:
         await lax.stop()
+
+
+async def test_a_transfer_cut_by_its_source_resumes_at_the_next(
+    peer: Peer, second: Peer, tmp_path: Path
+) -> None:
+    """A source that dies half-way through the body: the next source sends only the rest."""
+    from aiohttp import web
+
+    sha1 = await held_by(peer, tmp_path)
+    assert peer.store is not None and second.store is not None
+    data = peer.store.path(sha1).read_bytes()
+    manifest_json = peer.store.manifest(sha1).to_json()
+
+    async def manifest(request: web.Request) -> web.Response:
+        return web.Response(body=manifest_json, content_type="application/json")
+
+    async def body(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await response.prepare(request)
+        await response.write(data[: len(data) // 2])
+        assert request.transport is not None
+        request.transport.abort()  # the source dies mid-transfer
+        return response
+
+    app = web.Application()
+    app.router.add_get(f"/bundles/{sha1}/manifest", manifest)
+    app.router.add_get(f"/bundles/{sha1}", body)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    flaky = Address("127.0.0.1", runner.addresses[0][1])
+    try:
+        await second.store.fetch(sha1, [flaky, peer.address])
+    finally:
+        await runner.cleanup()
+    assert second.store.path(sha1).read_bytes() == data
+    # Half came from the dead source and only the other half from the good one: a resumed range.
+    assert second.store.stats.bytes_received == len(data)
+    assert second.store.stats.fetch_resumes == 1

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from disruptor.client import Client
 from disruptor.home import Home
 
 from ..cluster import PeerProcess
+from ..jobs.support import write_slow_bundle
 
 DOUBLE = "def handle(item):\n    return item * 2\n"
 
@@ -99,3 +101,14 @@ def test_submit_with_reduce_prints_the_folded_value(peer: PeerProcess, tmp_path:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == 12
+
+
+def test_send_a_bundle_item(peer: PeerProcess, tmp_path: Path) -> None:
+    home = Home(peer.home)
+    with Client([peer.address], home=home) as client:
+        sha1 = client.push_bundle(write_slow_bundle(tmp_path), home=home).sha1
+    done = cli(peer, "send", peer.address, sha1, '{"x": 21}')
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["x"] == 42
+    done = cli(peer, "send", peer.address, "0" * 40, "1")
+    assert done.returncode == 1 and "no live peer holds bundle" in done.stderr

@@ -113,3 +113,23 @@ def test_client_fails_over_when_the_coordinator_dies(
         coordinator.kill()
         values = future.result(timeout=120)
     assert [v["x"] for v in values] == [2 * i for i in range(ITEMS)]
+
+
+def test_stream_fails_over_and_still_yields_each_item_once(
+    cluster: list[PeerProcess], tmp_path: Path
+) -> None:
+    coordinator, other, _ = cluster
+    home = Home(coordinator.home)
+    with Client([coordinator.address], home=home) as client:
+        sha1 = client.push_bundle(write_slow_bundle(tmp_path), home=home).sha1
+        client.start_workers_on(sha1, "all")  # every peer holds it: it outlives the coordinator
+    items = [{"x": i, "sleep": 0.05} for i in range(ITEMS)]
+    indexes: list[int] = []
+    with Client([coordinator.address, other.address], home=home) as client:
+        for index, value in client.stream(sha1, items, chunk_size=2):
+            assert value["x"] == 2 * index
+            indexes.append(index)
+            if len(indexes) == 30:
+                coordinator.kill()
+    assert sorted(indexes) == list(range(ITEMS))
+    assert len(indexes) == len(set(indexes))

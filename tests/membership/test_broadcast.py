@@ -11,6 +11,7 @@ def test_limit_grows_with_log_n() -> None:
     assert retransmit_limit(4, 9) == 4
     assert retransmit_limit(4, 10) == 8
     assert retransmit_limit(4, 1000) == 16
+    assert retransmit_limit(4, 64, base=4) == 12
 
 
 def test_newer_rumour_about_a_node_replaces_the_older() -> None:

@@ -67,9 +67,12 @@ def test_stalled_loops_kill_nobody_healthy() -> None:
 
 
 def test_lifeguard_cuts_false_deaths_by_ten_times_under_slow_processing() -> None:
+    # memberlist's own retransmit budget (no extra sends), with and without Lifeguard: with our
+    # larger default budget even plain SWIM survives this run (see benchmarks/README.md).
+    memberlist = replace(LOCAL, retransmit_base=0)
     kwargs = {"duration_s": 200.0, "gap_mean_s": 1.0, "receive_only": True}
-    with_lifeguard = stalls(16, 5, LOCAL, **kwargs)  # type: ignore[arg-type]
-    without = stalls(16, 5, replace(LOCAL, lifeguard=False), **kwargs)  # type: ignore[arg-type]
+    with_lifeguard = stalls(16, 5, memberlist, **kwargs)  # type: ignore[arg-type]
+    without = stalls(16, 5, replace(memberlist, lifeguard=False), **kwargs)  # type: ignore[arg-type]
     assert with_lifeguard.false_deaths == 0, with_lifeguard.examples
     assert without.false_deaths >= 10 * max(1, with_lifeguard.false_deaths), without
 

@@ -269,8 +269,11 @@ function svgEl(name, attrs, text) {
   return el;
 }
 
-// History points arrive as [t, jobs_per_s, items_per_s, latency_ms] (compact: sent every second).
-function point(raw) { return { t: raw[0], jobs_per_s: raw[1], items_per_s: raw[2], latency_ms: raw[3] }; }
+// History points arrive as [t, jobs_per_s, items_per_s, latency_ms, local_items_per_s]
+// (compact: sent every second).
+function point(raw) {
+  return { t: raw[0], jobs_per_s: raw[1], items_per_s: raw[2], latency_ms: raw[3], local: raw[4] || 0 };
+}
 function rateOf(p) { return p.items_per_s || 0; }
 
 function renderChart(s) {
@@ -284,7 +287,7 @@ function renderChart(s) {
   const span = pts.length ? now - pts[0].t : 0;
   const win = Math.min(WINDOW_S, Math.max(60, Math.ceil(span / 60) * 60));
   const x = (t) => pad.l + ((t - (now - win)) / win) * (w - pad.l - pad.r);
-  const rateMax = niceMax(Math.max(0, ...pts.map(rateOf)));
+  const rateMax = niceMax(Math.max(0, ...pts.map(rateOf), ...pts.map((p) => p.local)));
   const latMax = niceMax(Math.max(0, ...pts.map((p) => p.latency_ms || 0)));
   const yRate = (v) => h - pad.b - (v / rateMax) * (h - pad.t - pad.b);
   const yLat = (v) => h - pad.b - (v / latMax) * (h - pad.t - pad.b);
@@ -312,6 +315,8 @@ function renderChart(s) {
       class: "rate-area",
     }));
     svg.appendChild(svgEl("polyline", { points: line, class: "rate" }));
+    const local = visible.map((p) => `${x(p.t).toFixed(1)},${yRate(p.local).toFixed(1)}`).join(" ");
+    svg.appendChild(svgEl("polyline", { points: local, class: "local" }));
   }
   // Latency exists only for steps in which a job finished: a dot each, joined when consecutive,
   // so quiet steps leave a gap rather than a false zero.
@@ -332,7 +337,9 @@ function renderChart(s) {
   const recent = pts.slice(-5);
   const itemsRate = recent.length ? recent.reduce((a, p) => a + rateOf(p), 0) / recent.length : null;
   const jobsRate = recent.length ? recent.reduce((a, p) => a + (p.jobs_per_s || 0), 0) / recent.length : null;
+  const localRate = recent.length ? recent.reduce((a, p) => a + p.local, 0) / recent.length : null;
   $("n-rate").textContent = itemsRate === null ? "–" : (+itemsRate.toFixed(1)) + " items/s";
+  $("n-local").textContent = localRate === null ? "" : (+localRate.toFixed(1)) + " items/s run here";
   const lats = pts.slice(-30).filter((p) => num(p.latency_ms) !== null);
   const latText = lats.length
     ? "job latency " + fmtDuration(lats.reduce((a, p) => a + p.latency_ms, 0) / lats.length / 1000)
