@@ -446,7 +446,10 @@ class JobRunner:
             pool = cast(BundleExecutor | None, getattr(self._peer, "pool", None))
             if pool is None:
                 raise NotFound("this peer runs no worker pool")
-            return await pool.run_batch(work.bundle, items, timeout_s=timeout_s)
+            # Shielded: an abandoned attempt stops being waited for, but the pool is left to
+            # finish what it already took (it may be starting workers, which must not be cut
+            # short); its results are dropped.
+            return await asyncio.shield(pool.run_batch(work.bundle, items, timeout_s=timeout_s))
         runner = cast(SnippetExecutor | None, getattr(self._peer, "snippets", None))
         if runner is None:
             raise NotFound("this peer runs no snippets")

@@ -138,7 +138,8 @@ class _Worker:
     started_at: float = 0.0
     restarts: int = 0
     tasks_done: int = 0
-    calls: dict[int, _Task] = field(default_factory=dict)
+    # Each call carries one or more waiting tasks' items, concatenated in order.
+    calls: dict[int, list[_Task]] = field(default_factory=dict)
     lost: list[tuple[_Task, Death]] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: bool = False
@@ -244,7 +245,10 @@ class WorkerPool:
 
     @property
     def tasks_running(self) -> int:
-        return sum(len(w.calls) for g in self._groups.values() for w in g.workers)
+        """Items being worked on now (sent to a worker, not yet answered)."""
+        workers = (w for g in self._groups.values() for w in g.workers)
+        calls = (tasks for w in workers for tasks in w.calls.values())
+        return sum(len(task.items) for tasks in calls for task in tasks)
 
     async def start_workers(self, sha1: str, count: int | None = None) -> list[WorkerInfo]:
         """Start ``count`` more workers (default: the manifest's ``count``) and wait for ready."""
@@ -374,17 +378,20 @@ class WorkerPool:
         handles: isolation.DirectoryHandles | None = None
         try:
             proc, handles = self._make_process(worker)
+            # Known before it runs: its first words (the ready line) may arrive before spawn()
+            # returns, and must find their worker.
+            worker.proc = proc
+            worker.started_at = time.monotonic()
             await proc.spawn()
         except (OSError, DisruptorError) as exc:
             log.warning("worker %s failed to start: %s", worker.id, exc)
+            worker.proc = None
             self._release(worker)
             self._after_death(worker, Death(DeathKind.CRASHED, f"could not start: {exc}"), [])
             return
         finally:
             if handles is not None:
                 handles.close()  # the worker holds its own copies now
-        worker.proc = proc
-        worker.started_at = time.monotonic()
         self.stats.workers_started += 1
         self._refresh_gauges()
         log.info("worker %s of %s started (pid %s)", worker.id, group.manifest.name, proc.pid)
@@ -495,14 +502,36 @@ class WorkerPool:
             if not candidates:
                 return
             worker = max(candidates, key=lambda w: w.spare)
-            task = self._dequeue(group)
+            tasks = [self._dequeue(group)]
+            # Small requests waiting together travel in one call (up to a batch), so that many
+            # concurrent single-item jobs cost one round trip, not one each.
+            size = len(tasks[0].items)
+            while (
+                group.queue
+                and group.queue[0].timeout_s == tasks[0].timeout_s
+                and size + len(group.queue[0].items) <= self.settings.batch_items_max
+            ):
+                tasks.append(self._dequeue(group))
+                size += len(tasks[-1].items)
             assert worker.proc is not None
+            items = [item for task in tasks for item in task.items]
             try:
-                call_id = worker.proc.call(task.items, task.timeout_s)
+                call_id = worker.proc.call(items, tasks[0].timeout_s)
             except LineTooLong as exc:
-                self._split_oversized(group, task, str(exc))
-                continue
-            worker.calls[call_id] = task
+                if len(tasks) > 1:
+                    for task in reversed(tasks):
+                        self._enqueue(group, task, front=True)
+                    # Send the first alone; the others follow in later rounds.
+                    tasks = [self._dequeue(group)]
+                    try:
+                        call_id = worker.proc.call(tasks[0].items, tasks[0].timeout_s)
+                    except LineTooLong as again:
+                        self._split_oversized(group, tasks[0], str(again))
+                        continue
+                else:
+                    self._split_oversized(group, tasks[0], str(exc))
+                    continue
+            worker.calls[call_id] = tasks
 
     def _split_oversized(self, group: _Group, task: _Task, reason: str) -> None:
         if len(task.items) == 1:
@@ -545,7 +574,7 @@ class WorkerPool:
             if isinstance(output, BecameReady):
                 worker.ready.set()
             elif isinstance(output, Completed):
-                task = worker.calls.pop(output.id)
+                tasks = worker.calls.pop(output.id)
                 outcomes = [
                     ItemOutcome(value=r.value)
                     if r.error is None
@@ -554,34 +583,34 @@ class WorkerPool:
                     )
                     for r in output.results
                 ]
-                self._answered(worker, task, outcomes)
+                self._answered(worker, tasks, outcomes)
             elif isinstance(output, Failed):
-                task = worker.calls.pop(output.id)
+                tasks = worker.calls.pop(output.id)
                 e = output.error
                 failure = ItemOutcome.failure(TaskFailed.slug, e.type, e.message, e.traceback)
-                self._answered(worker, task, [failure] * len(task.items))
+                self._answered(worker, tasks, [failure] * sum(len(t.items) for t in tasks))
             elif isinstance(output, TimedOut):
-                task = worker.calls.pop(output.id)
                 self.stats.timeouts += 1
                 message = f"ran past its timeout of {output.timeout_s:g}s; its worker was replaced"
-                self._finish(
-                    task,
-                    [ItemOutcome.failure(TaskTimeout.slug, "TaskTimeout", message)]
-                    * len(task.items),
-                )
+                timeout = ItemOutcome.failure(TaskTimeout.slug, "TaskTimeout", message)
+                for task in worker.calls.pop(output.id):
+                    self._finish(task, [timeout] * len(task.items))
             elif isinstance(output, Lost):
-                worker.lost.append((worker.calls.pop(output.id), output.death))
+                worker.lost += [(task, output.death) for task in worker.calls.pop(output.id)]
             elif isinstance(output, Gone):
                 lost, worker.lost = worker.lost, []
                 self._reap(worker, output, lost)
         self._pump(group)
 
-    def _answered(self, worker: _Worker, task: _Task, outcomes: list[ItemOutcome]) -> None:
+    def _answered(self, worker: _Worker, tasks: list[_Task], outcomes: list[ItemOutcome]) -> None:
         worker.tasks_done += len(outcomes)
         self.stats.calls_done += 1
         self.stats.tasks_done += len(outcomes)
         worker.group.crashes.recovered()
-        self._finish(task, outcomes)
+        start = 0
+        for task in tasks:
+            self._finish(task, outcomes[start : start + len(task.items)])
+            start += len(task.items)
 
     def _reap(self, worker: _Worker, gone: Gone, lost: list[tuple[_Task, Death]]) -> None:
         """Collect the dead worker's last words off the loop's hot path, then decide."""
@@ -614,6 +643,7 @@ class WorkerPool:
         for task in retry:
             task.attempts += 1
             self._enqueue(group, task, front=True)
+        self._pump(group)  # another worker may take them now
         self._fail_lost(worker, [(t, d) for t, d in lost if t not in retry])
         words = self._last_words(worker, death)
         worker.proc = None

@@ -188,9 +188,12 @@ def test_dashboard_shows_the_cluster_live(cluster: list[PeerProcess]) -> None:
             assert page.evaluate(f"() => {ALIVE_ROWS}.length") == 2
 
             # The picture people look at: two alive, one dead, a job in flight, history charted.
-            job = post_job(watched, [ITEM_LOOPS] * 80)
+            job = post_job(watched, [ITEM_LOOPS] * 400)
             running = f"document.querySelector('#jobs-body tr[data-key=\"{job}\"]')"
             until(page, f"const r = {running}; return !!r && +r.dataset.done > 0;")
+            # The chart and the throughput card are fed live too.
+            until(page, "return parseFloat(document.querySelector('#n-rate').textContent) > 0;")
+
             # Keyboard: a few Tabs reach the peers table, and the focused row is outlined.
             for _ in range(10):
                 page.keyboard.press("Tab")

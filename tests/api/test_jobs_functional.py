@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
 from disruptor.api.auth import PEER_AUTH_HEADER, peer_auth_header
 from disruptor.home import Home
@@ -16,6 +19,17 @@ from disruptor.peer import Peer
 from ..jobs.support import client_for, eventually, open_cluster
 
 DOUBLE = "def handle(item):\n    return item * 2\n"
+
+# One cluster for the whole module; the event loop lives as long as it does.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+Shared = tuple[list[Peer], Home]
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shared]:
+    home = Home(Path(tmp_path_factory.mktemp("api-jobs")) / "home").ensure()
+    async with open_cluster(home) as peers:
+        yield peers, home
 
 
 def auth(peer: Peer) -> dict[str, str]:
@@ -30,56 +44,57 @@ async def post(peer: Peer, body: Any, **headers: str) -> tuple[int, Any]:
         return r.status, await r.json(content_type=None)
 
 
-async def test_ndjson_streams_each_result_once_tagged_with_its_index(home: Home) -> None:
-    async with open_cluster(home) as peers:
-        body = {"snippet": DOUBLE, "items": list(range(50)), "chunk_size": 5}
-        headers = {**auth(peers[0]), "Accept": "application/x-ndjson"}
-        async with (
-            aiohttp.ClientSession() as s,
-            s.post(peers[0].url + "/jobs", json=body, headers=headers) as r,
-        ):
-            assert r.headers["Content-Type"].startswith("application/x-ndjson")
-            lines = [json.loads(line) async for line in r.content if line.strip()]
-        *rows, tail = lines
-        assert tail["done"] is True and tail["state"] == "completed"
-        assert sorted(row["index"] for row in rows) == list(range(50))
-        assert all(row["value"] == row["index"] * 2 and row["peer"] for row in rows)
+async def test_ndjson_streams_each_result_once_tagged_with_its_index(shared: Shared) -> None:
+    peers, _ = shared
+    body = {"snippet": DOUBLE, "items": list(range(50)), "chunk_size": 5}
+    headers = {**auth(peers[0]), "Accept": "application/x-ndjson"}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(peers[0].url + "/jobs", json=body, headers=headers) as r,
+    ):
+        assert r.headers["Content-Type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) async for line in r.content if line.strip()]
+    *rows, tail = lines
+    assert tail["done"] is True and tail["state"] == "completed"
+    assert sorted(row["index"] for row in rows) == list(range(50))
+    assert all(row["value"] == row["index"] * 2 and row["peer"] for row in rows)
 
 
-async def test_async_job_202_then_get_then_delete(home: Home) -> None:
-    async with open_cluster(home, count=1) as peers:
-        peer = peers[0]
-        status, answer = await post(peer, {"snippet": DOUBLE, "items": [1, 2], "wait": False})
-        assert status == 202 and answer["state"] in ("running", "completed")
-        job_url = f"{peer.url}/jobs/{answer['id']}"
-        async with aiohttp.ClientSession(headers=auth(peer)) as s:
+async def test_async_job_202_then_get_then_delete(shared: Shared) -> None:
+    peers, _ = shared
+    peer = peers[0]
+    body = {"snippet": DOUBLE, "items": [1, 2], "wait": False, "peers": [str(peer.address)]}
+    status, answer = await post(peer, body)
+    assert status == 202 and answer["state"] in ("running", "completed")
+    job_url = f"{peer.url}/jobs/{answer['id']}"
+    async with aiohttp.ClientSession(headers=auth(peer)) as s:
 
-            async def finished() -> bool:
-                async with s.get(job_url) as r:
-                    return bool((await r.json())["state"] == "completed")
-
-            await eventually(finished, 30, "the job to complete")
+        async def finished() -> bool:
             async with s.get(job_url) as r:
-                job = await r.json()
-            assert job["results"] == [
-                {"value": 2, "peer": str(peer.address)},
-                {"value": 4, "peer": str(peer.address)},
-            ]
-            assert job["progress"] == {"total": 2, "done": 2, "failed": 0}
-            async with s.delete(job_url) as r:
-                assert r.status == 200 and (await r.json())["state"] == "completed"
-            async with s.get(f"{peer.url}/jobs/nope") as r:
-                assert r.status == 404
+                return bool((await r.json())["state"] == "completed")
+
+        await eventually(finished, 30, "the job to complete")
+        async with s.get(job_url) as r:
+            job = await r.json()
+        assert job["results"] == [
+            {"value": 2, "peer": str(peer.address)},
+            {"value": 4, "peer": str(peer.address)},
+        ]
+        assert job["progress"] == {"total": 2, "done": 2, "failed": 0}
+        async with s.delete(job_url) as r:
+            assert r.status == 200 and (await r.json())["state"] == "completed"
+        async with s.get(f"{peer.url}/jobs/nope") as r:
+            assert r.status == 404
 
 
-async def test_idempotency_key_returns_the_same_job(home: Home) -> None:
-    async with open_cluster(home, count=1) as peers:
-        body = {"snippet": DOUBLE, "items": [3]}
-        _, first = await post(peers[0], body, **{"Idempotency-Key": "k-1"})
-        _, again = await post(peers[0], body, **{"Idempotency-Key": "k-1"})
-        _, other = await post(peers[0], body, **{"Idempotency-Key": "k-2"})
-        assert first["id"] == again["id"] != other["id"]
-        assert again["results"][0]["value"] == 6
+async def test_idempotency_key_returns_the_same_job(shared: Shared) -> None:
+    peers, _ = shared
+    body = {"snippet": DOUBLE, "items": [3]}
+    _, first = await post(peers[0], body, **{"Idempotency-Key": "k-1"})
+    _, again = await post(peers[0], body, **{"Idempotency-Key": "k-1"})
+    _, other = await post(peers[0], body, **{"Idempotency-Key": "k-2"})
+    assert first["id"] == again["id"] != other["id"]
+    assert again["results"][0]["value"] == 6
 
 
 @pytest.mark.parametrize(
@@ -97,93 +112,104 @@ async def test_idempotency_key_returns_the_same_job(home: Home) -> None:
     ],
 )
 async def test_bad_jobs_are_4xx_saying_what_is_wrong(
-    home: Home, body: dict[str, Any], says: str
+    shared: Shared, body: dict[str, Any], says: str
 ) -> None:
-    async with open_cluster(home, count=1) as peers:
-        status, problem = await post(peers[0], body)
-        assert 400 <= status < 500
-        assert problem["type"].startswith("urn:disruptor:problem:")
-        assert says in problem["detail"]
-        # ...and the peer keeps serving.
-        status, answer = await post(peers[0], {"snippet": DOUBLE, "items": [1]})
-        assert status == 200 and answer["results"][0]["value"] == 2
+    peers, _ = shared
+    status, problem = await post(peers[0], body)
+    assert 400 <= status < 500
+    assert problem["type"].startswith("urn:disruptor:problem:")
+    assert says in problem["detail"]
+    # ...and the peer keeps serving.
+    status, answer = await post(peers[0], {"snippet": DOUBLE, "items": [1]})
+    assert status == 200 and answer["results"][0]["value"] == 2
 
 
-async def test_bad_snippet_is_refused_before_any_task_is_placed(home: Home) -> None:
-    async with open_cluster(home, count=1) as peers:
-        bad = "def handle(item):\n    return item._secret\n"
-        status, problem = await post(peers[0], {"snippet": bad, "items": [1]})
-        assert status == 422 and problem["type"].endswith(":snippet-rejected")
-        assert peers[0].jobs is not None and peers[0].jobs.stats.submitted == 0
+async def test_bad_snippet_is_refused_before_any_task_is_placed(shared: Shared) -> None:
+    peers, _ = shared
+    assert peers[0].jobs is not None
+    submitted = peers[0].jobs.stats.submitted
+    bad = "def handle(item):\n    return item._secret\n"
+    status, problem = await post(peers[0], {"snippet": bad, "items": [1]})
+    assert status == 422 and problem["type"].endswith(":snippet-rejected")
+    assert peers[0].jobs is not None and peers[0].jobs.stats.submitted == submitted
 
 
-async def test_tasks_need_the_cluster_secret_or_token(home: Home) -> None:
-    async with open_cluster(home, count=1) as peers:
-        peer = peers[0]
-        body = {"job": "j", "task": "j.0", "snippet": DOUBLE, "items": [4]}
-        async with aiohttp.ClientSession() as s:
-            async with s.post(peer.url + "/tasks", json=body) as r:
-                assert r.status == 401
-            forged = {PEER_AUTH_HEADER: peer_auth_header(b"wrong" * 8, "POST", "/tasks")}
-            async with s.post(peer.url + "/tasks", json=body, headers=forged) as r:
-                assert r.status == 401
-            signed = {PEER_AUTH_HEADER: peer_auth_header(peer.cluster_secret, "POST", "/tasks")}
-            async with s.post(peer.url + "/tasks", json=body, headers=signed) as r:
-                assert r.status == 200
-                assert (await r.json())["results"] == [{"value": 8}]
+async def test_tasks_need_the_cluster_secret_or_token(shared: Shared) -> None:
+    peers, _ = shared
+    peer = peers[0]
+    body = {"job": "j", "task": "j.0", "snippet": DOUBLE, "items": [4]}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(peer.url + "/tasks", json=body) as r:
+            assert r.status == 401
+        forged = {PEER_AUTH_HEADER: peer_auth_header(b"wrong" * 8, "POST", "/tasks")}
+        async with s.post(peer.url + "/tasks", json=body, headers=forged) as r:
+            assert r.status == 401
+        signed = {PEER_AUTH_HEADER: peer_auth_header(peer.cluster_secret, "POST", "/tasks")}
+        async with s.post(peer.url + "/tasks", json=body, headers=signed) as r:
+            assert r.status == 200
+            assert (await r.json())["results"] == [{"value": 8}]
 
 
-async def test_websocket_stream_returns_results_tagged_with_item_ids(home: Home) -> None:
-    async with open_cluster(home) as peers:
-        async with (
-            aiohttp.ClientSession(headers=auth(peers[0])) as s,
-            s.ws_connect(peers[0].url + "/stream") as ws,
-        ):
-            await ws.send_json({"snippet": DOUBLE})
-            assert (await ws.receive_json())["ready"] is True
-            for n in range(30):
-                await ws.send_json({"id": f"item-{n}", "item": n})
-            await ws.send_json({"oops": 1})
-            replies = [await ws.receive_json() for _ in range(31)]
-        bad = [r for r in replies if "id" not in r]
-        assert len(bad) == 1 and bad[0]["error"]["kind"] == "bad-request"
-        good = {r["id"]: r for r in replies if "id" in r}
-        assert {k: v["value"] for k, v in good.items()} == {f"item-{n}": n * 2 for n in range(30)}
-        assert len({r["peer"] for r in good.values()}) > 1
+async def test_websocket_stream_returns_results_tagged_with_item_ids(shared: Shared) -> None:
+    peers, _ = shared
+    async with (
+        aiohttp.ClientSession(headers=auth(peers[0])) as s,
+        s.ws_connect(peers[0].url + "/stream") as ws,
+    ):
+        await ws.send_json({"snippet": DOUBLE})
+        assert (await ws.receive_json())["ready"] is True
+        for n in range(30):
+            await ws.send_json({"id": f"item-{n}", "item": n})
+        await ws.send_json({"oops": 1})
+        replies = [await ws.receive_json() for _ in range(31)]
+    bad = [r for r in replies if "id" not in r]
+    assert len(bad) == 1 and bad[0]["error"]["kind"] == "bad-request"
+    good = {r["id"]: r for r in replies if "id" in r}
+    assert {k: v["value"] for k, v in good.items()} == {f"item-{n}": n * 2 for n in range(30)}
+    assert len({r["peer"] for r in good.values()}) > 1
 
 
-async def test_cluster_jobs_listing_names_the_live_peers(home: Home) -> None:
-    async with open_cluster(home) as peers:
-        async with (
-            aiohttp.ClientSession(headers=auth(peers[1])) as s,
-            s.get(peers[1].url + "/jobs") as r,
-        ):
-            listing = await r.json()
-        assert sorted(listing["peers"]) == sorted(str(p.address) for p in peers)
+async def test_cluster_jobs_listing_names_the_live_peers(shared: Shared) -> None:
+    peers, _ = shared
+    async with (
+        aiohttp.ClientSession(headers=auth(peers[1])) as s,
+        s.get(peers[1].url + "/jobs") as r,
+    ):
+        listing = await r.json()
+    assert sorted(listing["peers"]) == sorted(str(p.address) for p in peers)
 
 
-async def test_saturated_coordinator_answers_429_with_retry_after(home: Home) -> None:
-    async with open_cluster(home, count=1) as peers:
-        runner = peers[0].jobs
-        assert runner is not None
-        runner.settings = JobsSettings(jobs_running_max=0)
+async def test_saturated_coordinator_answers_429_with_retry_after(shared: Shared) -> None:
+    peers, _ = shared
+    runner = peers[0].jobs
+    assert runner is not None
+    saved = runner.settings
+    runner.settings = JobsSettings(jobs_running_max=0)
+    try:
         async with (
             aiohttp.ClientSession(headers=auth(peers[0])) as s,
             s.post(peers[0].url + "/jobs", json={"snippet": DOUBLE, "items": [1]}) as r,
         ):
             assert r.status == 429 and r.headers["Retry-After"] == "1"
             assert (await r.json(content_type=None))["type"].endswith(":overloaded")
+    finally:
+        runner.settings = saved
 
 
-async def test_saturated_peer_makes_the_coordinator_back_off_not_fail(home: Home) -> None:
-    async with open_cluster(home) as peers, client_for(peers[:1], home) as client:
+async def test_saturated_peer_makes_the_coordinator_back_off_not_fail(shared: Shared) -> None:
+    peers, home = shared
+    async with client_for(peers[:1], home) as client:
         busy = peers[1].jobs
         assert busy is not None
         saved = busy.settings
         busy.settings = JobsSettings(tasks_served_max=0)
-        job_id = await client.start_job(DOUBLE, list(range(30)), chunk_size=1, policy="round-robin")
-        await eventually(lambda: busy.stats.rejected_overloaded > 0, 30, "a refused task")
-        busy.settings = saved
+        try:
+            job_id = await client.start_job(
+                DOUBLE, list(range(30)), chunk_size=1, policy="round-robin"
+            )
+            await eventually(lambda: busy.stats.rejected_overloaded > 0, 30, "a refused task")
+        finally:
+            busy.settings = saved
 
         async def finished() -> bool:
             return bool((await client.job(job_id, results=False))["state"] == "completed")

@@ -3,82 +3,112 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from disruptor.errors import NotFound, TaskFailed
 from disruptor.home import Home
 from disruptor.jobs.settings import JobsSettings
+from disruptor.peer import Peer
 
 from .support import client_for, eventually, open_cluster, write_slow_bundle
 
 DOUBLE = "def handle(item):\n    return item * 2\n"
 
+# One cluster for the tests that only read from it; the event loop lives as long as it does.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-async def test_ten_thousand_items_correct_and_in_order(home: Home) -> None:
-    async with open_cluster(home) as peers, client_for(peers, home) as client:
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def shared(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[list[Peer], Home]]:
+    home = Home(tmp_path_factory.mktemp("jobs-shared") / "home").ensure()
+    async with open_cluster(home) as peers:
+        yield peers, home
+
+
+async def test_ten_thousand_items_correct_and_in_order(shared: tuple[list[Peer], Home]) -> None:
+    peers, home = shared
+    async with client_for(peers, home) as client:
         outcomes = await client.outcomes(DOUBLE, list(range(10_000)))
         assert [o.value for o in outcomes] == [i * 2 for i in range(10_000)]
         # The work really was spread: every peer ran some of it.
         assert {o.peer for o in outcomes} == {str(p.address) for p in peers}
 
 
-async def test_round_robin_spreads_evenly(home: Home) -> None:
-    async with open_cluster(home) as peers, client_for(peers, home) as client:
+async def test_round_robin_spreads_evenly(shared: tuple[list[Peer], Home]) -> None:
+    peers, home = shared
+    async with client_for(peers, home) as client:
         outcomes = await client.outcomes(
             DOUBLE, list(range(30)), policy="round-robin", chunk_size=1
         )
         assert sorted(Counter(o.peer for o in outcomes).values()) == [10, 10, 10]
 
 
-async def test_broadcast_reaches_every_peer_once(home: Home) -> None:
-    async with open_cluster(home) as peers, client_for(peers, home) as client:
+async def test_broadcast_reaches_every_peer_once(shared: tuple[list[Peer], Home]) -> None:
+    peers, home = shared
+    async with client_for(peers, home) as client:
         results = await client.map(DOUBLE, [1, 2], policy="broadcast")
         assert sorted(r["peer"] for r in results) == sorted(str(p.address) for p in peers)
         assert all(r["results"] == [{"value": 2}, {"value": 4}] for r in results)
 
 
-async def test_weighted_follows_weights(home: Home) -> None:
-    async with open_cluster(home) as peers:
-        assert peers[0].jobs is not None
-        ordered = sorted(str(p.address) for p in peers)
-        # Weights name peers by address, known only once they are bound: set them now.
-        weights = {ordered[0]: 4.0, ordered[1]: 2.0, ordered[2]: 1.0}
-        peers[0].jobs.settings = JobsSettings(weights=weights)
+async def test_weighted_follows_weights(shared: tuple[list[Peer], Home]) -> None:
+    peers, home = shared
+    runner = peers[0].jobs
+    assert runner is not None
+    ordered = sorted(str(p.address) for p in peers)
+    # Weights name peers by address, known only once they are bound: set them now.
+    saved = runner.settings
+    runner.settings = JobsSettings(weights={ordered[0]: 4.0, ordered[1]: 2.0, ordered[2]: 1.0})
+    try:
         async with client_for(peers[:1], home) as client:
             outcomes = await client.outcomes(
                 DOUBLE, list(range(70)), policy="weighted", chunk_size=1
             )
-        counts = Counter(o.peer for o in outcomes)
-        assert [counts[a] for a in ordered] == [40, 20, 10]
+    finally:
+        runner.settings = saved
+    counts = Counter(o.peer for o in outcomes)
+    assert [counts[a] for a in ordered] == [40, 20, 10]
 
 
-async def test_least_connections_and_least_loaded_use_every_peer(home: Home) -> None:
-    async with open_cluster(home) as peers, client_for(peers[:1], home) as client:
+async def test_least_connections_and_least_loaded_use_every_peer(
+    shared: tuple[list[Peer], Home],
+) -> None:
+    peers, home = shared
+    async with client_for(peers[:1], home) as client:
         for policy in ("least-connections", "least-loaded"):
             outcomes = await client.outcomes(DOUBLE, list(range(60)), policy=policy, chunk_size=1)
             assert [o.value for o in outcomes] == [i * 2 for i in range(60)]
             assert len({o.peer for o in outcomes}) == 3, policy
 
 
-async def test_target_peer_count(home: Home) -> None:
-    async with open_cluster(home) as peers, client_for(peers[:1], home) as client:
+async def test_target_peer_count(shared: tuple[list[Peer], Home]) -> None:
+    peers, home = shared
+    async with client_for(peers[:1], home) as client:
         outcomes = await client.outcomes(DOUBLE, list(range(40)), peers=2, chunk_size=1)
         used = {o.peer for o in outcomes}
         assert len(used) == 2 and str(peers[0].address) in used
 
 
-async def test_reduce_folds_at_the_coordinator(home: Home) -> None:
+async def test_reduce_folds_at_the_coordinator(shared: tuple[list[Peer], Home]) -> None:
+    peers, home = shared
     reduce = "def reduce(results):\n    return sum(results)\n"
     combine = "def combine(acc, item):\n    return acc + item\n"
-    async with open_cluster(home) as peers, client_for(peers, home) as client:
+    async with client_for(peers, home) as client:
         assert await client.map(DOUBLE, list(range(100)), reduce=reduce) == 9900
         assert await client.map(DOUBLE, list(range(10)), reduce=combine) == 90
 
 
-async def test_item_errors_are_the_peers_exception_and_spare_the_rest(home: Home) -> None:
-    async with open_cluster(home) as peers, client_for(peers, home) as client:
+async def test_item_errors_are_the_peers_exception_and_spare_the_rest(
+    shared: tuple[list[Peer], Home],
+) -> None:
+    peers, home = shared
+    async with client_for(peers, home) as client:
         source = "def handle(item):\n    return 10 // item\n"
         outcomes = await client.outcomes(source, [1, 0, 5], chunk_size=1)
         assert [o.value for o in outcomes] == [10, None, 2]
@@ -99,8 +129,9 @@ async def test_bundle_pushed_to_one_peer_runs_on_all(home: Home, tmp_path: Path)
         assert all(p.store is not None and p.store.has(pushed.sha1) for p in peers)
 
 
-async def test_unknown_bundle_is_not_found(home: Home) -> None:
-    async with open_cluster(home, count=1) as peers, client_for(peers, home) as client:
+async def test_unknown_bundle_is_not_found(shared: tuple[list[Peer], Home]) -> None:
+    peers, home = shared
+    async with client_for(peers, home) as client:
         with pytest.raises(NotFound):
             await client.map("0" * 40, [1])
 

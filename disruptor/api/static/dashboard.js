@@ -385,7 +385,10 @@ function connect() {
   const events = new EventSource("/events");
   events.addEventListener("snapshot", (e) => {
     setLive(true, "live");
-    render(JSON.parse(e.data));
+    const s = JSON.parse(e.data);
+    // A tab nobody looks at keeps the latest snapshot and draws it when shown again.
+    if (document.hidden) latest = s;
+    else render(s);
   });
   events.onerror = () => {
     setLive(false, "reconnecting");
@@ -394,6 +397,7 @@ function connect() {
 }
 
 window.addEventListener("resize", () => { if (latest) renderChart(latest); });
+document.addEventListener("visibilitychange", () => { if (!document.hidden && latest) render(latest); });
 document.addEventListener("DOMContentLoaded", () => {
   checkSignedIn();
   connect();

@@ -1,0 +1,179 @@
+"""Worker costs: NDJSON round trip and pipelined rate against a bare pipe; HTTP job round trip.
+
+Run: ``.venv/bin/python benchmarks/bench_workers.py [--isolation auto|bwrap|plain]`` (about 30 s).
+Every figure is measured in this run:
+
+- baseline: a bare Python process echoing JSON lines over its stdin/stdout pipes, driven with
+  asyncio streams (one line written, one read), the least any NDJSON worker can cost;
+- the pool: ``pool.run_batch`` to a warm worker of a one-line echo bundle, through the session,
+  the runtime and the sandbox;
+- pipelined: many items in flight at once (the baseline writes N lines then reads N; the pool
+  takes N single-item requests at once, and one N-item batch);
+- HTTP: ``POST /jobs`` with one item to one in-process peer, on a keep-alive connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+
+from disruptor.address import Address
+from disruptor.client import AsyncClient
+from disruptor.config import PeerConfig
+from disruptor.peer import Peer
+from disruptor.workers.pool import DirectorySource, WorkerPool
+from disruptor.workers.settings import WorkerSettings
+
+ROUND_TRIPS = 2000
+PIPELINED = 20000
+HTTP_ROUND_TRIPS = 1000
+
+ECHO_LOOP = r"""
+import json, sys
+out = sys.stdout.buffer
+for line in sys.stdin.buffer:
+    msg = json.loads(line)
+    out.write(json.dumps({"v": 1, "type": "result", "id": msg["id"],
+                          "results": [{"value": i} for i in msg["items"]]}).encode() + b"\n")
+    out.flush()
+"""
+
+
+def percentiles(samples_s: list[float]) -> str:
+    ordered = sorted(samples_s)
+    p50 = statistics.median(ordered) * 1e6
+    p99 = ordered[int(len(ordered) * 0.99) - 1] * 1e6
+    return f"p50 {p50:7.1f} us   p99 {p99:7.1f} us"
+
+
+async def bench_baseline() -> tuple[list[float], float]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-I", "-c", ECHO_LOOP,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    samples = []
+    for i in range(ROUND_TRIPS):
+        line = json.dumps({"v": 1, "type": "call", "id": i, "items": [i]}).encode() + b"\n"
+        start = time.perf_counter()
+        proc.stdin.write(line)
+        json.loads(await proc.stdout.readline())
+        samples.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    for i in range(PIPELINED):
+        proc.stdin.write(
+            json.dumps({"v": 1, "type": "call", "id": i, "items": [i]}).encode() + b"\n"
+        )
+    for _ in range(PIPELINED):
+        json.loads(await proc.stdout.readline())
+    rate = PIPELINED / (time.perf_counter() - start)
+    proc.stdin.close()
+    await proc.wait()
+    return samples, rate
+
+
+async def bench_pool(isolation: str, root: Path) -> dict[str, Any]:
+    bundle = root / "echo"
+    bundle.mkdir()
+    (bundle / "bundle.toml").write_text(
+        'name = "echo"\nversion = "1"\n[worker]\nhandler = "app:handle"\n'
+    )
+    (bundle / "app.py").write_text("def handle(item):\n    return item\n")
+    sha1 = "e" * 40
+    state = root / "state"
+    state.mkdir()
+    pool = WorkerPool(DirectorySource({sha1: bundle}), state, WorkerSettings(isolation=isolation))
+    await pool.start()
+    try:
+        start = time.perf_counter()
+        await pool.start_workers(sha1, 1)
+        cold_s = time.perf_counter() - start
+        samples = []
+        for i in range(ROUND_TRIPS):
+            start = time.perf_counter()
+            await pool.run_batch(sha1, [i])
+            samples.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        await asyncio.gather(*(pool.run_batch(sha1, [i]) for i in range(PIPELINED // 10)))
+        single_rate = (PIPELINED // 10) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        await pool.run_batch(sha1, list(range(PIPELINED)))
+        batch_rate = PIPELINED / (time.perf_counter() - start)
+        return {
+            "mode": pool.mode,
+            "cold_s": cold_s,
+            "samples": samples,
+            "single_rate": single_rate,
+            "batch_rate": batch_rate,
+        }
+    finally:
+        await pool.stop()
+
+
+async def bench_http(root: Path) -> list[float]:
+    os.environ["DISRUPTOR_HOME"] = str(root / "home")
+    home = root / "home"
+    peer = Peer(PeerConfig(address=Address("127.0.0.1", 0), home=home))
+    await peer.start()
+    try:
+        app = root / "app"
+        app.mkdir()
+        (app / "bundle.toml").write_text(
+            'name = "echo"\nversion = "1"\n[worker]\nhandler = "app:handle"\n'
+        )
+        (app / "app.py").write_text("def handle(item):\n    return item\n")
+        async with AsyncClient(peer.url) as client:
+            sha1 = (await client.push_bundle(app)).sha1
+            await client.start_workers(sha1, 1)
+        headers = {"Authorization": f"Bearer {peer.api_token}"}
+        samples = []
+        async with aiohttp.ClientSession(headers=headers) as session:
+            for i in range(HTTP_ROUND_TRIPS + 50):
+                start = time.perf_counter()
+                async with session.post(
+                    peer.url + "/jobs", json={"bundle": sha1, "items": [i]}
+                ) as response:
+                    body = await response.json()
+                    assert body["results"][0]["value"] == i, body
+                if i >= 50:  # warm-up left out
+                    samples.append(time.perf_counter() - start)
+        return samples
+    finally:
+        await peer.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "plain"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
+        root = Path(tmp)
+        base_samples, base_rate = await bench_baseline()
+        pool = await bench_pool(args.isolation, root)
+        http = await bench_http(root)
+    print(f"load average: {os.getloadavg()[0]:.1f}")
+    print(f"bare pipe round trip        {percentiles(base_samples)}")
+    print(f"pool round trip ({pool['mode']:5})   {percentiles(pool['samples'])}")
+    ratio = statistics.median(pool["samples"]) / statistics.median(base_samples)
+    print(f"  pool / bare pipe (p50)    {ratio:.2f}x")
+    print(f"bare pipe pipelined         {base_rate:10.0f} msgs/s")
+    print(f"pool, single-item requests  {pool['single_rate']:10.0f} items/s (2,000 at once)")
+    print(f"pool, one {PIPELINED}-item batch  {pool['batch_rate']:10.0f} items/s")
+    print(f"cold start of one worker    {pool['cold_s'] * 1000:7.1f} ms")
+    print(f"HTTP POST /jobs, 1 item     {percentiles(http)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
