@@ -449,7 +449,9 @@ class JobRunner:
             # Shielded: an abandoned attempt stops being waited for, but the pool is left to
             # finish what it already took (it may be starting workers, which must not be cut
             # short); its results are dropped.
-            return await asyncio.shield(pool.run_batch(work.bundle, items, timeout_s=timeout_s))
+            inner = asyncio.ensure_future(pool.run_batch(work.bundle, items, timeout_s=timeout_s))
+            inner.add_done_callback(_consume)
+            return await asyncio.shield(inner)
         runner = cast(SnippetExecutor | None, getattr(self._peer, "snippets", None))
         if runner is None:
             raise NotFound("this peer runs no snippets")
@@ -509,3 +511,9 @@ class JobRunner:
 
     def serving(self) -> dict[str, list[str]]:
         return {job: sorted(tasks) for job, tasks in self._served.items() if tasks}
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve an orphaned attempt's outcome so that its failure is not reported as lost."""
+    if not future.cancelled():
+        future.exception()

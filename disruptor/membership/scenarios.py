@@ -196,12 +196,28 @@ def partition(n: int, seed: int, config: MembershipConfig, split_for_s: float) -
     return PartitionResult(split_s, sim.now - healed_at, config.push_pull_interval_s)
 
 
+@dataclass
+class TrafficResult:
+    # Bytes sent per peer per second: gossip datagrams, and push-pull bodies over HTTP.
+    datagram_bytes_per_s: float
+    sync_bytes_per_s: float
+
+    @property
+    def total_bytes_per_s(self) -> float:
+        return self.datagram_bytes_per_s + self.sync_bytes_per_s
+
+
 def traffic(
     n: int, seed: int, config: MembershipConfig, duration_s: float, prejoined: bool = False
-) -> float:
-    """Datagram bytes sent per peer per second by a settled cluster of ``n``."""
+) -> TrafficResult:
+    """Membership bytes sent per peer per second by a settled cluster of ``n``."""
     sim = start_cluster(n, seed, config, prejoined=prejoined)
+    sim.count_sync_bytes = True
     sim.run_until(sim.now + 30.0)
-    before = sum(p.bytes_sent for p in sim.peers.values())
+    peers = sim.peers.values()
+    udp_before = sum(p.bytes_sent for p in peers)
+    sync_before = sum(p.sync_bytes_sent for p in peers)
     sim.run_until(sim.now + duration_s)
-    return (sum(p.bytes_sent for p in sim.peers.values()) - before) / n / duration_s
+    udp = sum(p.bytes_sent for p in peers) - udp_before
+    sync = sum(p.sync_bytes_sent for p in peers) - sync_before
+    return TrafficResult(udp / n / duration_s, sync / n / duration_s)

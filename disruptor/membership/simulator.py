@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codec import Keyring, decode_packet, encode_packet
+from .codec import Keyring, decode_packet, encode_packet, encode_sync
 from .config import MembershipConfig
 from .members import Member
 from .messages import MemberState, Message, Packet, SyncState
@@ -56,6 +56,8 @@ class SimPeer:
     wake_version: int = 0
     bytes_sent: int = 0
     packets_sent: int = 0
+    # Push-pull bodies this peer sent (requests it made, replies it served), bytes.
+    sync_bytes_sent: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class Simulator:
         self.deaths: list[DeathRecord] = []
         self.listeners: list[Callable[[str, MemberChanged, float], None]] = []
         self.events_processed = 0
+        # Encoding every push-pull body just to count it costs time; only traffic runs want it.
+        self.count_sync_bytes = False
         self.left: set[str] = set()
         # Full invariant sweeps cost O(N^2); per-event checks cover what each event changed.
         self.sweep_interval_s = 1.0 if len(self.peers) < 100 else 10.0
@@ -268,6 +272,8 @@ class Simulator:
             if isinstance(output, Send):
                 self._send(peer, output)
             elif isinstance(output, PushPull):
+                if self.count_sync_bytes:
+                    peer.sync_bytes_sent += len(encode_sync(output.state))
                 rtt = self.network.push_pull_rtt_s
                 self._push(
                     self.now + rtt / 2, "push_pull", (peer.name, output.target, output.state)
@@ -325,6 +331,8 @@ class Simulator:
             self._push(peer.stalled_until, "push_pull", (source, target, state))
             return
         reply, outputs = peer.protocol.push_pull_reply(self.now, state)
+        if self.count_sync_bytes:
+            peer.sync_bytes_sent += len(encode_sync(reply))
         self._process(peer, outputs)
         self._reschedule(peer)
         self._push(self.now + rtt / 2, "push_pull_done", (source, target, reply))

@@ -168,7 +168,7 @@ class HostPool:
     async def _warm(self, count: int) -> None:
         for _ in range(min(count, self.limits.hosts_max)):
             async with self._changed:
-                if len(self._all) + self._starting >= self.limits.hosts_max:
+                if self._closed or len(self._all) + self._starting >= self.limits.hosts_max:
                     return
                 self._starting += 1
             try:
@@ -230,9 +230,14 @@ class HostPool:
     async def stop(self) -> None:
         self._closed = True
         if self._prestart is not None:
-            self._prestart.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prestart
+            # Cancelling inside create_subprocess_exec can leak the child being started, so let
+            # the warm-up finish (release() discards hosts once closed); cancel only if it hangs.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._prestart), HOST_READY_TIMEOUT_S + 1)
+            except TimeoutError:
+                self._prestart.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._prestart
         for host in list(self._all):
             await host.kill()
         self._all.clear()
