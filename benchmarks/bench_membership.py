@@ -50,14 +50,15 @@ def main() -> None:
             )
         )
 
-    for n in (16, 64):
-        crashes = [sc.crash(n, seed, LAN) for seed in range(9)]
+    crash_runs = [(16, range(9)), (64, range(9))] + ([] if quick else [(1000, range(1, 2))])
+    for n, crash_seeds in crash_runs:
+        crashes = [sc.crash(n, seed, LAN, prejoined=n > 64) for seed in crash_seeds]
         first = [c.first_suspicion_s for c in crashes]
         dead = [c.all_dead_s for c in crashes]
         bound = crashes[0].bound_s
         rows.append(
             (
-                f"crash, N = {n} (lan, 9 seeds)",
+                f"crash, N = {n} (lan, {len(crashes)} seeds)",
                 f"first suspicion p50 {statistics.median(first):.2f} s (2 probe periods = 2 s); "
                 f"all survivors mark dead p50 {statistics.median(dead):.1f} s, max "
                 f"{max(dead):.1f} s (bound: first suspicion + {bound:.1f} s)",
@@ -106,9 +107,8 @@ def main() -> None:
         )
     )
 
+    # N = 1,000 is left out: its push-pull interval stretches to 180 s, too rare to sample here.
     traffic = {n: sc.traffic(n, 4, LAN, 300.0) for n in (8, 64)}
-    if not quick:
-        traffic[1000] = sc.traffic(1000, 4, LAN, 60.0, prejoined=True)
     figures["traffic_bytes_per_peer_s"] = {n: vars(t) for n, t in traffic.items()}
     rows.append(
         (

@@ -31,6 +31,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+# The same version and line limit as disruptor.workers (this module imports nothing of the
+# package, so that it runs where the package is not installed).
 PROTOCOL_VERSION = 1
 LINE_BYTES_MAX = 16 * 1024 * 1024
 TRACEBACK_CHARS_MAX = 16000

@@ -502,12 +502,14 @@ class WorkerPool:
             if not candidates:
                 return
             worker = max(candidates, key=lambda w: w.spare)
+            other_slots = sum(w.spare for w in candidates) - 1
             tasks = [self._dequeue(group)]
-            # Small requests waiting together travel in one call (up to a batch), so that many
-            # concurrent single-item jobs cost one round trip, not one each.
+            # Requests that would wait anyway (more of them than free slots) travel together in
+            # one call, up to a batch, so that many concurrent small jobs cost one round trip
+            # each batch rather than each; requests that can run in parallel still do.
             size = len(tasks[0].items)
             while (
-                group.queue
+                len(group.queue) > other_slots
                 and group.queue[0].timeout_s == tasks[0].timeout_s
                 and size + len(group.queue[0].items) <= self.settings.batch_items_max
             ):
