@@ -8,6 +8,7 @@ a dispatcher call and the bookkeeping after it are never interleaved with anothe
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,9 @@ class Job:
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     # Attempts running now: (task id, attempt) -> (peer, the asyncio task carrying it).
     attempts: dict[tuple[str, int], tuple[str, asyncio.Task[None]]] = field(default_factory=dict)
+    # The submitting request's context (its request id): every attempt runs in it, including
+    # those the ticker starts later, so calls to other peers carry the same id.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
     @property
     def state(self) -> JobState:

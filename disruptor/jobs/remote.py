@@ -16,6 +16,7 @@ import aiohttp
 from ..api.auth import PEER_AUTH_HEADER, peer_auth_header
 from ..client.transport import read_problem
 from ..errors import PeerUnreachable, ProtocolError
+from ..logs import forward_headers
 from ..outcome import ItemOutcome
 
 
@@ -40,7 +41,7 @@ class PeerCalls:
             self._session = None
 
     def _headers(self, method: str, path: str) -> dict[str, str]:
-        return {PEER_AUTH_HEADER: peer_auth_header(self._secret, method, path)}
+        return {PEER_AUTH_HEADER: peer_auth_header(self._secret, method, path), **forward_headers()}
 
     async def run_task(self, peer: str, body: dict[str, Any], count: int) -> list[ItemOutcome]:
         """Run one attempt on ``peer``; exactly ``count`` outcomes come back, or an error."""

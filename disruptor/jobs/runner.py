@@ -296,7 +296,7 @@ class JobRunner:
         for action in actions:
             if isinstance(action, Run):
                 self._out[action.peer] += 1
-                task = asyncio.create_task(self._attempt(job, action))
+                task = asyncio.create_task(self._attempt(job, action), context=job.context)
                 job.attempts[(action.task_id, action.attempt)] = (action.peer, task)
             elif isinstance(action, Abandon):
                 self._abandon(job, action)

@@ -175,3 +175,45 @@ async def test_cancel_stops_the_work_on_every_peer(home: Home, tmp_path: Path) -
         assert after[0].value == 2
         now = [p.jobs.stats.tasks_served for p in peers if p.jobs is not None]
         assert all(b - a <= 1 for a, b in zip(served, now, strict=True))
+
+
+async def test_request_id_is_carried_to_every_peer(shared: tuple[list[Peer], Home]) -> None:
+    import logging
+
+    import aiohttp
+
+    from disruptor.logs import request_id_var
+
+    peers, home = shared
+    seen: list[tuple[str, str | None]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            # Emitted in the handling request's context, so the id is the one it runs under.
+            seen.append((record.getMessage(), request_id_var.get()))
+
+    capture = Capture(level=logging.INFO)
+    http_log = logging.getLogger("disruptor.http")
+    old_level = http_log.level
+    http_log.setLevel(logging.INFO)
+    http_log.addHandler(capture)
+    try:
+        body = {"snippet": DOUBLE, "items": list(range(6)), "policy": "round-robin"}
+        body["chunk_size"] = 1
+        headers = {
+            "Authorization": f"Bearer {home.api_token()}",
+            "X-Request-Id": "trace-carried-1",
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(peers[0].url + "/jobs", json=body, headers=headers) as response,
+        ):
+            assert response.status == 200
+            assert response.headers["X-Request-Id"] == "trace-carried-1"
+    finally:
+        http_log.removeHandler(capture)
+        http_log.setLevel(old_level)
+    task_calls = [rid for message, rid in seen if message.startswith("POST /tasks")]
+    # Round-robin over three peers sends tasks to the two others; each call carries the id.
+    assert len(task_calls) >= 2
+    assert set(task_calls) == {"trace-carried-1"}
