@@ -142,7 +142,9 @@ class MembershipDriver:
     async def stop(self, leave: bool = True) -> None:
         """Leave gracefully (announce it, give it ``leave_propagate_s`` to spread), then close."""
         protocol = self.protocol
-        if protocol is not None and leave and self._udp is not None:
+        # Alone, there is nobody to tell: do not spend ``leave_propagate_s`` waiting.
+        others = [a for a in self.live_addresses() if a != self.address]
+        if protocol is not None and leave and self._udp is not None and others:
             loop = asyncio.get_running_loop()
             self._run(protocol.leave(loop.time()))
             deadline = loop.time() + self.config.leave_propagate_s
