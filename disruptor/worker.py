@@ -99,6 +99,13 @@ class Runner:
         self.is_batch = bool(getattr(handler, "batch", False))
         self.is_async = inspect.iscoroutinefunction(handler)
         self._loop: Any = None
+        if self.is_async:
+            # One event loop for every call, made before any call thread exists: calls that run
+            # at once share it (and whatever the handler binds to it).
+            import asyncio  # only async handlers pay for asyncio
+
+            self._loop = asyncio.new_event_loop()
+            threading.Thread(target=self._loop.run_forever, daemon=True).start()
 
     def run_call(self, message: dict[str, Any]) -> None:
         call_id = message.get("id")
@@ -133,11 +140,8 @@ class Runner:
     def _invoke(self, argument: Any) -> Any:
         if not self.is_async:
             return self.handler(argument)
-        import asyncio  # only async handlers pay for asyncio
+        import asyncio
 
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            threading.Thread(target=self._loop.run_forever, daemon=True).start()
         future = asyncio.run_coroutine_threadsafe(self.handler(argument), self._loop)
         return future.result()
 

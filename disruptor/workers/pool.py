@@ -18,13 +18,11 @@ import random
 import re
 import shutil
 import time
-from collections import deque
 from collections.abc import Coroutine, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from ..bundles.manifest import AppManifest, load_app_manifest
+from ..bundles.manifest import load_app_manifest
 from ..errors import (
     DisruptorError,
     InvalidName,
@@ -41,6 +39,15 @@ from ..outcome import ItemOutcome
 from . import isolation
 from .framing import LineTooLong
 from .isolation import UidClaim
+from .model import (
+    BundleGroup,
+    BundleSource,
+    DirectorySource,
+    PoolStats,
+    Task,
+    WorkerInfo,
+    WorkerSlot,
+)
 from .process import WorkerProcess
 from .restarts import CrashHistory
 from .session import (
@@ -66,104 +73,6 @@ SHA1_RE = re.compile(r"[0-9a-f]{40}")
 ATTEMPTS_MAX = 2
 
 
-class BundleSource(Protocol):
-    """Where the pool finds a bundle's unpacked directory (the peer's bundle store)."""
-
-    async def unpack(self, sha1: str) -> Path: ...
-
-
-class DirectorySource:
-    """Bundles that are plain directories, by name: for tests and for running without a store."""
-
-    def __init__(self, directories: dict[str, Path] | None = None) -> None:
-        self.directories = dict(directories or {})
-
-    async def unpack(self, sha1: str) -> Path:
-        try:
-            return self.directories[sha1]
-        except KeyError:
-            raise NotFound(f"no bundle {sha1} on this peer") from None
-
-
-@dataclass
-class PoolStats:
-    workers_running: int = 0
-    workers_started: int = 0
-    restarts: int = 0
-    crashes: int = 0
-    timeouts: int = 0
-    protocol_errors: int = 0
-    calls_done: int = 0
-    tasks_done: int = 0  # items answered by a worker (value or the handler's error)
-    tasks_failed: int = 0  # items that ended in an error of any kind
-    queue_items: int = 0
-    bundles_failed: int = field(default=0, metadata={"metric": "gauge"})
-    overloaded_refusals: int = 0
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    id: str
-    bundle: str
-    name: str
-    pid: int | None
-    state: str
-    tasks_done: int
-    restarts: int
-    uptime_s: float
-    isolation: str
-    uid: int | None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class _Task:
-    """One call's worth of items from one ``run_batch``."""
-
-    items: list[Any]
-    timeout_s: float
-    future: asyncio.Future[list[ItemOutcome]]
-    attempts: int = 0
-
-
-@dataclass
-class _Worker:
-    id: str
-    group: _Group
-    proc: WorkerProcess | None = None
-    claim: UidClaim | None = None
-    scratch: Path | None = None
-    started_at: float = 0.0
-    restarts: int = 0
-    tasks_done: int = 0
-    # Each call carries one or more waiting tasks' items, concatenated in order.
-    calls: dict[int, list[_Task]] = field(default_factory=dict)
-    lost: list[tuple[_Task, Death]] = field(default_factory=list)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    stopping: bool = False
-    gone: asyncio.Event = field(default_factory=asyncio.Event)
-    restart_timer: asyncio.TimerHandle | None = None
-
-    @property
-    def spare(self) -> int:
-        return self.proc.session.spare if self.proc is not None else 0
-
-
-@dataclass
-class _Group:
-    sha1: str
-    manifest: AppManifest
-    root: Path
-    crashes: CrashHistory
-    workers: list[_Worker] = field(default_factory=list)
-    queue: deque[_Task] = field(default_factory=deque)
-    queued_items: int = 0
-    failed: str | None = None
-    next_index: int = 0
-
-
 class WorkerPool:
     def __init__(
         self,
@@ -182,7 +91,7 @@ class WorkerPool:
         # The data directory (secrets) workers must never read; kept for the isolation checks.
         self.data_root = Path(data_root) if data_root is not None else self.state_dir
         self._rng = rng or random.Random()  # noqa: S311 - jitter and uid picks, not secrets
-        self._groups: dict[str, _Group] = {}
+        self._groups: dict[str, BundleGroup] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._reapers: set[asyncio.Task[None]] = set()
         self._runtime: Path | None = None
@@ -323,7 +232,7 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         tasks = []
         for chunk in self._chunks(group, list(items)):
-            task = _Task(chunk, call_timeout, loop.create_future())
+            task = Task(chunk, call_timeout, loop.create_future())
             tasks.append(task)
             self._enqueue(group, task)
         self._pump(group)
@@ -332,7 +241,7 @@ class WorkerPool:
 
     # --- groups, workers ---
 
-    async def _group(self, sha1: str) -> _Group:
+    async def _group(self, sha1: str) -> BundleGroup:
         if not SHA1_RE.fullmatch(sha1):
             raise InvalidName(f"{sha1!r} is not a bundle name (40 lowercase hex digits)")
         group = self._groups.get(sha1)
@@ -354,7 +263,7 @@ class WorkerPool:
                     s.restart_backoff_max_s,
                     random.Random(self._rng.random()),  # noqa: S311
                 )
-                group = _Group(sha1, manifest, Path(root), history)
+                group = BundleGroup(sha1, manifest, Path(root), history)
                 self._groups[sha1] = group
         return group
 
@@ -365,13 +274,13 @@ class WorkerPool:
         if self._closed:
             raise Unavailable("the worker pool is stopping")
 
-    def _new_worker(self, group: _Group) -> _Worker:
-        worker = _Worker(id=f"{group.sha1[:12]}-{group.next_index}", group=group)
+    def _new_worker(self, group: BundleGroup) -> WorkerSlot:
+        worker = WorkerSlot(id=f"{group.sha1[:12]}-{group.next_index}", group=group)
         group.next_index += 1
         group.workers.append(worker)
         return worker
 
-    async def _spawn(self, worker: _Worker) -> None:
+    async def _spawn(self, worker: WorkerSlot) -> None:
         """Start (or restart) the worker's process; a failure to start counts as a crash."""
         group = worker.group
         worker.ready = asyncio.Event()
@@ -397,7 +306,7 @@ class WorkerPool:
         log.info("worker %s of %s started (pid %s)", worker.id, group.manifest.name, proc.pid)
 
     def _make_process(
-        self, worker: _Worker
+        self, worker: WorkerSlot
     ) -> tuple[WorkerProcess, isolation.DirectoryHandles | None]:
         group = worker.group
         mode = self.mode
@@ -452,19 +361,23 @@ class WorkerPool:
         )
         return proc, handles
 
-    async def _await_ready(self, group: _Group, workers: list[_Worker]) -> None:
+    async def _await_ready(self, group: BundleGroup, workers: list[WorkerSlot]) -> None:
         """Wait until each new worker is ready; if one dies first, stop them and say why."""
         for worker in workers:
-            ready = asyncio.ensure_future(worker.ready.wait())
-            gone = asyncio.ensure_future(worker.gone.wait())
-            await asyncio.wait({ready, gone}, return_when=asyncio.FIRST_COMPLETED)
-            ready.cancel()
-            gone.cancel()
+            waits = [
+                asyncio.ensure_future(event.wait())
+                for event in (worker.ready, worker.died, worker.gone)
+            ]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
             if not worker.ready.is_set():
                 break
         else:
             return
-        reason = group.failed or self._last_words(worker)
+        # A worker that cannot start once will not start on retry either: say why at once
+        # rather than after the crash-loop limit.
+        reason = group.failed or worker.last_words or self._last_words(worker)
         for other in workers:
             other.stopping = True
             if other.restart_timer is not None:
@@ -476,12 +389,12 @@ class WorkerPool:
 
     # --- the queue ---
 
-    def _chunks(self, group: _Group, items: list[Any]) -> list[list[Any]]:
+    def _chunks(self, group: BundleGroup, items: list[Any]) -> list[list[Any]]:
         slots = max(1, sum(group.manifest.worker.concurrency for _ in group.workers))
         size = max(1, min(self.settings.batch_items_max, math.ceil(len(items) / slots)))
         return [items[i : i + size] for i in range(0, len(items), size)]
 
-    def _enqueue(self, group: _Group, task: _Task, *, front: bool = False) -> None:
+    def _enqueue(self, group: BundleGroup, task: Task, *, front: bool = False) -> None:
         if front:
             group.queue.appendleft(task)
         else:
@@ -489,13 +402,13 @@ class WorkerPool:
         group.queued_items += len(task.items)
         self.stats.queue_items += len(task.items)
 
-    def _dequeue(self, group: _Group) -> _Task:
+    def _dequeue(self, group: BundleGroup) -> Task:
         task = group.queue.popleft()
         group.queued_items -= len(task.items)
         self.stats.queue_items -= len(task.items)
         return task
 
-    def _pump(self, group: _Group) -> None:
+    def _pump(self, group: BundleGroup) -> None:
         """Hand waiting tasks to workers with spare concurrency, most spare first."""
         while group.queue:
             candidates = [w for w in group.workers if w.spare > 0 and not w.stopping]
@@ -535,14 +448,14 @@ class WorkerPool:
                     continue
             worker.calls[call_id] = tasks
 
-    def _split_oversized(self, group: _Group, task: _Task, reason: str) -> None:
+    def _split_oversized(self, group: BundleGroup, task: Task, reason: str) -> None:
         if len(task.items) == 1:
             error = InvalidPayload(f"item too large for one protocol line: {reason}")
             self._finish(task, [_failure(error, "InvalidPayload")])
             return
         loop = asyncio.get_running_loop()
         parts = [task.items[i : i + 1] for i in range(len(task.items))]
-        subtasks = [_Task(p, task.timeout_s, loop.create_future()) for p in parts]
+        subtasks = [Task(p, task.timeout_s, loop.create_future()) for p in parts]
         for sub in reversed(subtasks):
             self._enqueue(group, sub, front=True)
 
@@ -553,13 +466,13 @@ class WorkerPool:
         for sub in subtasks:
             sub.future.add_done_callback(collect)
 
-    def _fail_queue(self, group: _Group, kind: str, type_name: str, message: str) -> None:
+    def _fail_queue(self, group: BundleGroup, kind: str, type_name: str, message: str) -> None:
         while group.queue:
             task = self._dequeue(group)
             failure = ItemOutcome.failure(kind, type_name, message)
             self._finish(task, [failure] * len(task.items))
 
-    def _finish(self, task: _Task, outcomes: list[ItemOutcome]) -> None:
+    def _finish(self, task: Task, outcomes: list[ItemOutcome]) -> None:
         if task.future.done():
             return
         self.stats.tasks_failed += sum(1 for o in outcomes if not o.ok)
@@ -604,7 +517,7 @@ class WorkerPool:
                 self._reap(worker, output, lost)
         self._pump(group)
 
-    def _answered(self, worker: _Worker, tasks: list[_Task], outcomes: list[ItemOutcome]) -> None:
+    def _answered(self, worker: WorkerSlot, tasks: list[Task], outcomes: list[ItemOutcome]) -> None:
         worker.tasks_done += len(outcomes)
         self.stats.calls_done += 1
         self.stats.tasks_done += len(outcomes)
@@ -614,7 +527,7 @@ class WorkerPool:
             self._finish(task, outcomes[start : start + len(task.items)])
             start += len(task.items)
 
-    def _reap(self, worker: _Worker, gone: Gone, lost: list[tuple[_Task, Death]]) -> None:
+    def _reap(self, worker: WorkerSlot, gone: Gone, lost: list[tuple[Task, Death]]) -> None:
         """Collect the dead worker's last words off the loop's hot path, then decide."""
 
         async def reap() -> None:
@@ -635,7 +548,9 @@ class WorkerPool:
         self._reapers.add(task)
         task.add_done_callback(self._reapers.discard)
 
-    def _after_death(self, worker: _Worker, death: Death, lost: list[tuple[_Task, Death]]) -> None:
+    def _after_death(
+        self, worker: WorkerSlot, death: Death, lost: list[tuple[Task, Death]]
+    ) -> None:
         group = worker.group
         if death.kind is DeathKind.PROTOCOL:
             self.stats.protocol_errors += 1
@@ -648,6 +563,8 @@ class WorkerPool:
         self._pump(group)  # another worker may take them now
         self._fail_lost(worker, [(t, d) for t, d in lost if t not in retry])
         words = self._last_words(worker, death)
+        worker.last_words = words
+        worker.died.set()
         worker.proc = None
         if worker.stopping or self._closed:
             self._forget(worker)
@@ -678,20 +595,20 @@ class WorkerPool:
         worker.restart_timer = loop.call_later(delay, self._restart, worker)
         self._refresh_gauges()
 
-    def _restart(self, worker: _Worker) -> None:
+    def _restart(self, worker: WorkerSlot) -> None:
         worker.restart_timer = None
         if worker.stopping or self._closed:
             self._forget(worker)
             return
         self._background(self._spawn(worker), f"restart-{worker.id}")
 
-    def _fail_lost(self, worker: _Worker, lost: list[tuple[_Task, Death]]) -> None:
+    def _fail_lost(self, worker: WorkerSlot, lost: list[tuple[Task, Death]]) -> None:
         for task, death in lost:
             message = self._last_words(worker, death)
             outcome = ItemOutcome.failure(death.kind.value, _type_name(death.kind), message)
             self._finish(task, [outcome] * len(task.items))
 
-    def _last_words(self, worker: _Worker, death: Death | None = None) -> str:
+    def _last_words(self, worker: WorkerSlot, death: Death | None = None) -> str:
         proc = worker.proc
         death = death or (proc.session.death if proc is not None else None)
         detail = death.detail if death is not None else "worker died"
@@ -700,12 +617,12 @@ class WorkerPool:
             return f"{detail}; its last stderr lines: " + " | ".join(tail[-5:])
         return f"{detail} (no stderr output)"
 
-    def _release(self, worker: _Worker) -> None:
+    def _release(self, worker: WorkerSlot) -> None:
         if worker.claim is not None:
             worker.claim.release()
             worker.claim = None
 
-    def _forget(self, worker: _Worker) -> None:
+    def _forget(self, worker: WorkerSlot) -> None:
         group = worker.group
         if worker in group.workers:
             group.workers.remove(worker)
@@ -715,7 +632,7 @@ class WorkerPool:
         worker.gone.set()
         self._refresh_gauges()
 
-    def _worker_of(self, proc: WorkerProcess) -> _Worker | None:
+    def _worker_of(self, proc: WorkerProcess) -> WorkerSlot | None:
         for group in self._groups.values():
             for worker in group.workers:
                 if worker.proc is proc:
@@ -743,3 +660,6 @@ def _type_name(kind: DeathKind) -> str:
 
 def _failure(error: DisruptorError, type_name: str) -> ItemOutcome:
     return ItemOutcome.failure(error.slug, type_name, error.detail)
+
+
+__all__ = ["BundleSource", "DirectorySource", "PoolStats", "WorkerInfo", "WorkerPool"]
