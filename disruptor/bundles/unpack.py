@@ -31,6 +31,9 @@ ZSTD_BLOCK_BYTES_MAX = 128 * 1024
 READ_BYTES = 256 * 1024
 # Decoded bytes handed on at a time: the bound on memory per step, whatever the input.
 OUTPUT_CHUNK_BYTES = 1024 * 1024
+# Unpacked bundles are read-only for everyone, the peer included.
+READ_ONLY = 0o444
+READ_ONLY_EXEC = 0o555
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -171,8 +174,10 @@ class _Extractor:
             self._ensure_dir(path)
             return
         self._ensure_dir(os.path.dirname(path))
-        # Created with its final, read-only mode: the descriptor we hold may still write.
-        self._fd = os.open(path, _OPEN_FLAGS, 0o500 if entry.mode & 0o111 else 0o400)
+        # Created with its final, read-only mode: the descriptor we hold may still write. Readable
+        # by all: workers run under uids of their own, and a bundle is shared code, not a secret
+        # (the data directory around it, 0700, is what keeps other users out).
+        self._fd = os.open(path, _OPEN_FLAGS, READ_ONLY_EXEC if entry.mode & 0o111 else READ_ONLY)
 
     def data(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -192,7 +197,7 @@ class _Extractor:
         # writable until it is renamed into place: moving a directory to another parent updates
         # its ".." entry, which needs write permission on it.
         for path in sorted(self._dirs - {self.root}, key=len, reverse=True):
-            os.chmod(path, 0o500)
+            os.chmod(path, READ_ONLY_EXEC)
 
 
 def make_writable(path: Path) -> None:
@@ -225,7 +230,7 @@ def unpack_archive(archive: Path, destination: Path, temp_dir: Path, limits: Bun
         extractor.make_read_only()
         destination.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.rename(staging, destination)
-        os.chmod(destination, 0o500)
+        os.chmod(destination, READ_ONLY_EXEC)
     except BaseException:
         remove_tree(staging)
         raise

@@ -176,28 +176,6 @@ class DirectoryHandles:
         self.fds = []
 
 
-def open_tree_for_reading(root: Path) -> None:
-    """Let any user read (never write) a bundle's tree: its workers run under other uids.
-
-    A bundle is code shared with every peer, not a secret; what keeps other users away from it is
-    the data directory around it (and, under bubblewrap, that only the sandbox mounts it).
-    """
-    for dirpath, _dirnames, filenames in os.walk(root):
-        directory = Path(dirpath)
-        _add_mode(directory, 0o055)
-        for name in filenames:
-            path = directory / name
-            if not path.is_symlink():
-                mode = path.stat().st_mode
-                _add_mode(path, 0o044 | (0o011 if mode & 0o100 else 0))
-
-
-def _add_mode(path: Path, bits: int) -> None:
-    mode = path.stat().st_mode & 0o7777
-    if mode & bits != bits:
-        os.chmod(path, mode | bits)
-
-
 def worker_env(
     manifest: AppManifest, bundle_dir: str, scratch_dir: str, tmp_dir: str
 ) -> dict[str, str]:

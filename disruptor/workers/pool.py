@@ -177,7 +177,7 @@ class WorkerPool:
                 group.crashes.reset()
                 self._refresh_gauges()
             new = [self._new_worker(group) for _ in range(wanted)]
-            await asyncio.gather(*(self._spawn(w) for w in new))
+            await asyncio.shield(asyncio.gather(*(self._spawn(w) for w in new)))
             await self._await_ready(group, new)
         return [info for info in self.workers() if info.id in {w.id for w in new}]
 
@@ -216,7 +216,9 @@ class WorkerPool:
                 if not group.workers and group.failed is None:
                     count = max(1, group.manifest.worker.count)
                     new = [self._new_worker(group) for _ in range(count)]
-                    await asyncio.gather(*(self._spawn(w) for w in new))
+                    # Shielded: a caller that gives up must not leave a half-spawned worker
+                    # that never reports gone (stop_workers would wait on it for ever).
+                    await asyncio.shield(asyncio.gather(*(self._spawn(w) for w in new)))
         if group.failed is not None:
             error = WorkerCrashed(group.failed)
             self.stats.tasks_failed += len(items)
@@ -252,9 +254,6 @@ class WorkerPool:
             if group is None:
                 root = await self.source.unpack(sha1)
                 manifest = load_app_manifest(root)
-                if isolation.runs_as_root():
-                    # Workers run as other uids and must read the bundle (never write it).
-                    await asyncio.to_thread(isolation.open_tree_for_reading, Path(root))
                 s = self.settings
                 history = CrashHistory(
                     s.crash_loop_crashes,
@@ -408,8 +407,18 @@ class WorkerPool:
         self.stats.queue_items -= len(task.items)
         return task
 
+    def _drop_abandoned(self, group: BundleGroup) -> None:
+        """Forget queued tasks whose caller gave up (a cancelled job): they must not run."""
+        if not any(task.future.done() for task in group.queue):
+            return
+        for task in [t for t in group.queue if t.future.done()]:
+            group.queue.remove(task)
+            group.queued_items -= len(task.items)
+            self.stats.queue_items -= len(task.items)
+
     def _pump(self, group: BundleGroup) -> None:
         """Hand waiting tasks to workers with spare concurrency, most spare first."""
+        self._drop_abandoned(group)
         while group.queue:
             candidates = [w for w in group.workers if w.spare > 0 and not w.stopping]
             if not candidates:

@@ -38,9 +38,9 @@ def test_unpack_round_trip_is_read_only(tmp_path: Path) -> None:
     unpack_archive(archive, dest, tmp_path / "tmp", BundleLimits())
     assert (dest / "pkg" / "data.txt").read_bytes() == b"hello\n" * 100
     assert (dest / "bundle.toml").read_text() == MANIFEST
-    assert stat.S_IMODE((dest / "demo.py").stat().st_mode) == 0o400
-    assert stat.S_IMODE((dest / "bin" / "run").stat().st_mode) == 0o500
-    assert stat.S_IMODE(dest.stat().st_mode) == 0o500
+    assert stat.S_IMODE((dest / "demo.py").stat().st_mode) == 0o444
+    assert stat.S_IMODE((dest / "bin" / "run").stat().st_mode) == 0o555
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o555
     if os.geteuid() != 0:  # root ignores permission bits
         with pytest.raises(PermissionError):
             (dest / "new").write_text("x")

@@ -256,3 +256,36 @@ def uid_processes(uid: int | None) -> list[int]:
 
 
 __all__ = ["Unprocessable", "uid_processes"]
+
+
+async def test_cancelled_queued_work_never_reaches_a_worker(make_pool: Any) -> None:
+    pool, bundles = await make_pool("plain")
+    sha1 = bundles.add(
+        "remember",
+        {
+            "app.py": """
+                import time
+                seen = []
+
+                def handle(item):
+                    if item == "block":
+                        time.sleep(1.0)
+                        return "blocked"
+                    if item == "seen":
+                        return list(seen)
+                    seen.append(item)
+                    return item
+            """
+        },
+        worker="count = 1\nconcurrency = 1",
+    )
+    await pool.start_workers(sha1)
+    blocking = asyncio.create_task(pool.run_batch(sha1, ["block"]))
+    await _until(lambda: pool.tasks_running == 1)
+    abandoned = asyncio.create_task(pool.run_batch(sha1, ["abandoned"]))
+    await _until(lambda: pool.stats.queue_items == 1)
+    abandoned.cancel()
+    assert [o.value for o in await blocking] == ["blocked"]
+    (seen,) = await pool.run_batch(sha1, ["seen"])
+    assert seen.value == []
+    assert pool.stats.queue_items == 0
