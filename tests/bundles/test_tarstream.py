@@ -173,21 +173,3 @@ def test_zero_padding_after_the_end_is_fine_but_bounded() -> None:
     read(tar(member("x", b"1")) + b"\0" * 9000)
     with pytest.raises(ArchiveUnsafe, match="trailing data"):
         read(tar(member("x", b"1")) + b"\0" * (2 * 1024 * 1024))
-
-
-def test_the_reader_is_sans_io() -> None:
-    import ast
-    from pathlib import Path
-
-    import disruptor.bundles.tarstream as module
-
-    imported: set[str] = set()
-    for name in ("tarstream", "manifest", "limits"):
-        path = Path(module.__file__).with_name(f"{name}.py")
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                imported.add(node.module.split(".")[0])
-    forbidden = {"asyncio", "aiohttp", "socket", "subprocess", "time", "random", "threading"}
-    assert imported & forbidden == set()
