@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..address import free_port
 from ..client import Client
 from ..errors import PeerUnreachable
 from ..home import Home
@@ -59,21 +59,6 @@ def example_path(*parts: str) -> Path:
         root = checkout if (checkout / parts[1]).is_dir() else package / "examples"
         return root.joinpath(*parts[1:])
     return package.joinpath(*parts)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for TCP and UDP alike (a peer uses the same number for both)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise PeerUnreachable("no free port on the loopback interface")
 
 
 class LocalCluster:
