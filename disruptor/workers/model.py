@@ -2,7 +2,8 @@
 requests, workers and bundles it tracks.
 
 Rule: plain records with no behaviour beyond what they can tell about themselves; the pool
-(``pool.py``) is the only code that changes them.
+(``pool.py`` and the modules it delegates to: ``batching``, ``launch``, ``supervisor``) is the
+only code that changes them.
 """
 
 from __future__ import annotations

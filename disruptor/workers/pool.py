@@ -6,25 +6,25 @@ or lost with a crashed worker (retried once on another, then failed with that wo
 stderr lines). A bundle whose workers crash-loop is marked failed with the reason instead of being
 restarted for ever; starting its workers again clears the mark. Queues are bounded: a request
 that would overfill one is refused with ``Overloaded``.
+
+This module is the pool's public surface and its bookkeeping of bundles and workers; it routes
+what workers say to the callers waiting for it. The rest is delegated, one concern each:
+``batching`` (queues, and tasks batched into calls), ``launch`` (starting a worker's process
+from its isolation plan) and ``supervisor`` (what happens when a worker dies).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import math
 import random
 import re
-import shutil
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..bundles.manifest import load_app_manifest
 from ..errors import (
-    DisruptorError,
     InvalidName,
     InvalidPayload,
     NotFound,
@@ -36,9 +36,8 @@ from ..errors import (
     WorkerCrashed,
 )
 from ..outcome import ItemOutcome
-from . import isolation
-from .framing import LineTooLong
-from .isolation import UidClaim
+from . import batching
+from .launch import Launcher
 from .model import (
     BundleGroup,
     BundleSource,
@@ -50,27 +49,11 @@ from .model import (
 )
 from .process import WorkerProcess
 from .restarts import CrashHistory
-from .session import (
-    BecameReady,
-    Completed,
-    Death,
-    DeathKind,
-    Failed,
-    Gone,
-    Lost,
-    Output,
-    Session,
-    SessionTimeouts,
-    State,
-    TimedOut,
-)
+from .session import BecameReady, Completed, Failed, Gone, Lost, Output, TimedOut
 from .settings import WorkerSettings
-
-log = logging.getLogger("disruptor.workers")
+from .supervisor import Supervisor, last_words
 
 SHA1_RE = re.compile(r"[0-9a-f]{40}")
-# A lost call is sent once more to a fresh worker; a second loss fails its items.
-ATTEMPTS_MAX = 2
 
 
 class WorkerPool:
@@ -93,32 +76,24 @@ class WorkerPool:
         self._rng = rng or random.Random()  # noqa: S311 - jitter and uid picks, not secrets
         self._groups: dict[str, BundleGroup] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._reapers: set[asyncio.Task[None]] = set()
-        self._runtime: Path | None = None
-        self._mode: str | None = None
-        self._closed = False
+        # Shared, not copied: uid picks and crash-history seeds come from the one seeded source.
+        self._launcher = Launcher(self.settings, self.work_dir, self._rng, self._on_output)
+        self._supervisor = Supervisor(self._groups, self.stats, self.settings, self._launcher)
 
     # --- lifecycle ---
 
     @property
     def mode(self) -> str:
-        if self._mode is None:
-            self._mode = isolation.choose_mode(self.settings)
-        return self._mode
+        return self._launcher.mode
 
     async def start(self) -> None:
-        self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Each worker's scratch is its own 0700 directory in here; the parent only lets them in.
-        (self.work_dir / "scratch").mkdir(exist_ok=True, mode=0o711)
-        self._runtime = isolation.install_runtime(self.work_dir / "runtime")
+        self._launcher.install()
 
     async def stop(self) -> None:
         """Stop every worker (drain first, bounded by the drain timeout)."""
-        self._closed = True
+        self._supervisor.closing = True
         await asyncio.gather(*(self.stop_workers(sha1) for sha1 in list(self._groups)))
-        for task in list(self._reapers):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._supervisor.wait_background()
 
     # --- the public surface ---
 
@@ -175,9 +150,9 @@ class WorkerPool:
             if group.failed is not None:
                 group.failed = None
                 group.crashes.reset()
-                self._refresh_gauges()
+                self._supervisor.refresh_gauges()
             new = [self._new_worker(group) for _ in range(wanted)]
-            await asyncio.shield(asyncio.gather(*(self._spawn(w) for w in new)))
+            await asyncio.shield(asyncio.gather(*(self._supervisor.spawn(w) for w in new)))
             await self._await_ready(group, new)
         return [info for info in self.workers() if info.id in {w.id for w in new}]
 
@@ -188,7 +163,7 @@ class WorkerPool:
             raise NotFound(f"no workers for bundle {sha1} on this peer")
         async with self._lock(sha1):
             stopped = "the bundle's workers were stopped"
-            self._fail_queue(group, "unavailable", "Unavailable", stopped)
+            batching.fail_queue(group, self.stats, "unavailable", "Unavailable", stopped)
             for worker in group.workers:
                 worker.stopping = True
                 if worker.restart_timer is not None:
@@ -201,7 +176,7 @@ class WorkerPool:
                 if worker.proc is not None:
                     await worker.proc.wait_closed()
             self._groups.pop(sha1, None)
-            self._refresh_gauges()
+            self._supervisor.refresh_gauges()
 
     async def run_batch(
         self, bundle_sha1: str, items: Sequence[Any], *, timeout_s: float | None = None
@@ -218,7 +193,7 @@ class WorkerPool:
                     new = [self._new_worker(group) for _ in range(count)]
                     # Shielded: a caller that gives up must not leave a half-spawned worker
                     # that never reports gone (stop_workers would wait on it for ever).
-                    await asyncio.shield(asyncio.gather(*(self._spawn(w) for w in new)))
+                    await asyncio.shield(asyncio.gather(*(self._supervisor.spawn(w) for w in new)))
         if group.failed is not None:
             error = WorkerCrashed(group.failed)
             self.stats.tasks_failed += len(items)
@@ -233,10 +208,10 @@ class WorkerPool:
         call_timeout = timeout_s if timeout_s is not None else group.manifest.worker.timeout_s
         loop = asyncio.get_running_loop()
         tasks = []
-        for chunk in self._chunks(group, list(items)):
+        for chunk in batching.chunks(group, list(items), self.settings.batch_items_max):
             task = Task(chunk, call_timeout, loop.create_future())
             tasks.append(task)
-            self._enqueue(group, task)
+            batching.enqueue(group, task, self.stats)
         self._pump(group)
         results = await asyncio.gather(*(t.future for t in tasks))
         return [outcome for chunk in results for outcome in chunk]
@@ -270,7 +245,7 @@ class WorkerPool:
         return self._locks.setdefault(sha1, asyncio.Lock())
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._supervisor.closing:
             raise Unavailable("the worker pool is stopping")
 
     def _new_worker(self, group: BundleGroup) -> WorkerSlot:
@@ -278,87 +253,6 @@ class WorkerPool:
         group.next_index += 1
         group.workers.append(worker)
         return worker
-
-    async def _spawn(self, worker: WorkerSlot) -> None:
-        """Start (or restart) the worker's process; a failure to start counts as a crash."""
-        group = worker.group
-        worker.ready = asyncio.Event()
-        handles: isolation.DirectoryHandles | None = None
-        try:
-            proc, handles = self._make_process(worker)
-            # Known before it runs: its first words (the ready line) may arrive before spawn()
-            # returns, and must find their worker.
-            worker.proc = proc
-            worker.started_at = time.monotonic()
-            await proc.spawn()
-        except (OSError, DisruptorError) as exc:
-            log.warning("worker %s failed to start: %s", worker.id, exc)
-            worker.proc = None
-            self._release(worker)
-            self._after_death(worker, Death(DeathKind.CRASHED, f"could not start: {exc}"), [])
-            return
-        finally:
-            if handles is not None:
-                handles.close()  # the worker holds its own copies now
-        self.stats.workers_started += 1
-        self._refresh_gauges()
-        log.info("worker %s of %s started (pid %s)", worker.id, group.manifest.name, proc.pid)
-
-    def _make_process(
-        self, worker: WorkerSlot
-    ) -> tuple[WorkerProcess, isolation.DirectoryHandles | None]:
-        group = worker.group
-        mode = self.mode
-        if self._runtime is None:
-            raise Unavailable("the worker pool is not started")
-        root_user = isolation.runs_as_root()
-        worker.claim = UidClaim(self.settings, self._rng) if root_user else None
-        uid = worker.claim.uid if worker.claim is not None else None
-        worker.scratch = isolation.prepare_scratch(self.work_dir / "scratch" / worker.id, uid)
-        handles: isolation.DirectoryHandles | None = None
-        if mode == "bwrap":
-            plan = isolation.plan_bwrap(
-                group.manifest,
-                self.settings,
-                bundle_dir=group.root,
-                scratch_dir=worker.scratch,
-                runtime=self._runtime,
-                uid=uid,
-            )
-        else:
-            if root_user:
-                dirs = [group.root, worker.scratch, self._runtime.parent]
-                handles = isolation.DirectoryHandles(dirs)
-            try:
-                plan = isolation.plan_plain(
-                    group.manifest,
-                    self.settings,
-                    bundle_dir=group.root,
-                    scratch_dir=worker.scratch,
-                    runtime=self._runtime,
-                    uid=uid,
-                    handles=handles,
-                )
-            except DisruptorError:
-                if handles is not None:
-                    handles.close()
-                raise
-        loop = asyncio.get_running_loop()
-        session = Session(
-            concurrency=group.manifest.worker.concurrency,
-            started_at=loop.time(),
-            timeouts=SessionTimeouts(self.settings.ready_timeout_s, self.settings.drain_timeout_s),
-            line_bytes_max=self.settings.line_bytes_max,
-        )
-        proc = WorkerProcess(
-            worker.id,
-            plan,
-            session,
-            self._on_output,
-            stderr_lines_kept=self.settings.stderr_lines_kept,
-            stderr_line_chars_max=self.settings.stderr_line_chars_max,
-        )
-        return proc, handles
 
     async def _await_ready(self, group: BundleGroup, workers: list[WorkerSlot]) -> None:
         """Wait until each new worker is ready; if one dies first, stop them and say why."""
@@ -376,116 +270,15 @@ class WorkerPool:
             return
         # A worker that cannot start once will not start on retry either: say why at once
         # rather than after the crash-loop limit.
-        reason = group.failed or worker.last_words or self._last_words(worker)
+        reason = group.failed or worker.last_words or last_words(worker)
         for other in workers:
             other.stopping = True
             if other.restart_timer is not None:
                 other.restart_timer.cancel()
             if other.proc is not None:
                 await other.proc.stop()
-            self._forget(other)
+            self._supervisor.forget(other)
         raise Unprocessable(f"the worker of bundle {group.sha1} failed to start: {reason}")
-
-    # --- the queue ---
-
-    def _chunks(self, group: BundleGroup, items: list[Any]) -> list[list[Any]]:
-        slots = max(1, sum(group.manifest.worker.concurrency for _ in group.workers))
-        size = max(1, min(self.settings.batch_items_max, math.ceil(len(items) / slots)))
-        return [items[i : i + size] for i in range(0, len(items), size)]
-
-    def _enqueue(self, group: BundleGroup, task: Task, *, front: bool = False) -> None:
-        if front:
-            group.queue.appendleft(task)
-        else:
-            group.queue.append(task)
-        group.queued_items += len(task.items)
-        self.stats.queue_items += len(task.items)
-
-    def _dequeue(self, group: BundleGroup) -> Task:
-        task = group.queue.popleft()
-        group.queued_items -= len(task.items)
-        self.stats.queue_items -= len(task.items)
-        return task
-
-    def _drop_abandoned(self, group: BundleGroup) -> None:
-        """Forget queued tasks whose caller gave up (a cancelled job): they must not run."""
-        if not any(task.future.done() for task in group.queue):
-            return
-        for task in [t for t in group.queue if t.future.done()]:
-            group.queue.remove(task)
-            group.queued_items -= len(task.items)
-            self.stats.queue_items -= len(task.items)
-
-    def _pump(self, group: BundleGroup) -> None:
-        """Hand waiting tasks to workers with spare concurrency, most spare first."""
-        self._drop_abandoned(group)
-        while group.queue:
-            candidates = [w for w in group.workers if w.spare > 0 and not w.stopping]
-            if not candidates:
-                return
-            worker = max(candidates, key=lambda w: w.spare)
-            other_slots = sum(w.spare for w in candidates) - 1
-            tasks = [self._dequeue(group)]
-            # Requests that would wait anyway (more of them than free slots) travel together in
-            # one call, up to a batch, so that many concurrent small jobs cost one round trip
-            # each batch rather than each; requests that can run in parallel still do.
-            size = len(tasks[0].items)
-            while (
-                len(group.queue) > other_slots
-                and group.queue[0].timeout_s == tasks[0].timeout_s
-                and size + len(group.queue[0].items) <= self.settings.batch_items_max
-            ):
-                tasks.append(self._dequeue(group))
-                size += len(tasks[-1].items)
-            assert worker.proc is not None
-            items = [item for task in tasks for item in task.items]
-            try:
-                call_id = worker.proc.call(items, tasks[0].timeout_s)
-            except LineTooLong as exc:
-                if len(tasks) > 1:
-                    for task in reversed(tasks):
-                        self._enqueue(group, task, front=True)
-                    # Send the first alone; the others follow in later rounds.
-                    tasks = [self._dequeue(group)]
-                    try:
-                        call_id = worker.proc.call(tasks[0].items, tasks[0].timeout_s)
-                    except LineTooLong as again:
-                        self._split_oversized(group, tasks[0], str(again))
-                        continue
-                else:
-                    self._split_oversized(group, tasks[0], str(exc))
-                    continue
-            worker.calls[call_id] = tasks
-
-    def _split_oversized(self, group: BundleGroup, task: Task, reason: str) -> None:
-        if len(task.items) == 1:
-            error = InvalidPayload(f"item too large for one protocol line: {reason}")
-            self._finish(task, [_failure(error, "InvalidPayload")])
-            return
-        loop = asyncio.get_running_loop()
-        parts = [task.items[i : i + 1] for i in range(len(task.items))]
-        subtasks = [Task(p, task.timeout_s, loop.create_future()) for p in parts]
-        for sub in reversed(subtasks):
-            self._enqueue(group, sub, front=True)
-
-        def collect(_: Any) -> None:
-            if all(s.future.done() for s in subtasks) and not task.future.done():
-                task.future.set_result([s.future.result()[0] for s in subtasks])
-
-        for sub in subtasks:
-            sub.future.add_done_callback(collect)
-
-    def _fail_queue(self, group: BundleGroup, kind: str, type_name: str, message: str) -> None:
-        while group.queue:
-            task = self._dequeue(group)
-            failure = ItemOutcome.failure(kind, type_name, message)
-            self._finish(task, [failure] * len(task.items))
-
-    def _finish(self, task: Task, outcomes: list[ItemOutcome]) -> None:
-        if task.future.done():
-            return
-        self.stats.tasks_failed += sum(1 for o in outcomes if not o.ok)
-        task.future.set_result(outcomes)
 
     # --- what workers say ---
 
@@ -518,12 +311,12 @@ class WorkerPool:
                 message = f"ran past its timeout of {output.timeout_s:g}s; its worker was replaced"
                 timeout = ItemOutcome.failure(TaskTimeout.slug, "TaskTimeout", message)
                 for task in worker.calls.pop(output.id):
-                    self._finish(task, [timeout] * len(task.items))
+                    batching.finish(task, [timeout] * len(task.items), self.stats)
             elif isinstance(output, Lost):
                 worker.lost += [(task, output.death) for task in worker.calls.pop(output.id)]
             elif isinstance(output, Gone):
                 lost, worker.lost = worker.lost, []
-                self._reap(worker, output, lost)
+                self._supervisor.reap(worker, output, lost)
         self._pump(group)
 
     def _answered(self, worker: WorkerSlot, tasks: list[Task], outcomes: list[ItemOutcome]) -> None:
@@ -533,113 +326,8 @@ class WorkerPool:
         worker.group.crashes.recovered()
         start = 0
         for task in tasks:
-            self._finish(task, outcomes[start : start + len(task.items)])
+            batching.finish(task, outcomes[start : start + len(task.items)], self.stats)
             start += len(task.items)
-
-    def _reap(self, worker: WorkerSlot, gone: Gone, lost: list[tuple[Task, Death]]) -> None:
-        """Collect the dead worker's last words off the loop's hot path, then decide."""
-
-        async def reap() -> None:
-            if worker.proc is not None:
-                await worker.proc.wait_closed()
-            self._release(worker)
-            if gone.clean or worker.stopping:
-                self._fail_lost(worker, lost)
-                self._forget(worker)
-            else:
-                self._after_death(worker, gone.death, lost)
-
-        self._background(reap(), f"reap-{worker.id}")
-
-    def _background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        """Run ``coro`` as a task the pool keeps (and awaits on stop)."""
-        task = asyncio.create_task(coro, name=name)
-        self._reapers.add(task)
-        task.add_done_callback(self._reapers.discard)
-
-    def _after_death(
-        self, worker: WorkerSlot, death: Death, lost: list[tuple[Task, Death]]
-    ) -> None:
-        group = worker.group
-        if death.kind is DeathKind.PROTOCOL:
-            self.stats.protocol_errors += 1
-        if death.kind is not DeathKind.TIMEOUT:
-            self.stats.crashes += 1
-        retry = [t for t, _ in lost if t.attempts + 1 < ATTEMPTS_MAX and not worker.stopping]
-        for task in retry:
-            task.attempts += 1
-            self._enqueue(group, task, front=True)
-        self._pump(group)  # another worker may take them now
-        self._fail_lost(worker, [(t, d) for t, d in lost if t not in retry])
-        words = self._last_words(worker, death)
-        worker.last_words = words
-        worker.died.set()
-        worker.proc = None
-        if worker.stopping or self._closed:
-            self._forget(worker)
-            return
-        # A timeout is the task's fault, not the worker's: replace it at once.
-        delay = 0.0 if death.kind is DeathKind.TIMEOUT else group.crashes.record(time.monotonic())
-        if delay is None:
-            group.failed = (
-                f"bundle {group.manifest.name} ({group.sha1}) is failing: its workers crashed "
-                f"{group.crashes.crashes_max} times within {group.crashes.window_s:g}s; "
-                f"last: {words}. Start its workers again to retry."
-            )
-            log.warning("%s", group.failed)
-            for other in list(group.workers):
-                other.stopping = True
-                if other.restart_timer is not None:
-                    other.restart_timer.cancel()
-                if other.proc is not None:
-                    self._background(other.proc.stop(), f"stop-{other.id}")
-                else:
-                    self._forget(other)
-            self._fail_queue(group, WorkerCrashed.slug, "WorkerCrashed", group.failed)
-            self._refresh_gauges()
-            return
-        worker.restarts += 1
-        self.stats.restarts += 1
-        loop = asyncio.get_running_loop()
-        worker.restart_timer = loop.call_later(delay, self._restart, worker)
-        self._refresh_gauges()
-
-    def _restart(self, worker: WorkerSlot) -> None:
-        worker.restart_timer = None
-        if worker.stopping or self._closed:
-            self._forget(worker)
-            return
-        self._background(self._spawn(worker), f"restart-{worker.id}")
-
-    def _fail_lost(self, worker: WorkerSlot, lost: list[tuple[Task, Death]]) -> None:
-        for task, death in lost:
-            message = self._last_words(worker, death)
-            outcome = ItemOutcome.failure(death.kind.value, _type_name(death.kind), message)
-            self._finish(task, [outcome] * len(task.items))
-
-    def _last_words(self, worker: WorkerSlot, death: Death | None = None) -> str:
-        proc = worker.proc
-        death = death or (proc.session.death if proc is not None else None)
-        detail = death.detail if death is not None else "worker died"
-        tail = list(proc.stderr_tail) if proc is not None else []
-        if tail:
-            return f"{detail}; its last stderr lines: " + " | ".join(tail[-5:])
-        return f"{detail} (no stderr output)"
-
-    def _release(self, worker: WorkerSlot) -> None:
-        if worker.claim is not None:
-            worker.claim.release()
-            worker.claim = None
-
-    def _forget(self, worker: WorkerSlot) -> None:
-        group = worker.group
-        if worker in group.workers:
-            group.workers.remove(worker)
-        if worker.scratch is not None:
-            shutil.rmtree(worker.scratch, ignore_errors=True)
-        self._release(worker)
-        worker.gone.set()
-        self._refresh_gauges()
 
     def _worker_of(self, proc: WorkerProcess) -> WorkerSlot | None:
         for group in self._groups.values():
@@ -648,27 +336,8 @@ class WorkerPool:
                     return worker
         return None
 
-    def _refresh_gauges(self) -> None:
-        self.stats.workers_running = sum(
-            1
-            for g in self._groups.values()
-            for w in g.workers
-            if w.proc is not None and w.proc.session.state is not State.DEAD
-        )
-        self.stats.bundles_failed = sum(1 for g in self._groups.values() if g.failed)
-
-
-def _type_name(kind: DeathKind) -> str:
-    return {
-        DeathKind.CRASHED: "WorkerCrashed",
-        DeathKind.PROTOCOL: "ProtocolError",
-        DeathKind.TIMEOUT: "TaskTimeout",
-        DeathKind.STOPPED: "Unavailable",
-    }[kind]
-
-
-def _failure(error: DisruptorError, type_name: str) -> ItemOutcome:
-    return ItemOutcome.failure(error.slug, type_name, error.detail)
+    def _pump(self, group: BundleGroup) -> None:
+        batching.pump(group, self.stats, self.settings.batch_items_max)
 
 
 __all__ = ["BundleSource", "DirectorySource", "PoolStats", "WorkerInfo", "WorkerPool"]
