@@ -3,8 +3,9 @@ partitions and traffic, all on the virtual clock (so the figures do not depend o
 
 Run: ``.venv/bin/python benchmarks/bench_membership.py [--quick]`` (a few minutes; ``--quick``
 skips N = 1,000). Every figure is a pure function of its seeds: rerunning prints the same table.
-N = 1,000 clusters start already joined (``prejoined``): replaying a thousand simultaneous joins
-first would only cost time, and the newcomer figures are about what happens after.
+The newcomer, crash and traffic runs at N = 1,000 start already joined (``prejoined``): their
+figures are about what happens after. The join storm itself is measured on its own: N peers
+started within one second, all pointed at the same single seed, until everyone lists everyone.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ def p99(values: list[float]) -> float:
 
 def main() -> None:
     quick = "--quick" in sys.argv
+    # --join: only the join-through-one-seed measurement (N = 1,000 takes minutes on its own).
+    join_only = "--join" in sys.argv
     started = time.monotonic()
     rows: list[tuple[str, str]] = []
     figures: dict[str, object] = {}
 
-    sizes = [(8, range(1, 11), False), (64, range(1, 6), False)]
-    if not quick:
+    sizes = [] if join_only else [(8, range(1, 11), False), (64, range(1, 6), False)]
+    if not quick and not join_only:
         sizes.append((1000, range(1, 3), True))
     for n, seeds, prejoined in sizes:
         rounds: list[float] = []
@@ -49,6 +52,47 @@ def main() -> None:
                 f"(log10 N = {math.log10(n):.1f})",
             )
         )
+
+    # Join through one seed: all N peers pointed at the same single seed, started within the
+    # first second (seeded random times); time until every peer lists every other as alive.
+    join_sizes = [(8, range(1, 6)), (64, range(1, 6))] + ([] if quick else [(1000, range(1, 4))])
+    join_rounds: dict[int, list[float]] = {}
+    for n, seeds in join_sizes:
+        joins = [sc.join_through_one_seed(n, seed, LAN) for seed in seeds]
+        print(f"join N = {n}: {[round(j.rounds, 1) for j in joins]} rounds", flush=True)
+        rounds = [j.rounds for j in joins]
+        join_rounds[n] = rounds
+        figures[f"join_one_seed_{n}"] = [vars(j) | {"rounds": j.rounds} for j in joins]
+        rows.append(
+            (
+                f"{n} peers join through one seed, started within 1 s (lan; {len(joins)} seeds)",
+                "converged after "
+                + ", ".join(f"{r:.1f}" for r in rounds)
+                + " gossip rounds ("
+                + ", ".join(f"{j.converged_s:.1f}" for j in joins)
+                + " s; "
+                + ", ".join(f"{j.after_last_start_s:.1f}" for j in joins)
+                + f" s after the last start); rounds / log2 N = "
+                f"{statistics.median(rounds) / math.log2(n):.1f}",
+            )
+        )
+    # Growth like c * log N: take c from N = 8 and compare the larger N with c * log2 N.
+    c = statistics.median(join_rounds[8]) / math.log2(8)
+    for n, rounds in join_rounds.items():
+        if n != 8:
+            predicted = c * math.log2(n)
+            rows.append(
+                (
+                    f"join through one seed, N = {n}: measured vs c * log2 N "
+                    f"(c = {c:.2f} from N = 8)",
+                    f"{statistics.median(rounds):.1f} vs {predicted:.1f} rounds "
+                    f"({statistics.median(rounds) / predicted:.1f}x)",
+                )
+            )
+
+    if join_only:
+        _report(rows, figures, started, "membership_join.json")
+        return
 
     crash_runs = [(16, range(9)), (64, range(9))] + ([] if quick else [(1000, range(1, 2))])
     for n, crash_seeds in crash_runs:
@@ -123,13 +167,19 @@ def main() -> None:
         )
     )
 
+    _report(rows, figures, started, "membership.json")
+
+
+def _report(
+    rows: list[tuple[str, str]], figures: dict[str, object], started: float, file: str
+) -> None:
     print("| measure | result |\n|---|---|")
     for measure, result in rows:
         print(f"| {measure} | {result} |")
     print(f"\n(wall time {time.monotonic() - started:.0f} s)")
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
-    (out / "membership.json").write_text(json.dumps(figures, indent=2, default=str))
+    (out / file).write_text(json.dumps(figures, indent=2, default=str))
 
 
 if __name__ == "__main__":

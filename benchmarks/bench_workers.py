@@ -9,7 +9,13 @@ Every figure is measured in this run:
   the runtime and the sandbox;
 - pipelined: many items in flight at once (the baseline writes N lines then reads N; the pool
   takes N single-item requests at once, and one N-item batch);
-- HTTP: ``POST /jobs`` with one item to one in-process peer, on a keep-alive connection.
+- HTTP: ``POST /jobs`` with one item to one in-process peer, on a keep-alive connection;
+- where Ray or Dask are importable (``pip install '.[bench]'``), the same work on one warm worker
+  process of theirs (Ray: ``num_cpus=1``; Dask: one worker process, one thread), on loopback only:
+  one echo task at a time, 2,000 single-item tasks at once, and one 20,000-item task. Their round
+  trips stop after ``FRAMEWORK_ROUND_TRIP_S`` if the 2,000 have not been reached by then.
+
+Each path is warmed up before it is timed (``WARM_UP`` calls, not counted).
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from disruptor.workers.settings import WorkerSettings
 ROUND_TRIPS = 2000
 PIPELINED = 20000
 HTTP_ROUND_TRIPS = 1000
+WARM_UP = 50
+FRAMEWORK_ROUND_TRIP_S = 20.0
 
 ECHO_LOOP = r"""
 import json, sys
@@ -49,6 +57,14 @@ for line in sys.stdin.buffer:
                           "results": [{"value": i} for i in msg["items"]]}).encode() + b"\n")
     out.flush()
 """
+
+
+def echo(item: Any) -> Any:
+    return item
+
+
+def echo_batch(items: list[Any]) -> list[Any]:
+    return [echo(item) for item in items]
 
 
 def percentiles(samples_s: list[float]) -> str:
@@ -65,12 +81,13 @@ async def bench_baseline() -> tuple[list[float], float]:
     )  # fmt: skip
     assert proc.stdin is not None and proc.stdout is not None
     samples = []
-    for i in range(ROUND_TRIPS):
+    for i in range(-WARM_UP, ROUND_TRIPS):
         line = json.dumps({"v": 1, "type": "call", "id": i, "items": [i]}).encode() + b"\n"
         start = time.perf_counter()
         proc.stdin.write(line)
         json.loads(await proc.stdout.readline())
-        samples.append(time.perf_counter() - start)
+        if i >= 0:  # warm-up left out
+            samples.append(time.perf_counter() - start)
     start = time.perf_counter()
     for i in range(PIPELINED):
         proc.stdin.write(
@@ -101,10 +118,11 @@ async def bench_pool(isolation: str, root: Path) -> dict[str, Any]:
         await pool.start_workers(sha1, 1)
         cold_s = time.perf_counter() - start
         samples = []
-        for i in range(ROUND_TRIPS):
+        for i in range(-WARM_UP, ROUND_TRIPS):
             start = time.perf_counter()
             await pool.run_batch(sha1, [i])
-            samples.append(time.perf_counter() - start)
+            if i >= 0:  # warm-up left out
+                samples.append(time.perf_counter() - start)
         start = time.perf_counter()
         await asyncio.gather(*(pool.run_batch(sha1, [i]) for i in range(PIPELINED // 10)))
         single_rate = (PIPELINED // 10) / (time.perf_counter() - start)
@@ -154,15 +172,110 @@ async def bench_http(root: Path) -> list[float]:
         await peer.stop()
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "plain"])
-    args = parser.parse_args()
+async def bench_dask() -> dict[str, Any] | None:
+    try:
+        from dask.distributed import Client as DaskClient  # type: ignore[import-not-found]
+        from dask.distributed import LocalCluster as DaskCluster
+    except ImportError:
+        return None
+    start = time.perf_counter()
+    async with (
+        DaskCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+            asynchronous=True,
+        ) as cluster,
+        DaskClient(cluster, asynchronous=True) as client,
+    ):
+        await client.submit(echo, 0, pure=False)
+        cold_s = time.perf_counter() - start
+        for i in range(WARM_UP):
+            await client.submit(echo, i, pure=False)
+        await client.submit(echo_batch, [0], pure=False)
+        samples = []
+        stop_at = time.monotonic() + FRAMEWORK_ROUND_TRIP_S
+        for i in range(ROUND_TRIPS):
+            if time.monotonic() > stop_at:
+                break
+            start = time.perf_counter()
+            assert await client.submit(echo, i, pure=False) == i
+            samples.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        await client.gather(client.map(echo, range(PIPELINED // 10), pure=False))
+        single_rate = (PIPELINED // 10) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        values = await client.submit(echo_batch, list(range(PIPELINED)), pure=False)
+        batch_rate = PIPELINED / (time.perf_counter() - start)
+        assert len(values) == PIPELINED
+    return {
+        "cold_s": cold_s,
+        "samples": samples,
+        "single_rate": single_rate,
+        "batch_rate": batch_rate,
+    }
+
+
+def bench_ray() -> dict[str, Any] | None:
+    try:
+        import ray  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
+    start = time.perf_counter()
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        one = ray.remote(echo)
+        batch = ray.remote(echo_batch)
+        ray.get(one.remote(0))
+        cold_s = time.perf_counter() - start
+        ray.get([one.remote(i) for i in range(WARM_UP)])
+        ray.get(batch.remote([0]))
+        samples = []
+        stop_at = time.monotonic() + FRAMEWORK_ROUND_TRIP_S
+        for i in range(ROUND_TRIPS):
+            if time.monotonic() > stop_at:
+                break
+            start = time.perf_counter()
+            assert ray.get(one.remote(i)) == i
+            samples.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ray.get([one.remote(i) for i in range(PIPELINED // 10)])
+        single_rate = (PIPELINED // 10) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        values = ray.get(batch.remote(list(range(PIPELINED))))
+        batch_rate = PIPELINED / (time.perf_counter() - start)
+        assert len(values) == PIPELINED
+        return {
+            "cold_s": cold_s,
+            "samples": samples,
+            "single_rate": single_rate,
+            "batch_rate": batch_rate,
+        }
+    finally:
+        ray.shutdown()
+
+
+async def measure(isolation: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
         root = Path(tmp)
         base_samples, base_rate = await bench_baseline()
-        pool = await bench_pool(args.isolation, root)
+        pool = await bench_pool(isolation, root)
         http = await bench_http(root)
+    dask = await bench_dask()
+    return {"base": (base_samples, base_rate), "pool": pool, "http": http, "dask": dask}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "plain"])
+    args = parser.parse_args()
+    figures = asyncio.run(measure(args.isolation))
+    others = {"ray": bench_ray(), "dask": figures["dask"]}  # Ray blocks: run outside the loop
+    base_samples, base_rate = figures["base"]
+    pool, http = figures["pool"], figures["http"]
     print(f"load average: {os.getloadavg()[0]:.1f}")
     print(f"bare pipe round trip        {percentiles(base_samples)}")
     print(f"pool round trip ({pool['mode']:5})   {percentiles(pool['samples'])}")
@@ -173,7 +286,26 @@ async def main() -> None:
     print(f"pool, one {PIPELINED}-item batch  {pool['batch_rate']:10.0f} items/s")
     print(f"cold start of one worker    {pool['cold_s'] * 1000:7.1f} ms")
     print(f"HTTP POST /jobs, 1 item     {percentiles(http)}")
+    pool_p50 = statistics.median(pool["samples"])
+    for name, theirs in others.items():
+        if theirs is None:
+            print(f"{name}: not installed (pip install '.[bench]')")
+            continue
+        samples = theirs["samples"]
+        their_p50 = statistics.median(samples)
+        print(f"{name} task round trip {percentiles(samples)}   ({len(samples)} sequential)")
+        print(f"  pool / {name} (p50)        {pool_p50 / their_p50:.2f}x")
+        print(f"  HTTP job / {name} (p50)    {statistics.median(http) / their_p50:.2f}x")
+        print(
+            f"{name}, single-item tasks   {theirs['single_rate']:10.0f} items/s (2,000 at once;"
+            f" pool {pool['single_rate'] / theirs['single_rate']:.2f}x)"
+        )
+        print(
+            f"{name}, one {PIPELINED}-item task {theirs['batch_rate']:10.0f} items/s"
+            f" (pool {pool['batch_rate'] / theirs['batch_rate']:.2f}x)"
+        )
+        print(f"{name}, start to first result {theirs['cold_s'] * 1000:7.1f} ms (whole cluster)")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
