@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .codec import encode_message
 from .messages import Rumour
@@ -47,7 +48,7 @@ class BroadcastQueue:
         """Queue a rumour, replacing any older one about the same node."""
         self._remove(rumour.node)
         self._order += 1
-        entry = _Entry(rumour, encode_message(rumour), 0, self._order)
+        entry = _Entry(rumour, _encoded(rumour), 0, self._order)
         self._by_node[rumour.node] = entry
         self._buckets.setdefault(0, {})[rumour.node] = entry
         if len(self._by_node) > self.queue_max:
@@ -75,11 +76,12 @@ class BroadcastQueue:
         if not self._by_node or bytes_budget <= 0:
             return [], 0
         limit = retransmit_limit(self.retransmit_mult, n_members, self.base)
+        buckets = self._buckets
         chosen: list[_Entry] = []
         used = 0
         misses = 0
-        for transmits in sorted(self._buckets):
-            for entry in reversed(self._buckets[transmits].values()):
+        for transmits in sorted(buckets):
+            for entry in reversed(buckets[transmits].values()):
                 size = len(entry.encoded) + per_message_overhead
                 if used + size > bytes_budget:
                     misses += 1
@@ -90,14 +92,31 @@ class BroadcastQueue:
                 chosen.append(entry)
             if misses > _MISSES_MAX:
                 break
+        # Move each chosen entry up one group (or drop it once sent ``limit`` times), in the
+        # order chosen. Inlined: a join storm takes millions of rumours.
+        by_node = self._by_node
         for entry in chosen:
             node = entry.rumour.node
-            self._remove(node)
+            bucket = buckets[entry.transmits]
+            del bucket[node]
+            if not bucket:
+                del buckets[entry.transmits]
             entry.transmits += 1
             if entry.transmits < limit:
-                self._by_node[node] = entry
-                self._buckets.setdefault(entry.transmits, {})[node] = entry
+                up = buckets.get(entry.transmits)
+                if up is None:
+                    up = buckets[entry.transmits] = {}
+                up[node] = entry
+            else:
+                del by_node[node]
         return [e.rumour for e in chosen], used
+
+
+@lru_cache(maxsize=8192)
+def _encoded(rumour: Rumour) -> bytes:
+    """A rumour's encoding, cached: every peer queues the same rumours (frozen, hashable), and
+    encoding is most of the cost of queueing one."""
+    return encode_message(rumour)
 
 
 # A take gives up after this many rumours that did not fit: the datagram is as good as full.

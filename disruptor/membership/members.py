@@ -55,9 +55,9 @@ class MemberTable:
         self.members: dict[str, Member] = {}
         self._probe_order: list[str] = []
         self._probe_index = 0
-        # N is asked for on every send; recounted only after a change.
-        self._live_count: int | None = None
-        self._alive_count: int | None = None
+        # N is asked for on every send: kept up to date on every change instead of recounted.
+        self._live_count = 0
+        self._alive_count = 0
 
     def __len__(self) -> int:
         return len(self.members)
@@ -66,40 +66,46 @@ class MemberTable:
         return self.members.get(node)
 
     def add(self, member: Member, rng: random.Random) -> None:
-        self.members[member.node] = member
-        self._live_count = self._alive_count = None
+        self._put(member)
         if member.node != self.local:
             self._probe_order.insert(rng.randint(0, len(self._probe_order)), member.node)
 
     def add_many(self, members: list[Member], rng: random.Random) -> None:
         """Add many members at once (one shuffle, not one insertion each)."""
         for member in members:
-            self.members[member.node] = member
-        self._live_count = self._alive_count = None
+            self._put(member)
         self._reshuffle(rng)
+
+    def _put(self, member: Member) -> None:
+        old = self.members.get(member.node)
+        if old is not None:
+            self._count(old.state, -1)
+        self.members[member.node] = member
+        self._count(member.state, 1)
+
+    def _count(self, state: MemberState, delta: int) -> None:
+        if state in LIVE_STATES:
+            self._live_count += delta
+            if state == MemberState.ALIVE:
+                self._alive_count += delta
 
     def set_state(self, member: Member, state: MemberState, incarnation: int, now: float) -> bool:
         """Record a state (and incarnation); True if the state itself changed."""
         changed = member.state != state
         member.incarnation = incarnation
         if changed:
+            self._count(member.state, -1)
             member.state = state
             member.since = now
-            self._live_count = self._alive_count = None
+            self._count(state, 1)
         return changed
 
     def live_count(self) -> int:
         """Members believed alive or suspect, self included: the N of the timing formulas."""
-        if self._live_count is None:
-            self._live_count = sum(1 for m in self.members.values() if m.is_live)
         return self._live_count
 
     def alive_count(self) -> int:
         """Members believed alive, self included."""
-        if self._alive_count is None:
-            self._alive_count = sum(
-                1 for m in self.members.values() if m.state == MemberState.ALIVE
-            )
         return self._alive_count
 
     def counts_by_state(self) -> dict[str, int]:
@@ -163,7 +169,5 @@ class MemberTable:
             if not m.is_live and n != self.local and now - m.since > retention_s
         ]
         for node in gone:
-            del self.members[node]
-        if gone:
-            self._live_count = self._alive_count = None
+            self._count(self.members.pop(node).state, -1)
         return gone

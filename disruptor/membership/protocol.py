@@ -212,10 +212,17 @@ class Protocol:
 
     def receive(self, now: float, source: str, messages: tuple[Message, ...]) -> list[Output]:
         out: list[Output] = []
-        sender = self.table.get(source)
+        members = self.table.members
+        sender = members.get(source)
         if sender is not None:
             sender.last_seen = now
         for message in messages:
+            if type(message) is Alive and message.node != self.local:
+                # Most rumours are old news about a known member (a join storm delivers N^2 of
+                # them): skip them here, exactly as ``_on_alive`` would, without the calls.
+                member = members.get(message.node)
+                if member is not None and message.incarnation <= member.incarnation:
+                    continue
             out += self._handle(now, source, message)
         return out
 

@@ -8,6 +8,7 @@ Rule: every scenario is a pure function of its arguments, seed included.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .config import MembershipConfig
@@ -70,6 +71,50 @@ def converge(
         # Let the newcomer's rumours settle before the next one, so rounds do not overlap.
         sim.run_until(sim.now + 5.0)
     return result
+
+
+@dataclass
+class JoinResult:
+    n: int
+    # Virtual seconds from the first start until every peer lists every other as alive, and from
+    # the last peer's start.
+    converged_s: float
+    after_last_start_s: float
+    gossip_interval_s: float
+
+    @property
+    def rounds(self) -> float:
+        return self.converged_s / self.gossip_interval_s
+
+
+def join_through_one_seed(
+    n: int, seed: int, config: MembershipConfig, spread_s: float = 1.0, limit_s: float = 300.0
+) -> JoinResult:
+    """Start ``n`` peers, all pointed at the same single seed (peer 0, started at t = 0; the
+    others at seeded random times within ``spread_s``); time full convergence."""
+    sim = Simulator(seed, config)
+    rng = random.Random(seed ^ 0x101)  # noqa: S311 - simulation
+    seed_name = peer_name(0)
+    sim.add_peer(seed_name)
+    starts = sorted(rng.uniform(0.0, spread_s) for _ in range(1, n))
+
+    def starter(name: str) -> Callable[[], None]:
+        def start() -> None:
+            sim.add_peer(name, seeds=[seed_name])
+
+        return start
+
+    for i, at in enumerate(starts, start=1):
+        sim.at(at, starter(peer_name(i)))
+    sim.sweep_interval_s = 1.0 if n <= 64 else 30.0
+
+    def everyone() -> bool:
+        return len(sim.peers) == n and sim.converged()
+
+    if not sim.run_until(limit_s, everyone, stop_check_s=0.05):
+        raise sim.fail(f"{n} peers joining through one seed did not converge within {limit_s} s")
+    last = starts[-1] if starts else 0.0
+    return JoinResult(n, sim.now, sim.now - last, config.gossip_interval_s)
 
 
 @dataclass
