@@ -144,7 +144,7 @@ def main() -> None:
     heals = [sc.partition(16, seed, LOCAL, 60.0) for seed in (31, 32, 33)]
     rows.append(
         (
-            "partition 8 | 8 for 60 s, then healed (local, push-pull 15 s, 3 seeds)",
+            "partition 8 / 8 for 60 s, then healed (local, push-pull 15 s, 3 seeds)",
             "one view again after "
             + ", ".join(f"{h.heal_s:.1f}" for h in heals)
             + " s (2 push-pull intervals = 30 s)",
