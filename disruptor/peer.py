@@ -40,7 +40,6 @@ class Peer:
         self.api_token = self.home.api_token()
         self.cluster_secret = self.home.cluster_secret()
         self._runner: web.AppRunner | None = None
-        self._stopped = asyncio.Event()
         self.state_dir: Path = Path()
         # --- parts: constructed in _build_parts once the port is known ---
         self.trust: TrustStore | None = None
@@ -129,7 +128,6 @@ class Peer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        self._stopped.set()
 
     async def run_until_signalled(self) -> None:
         """Start, serve until SIGINT or SIGTERM, then stop cleanly."""
