@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,27 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     yield Home(root).ensure()
 
 
-@pytest.fixture
-async def peer(home: Home) -> AsyncIterator[Peer]:
-    """One peer running in this test's event loop on a free loopback port."""
-    running = Peer(PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root))
+@asynccontextmanager
+async def open_peer(home: Home, seeds: Sequence[Address] = ()) -> AsyncIterator[Peer]:
+    """A peer of this data directory on a free loopback port, in the running event loop."""
+    address = Address("127.0.0.1", free_port())
+    running = Peer(PeerConfig(address=address, home=home.root, seeds=tuple(seeds)))
     await running.start()
     try:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+async def peer(home: Home) -> AsyncIterator[Peer]:
+    """One peer running in this test's event loop on a free loopback port."""
+    async with open_peer(home) as running:
+        yield running
+
+
+@pytest.fixture
+async def pair(home: Home) -> AsyncIterator[tuple[Peer, Peer]]:
+    """Two peers of one data directory (same secret and keys), the second seeded with the first."""
+    async with open_peer(home) as first, open_peer(home, [first.address]) as second:
+        yield first, second

@@ -3,37 +3,14 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 
-from disruptor.address import Address
 from disruptor.api.auth import PEER_AUTH_HEADER, peer_auth_header
-from disruptor.config import PeerConfig
-from disruptor.home import Home
 from disruptor.membership.driver import SYNC_PATH
 from disruptor.peer import Peer
 
-from ..cluster import free_port
 from ..membership.test_driver_functional import driver, states, until
-
-
-@pytest.fixture
-async def pair(home: Home) -> AsyncIterator[tuple[Peer, Peer]]:
-    first = Peer(PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root))
-    await first.start()
-    second = Peer(
-        PeerConfig(
-            address=Address("127.0.0.1", free_port()), home=home.root, seeds=(first.address,)
-        )
-    )
-    await second.start()
-    try:
-        yield first, second
-    finally:
-        await second.stop()
-        await first.stop()
 
 
 async def test_peers_lists_self_first_then_the_others(pair: tuple[Peer, Peer]) -> None:

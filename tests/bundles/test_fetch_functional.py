@@ -20,6 +20,7 @@ from disruptor.home import Home
 from disruptor.peer import Peer
 
 from ..cluster import free_port
+from ..conftest import open_peer
 from .archives import make_app
 from .test_store import upload
 
@@ -27,12 +28,8 @@ from .test_store import upload
 @pytest.fixture
 async def second(home: Home) -> AsyncIterator[Peer]:
     """Another peer of the same user (same data directory: same secret and keys)."""
-    running = Peer(PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root))
-    await running.start()
-    try:
+    async with open_peer(home) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 async def held_by(peer: Peer, tmp_path: Path, key_from: Home | None = None) -> str:

@@ -10,11 +10,10 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 
 import aiohttp
-import pytest
 
 from disruptor.address import Address
 from disruptor.config import PeerConfig
@@ -46,23 +45,6 @@ def driver(peer: Peer) -> MembershipDriver:
 
 def states(peer: Peer) -> dict[str, str]:
     return {str(m.address): m.state for m in driver(peer).members()}
-
-
-@pytest.fixture
-async def pair(home: Home) -> AsyncIterator[tuple[Peer, Peer]]:
-    first = Peer(PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root))
-    await first.start()
-    second = Peer(
-        PeerConfig(
-            address=Address("127.0.0.1", free_port()), home=home.root, seeds=(first.address,)
-        )
-    )
-    await second.start()
-    try:
-        yield first, second
-    finally:
-        await second.stop()
-        await first.stop()
 
 
 async def test_two_peers_find_each_other_and_list_each_other(pair: tuple[Peer, Peer]) -> None:
