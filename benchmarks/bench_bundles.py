@@ -33,13 +33,13 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from disruptor.address import Address
-from disruptor.bundles.limits import BundleLimits
 from disruptor.bundles.pack import pack_to_file
+from disruptor.bundles.settings import BundleSettings
 from disruptor.bundles.signing import SignedManifest, load_or_create_key, sign_manifest
 from disruptor.bundles.unpack import check_archive, remove_tree, unpack_archive
-from disruptor.config import PeerConfig
 from disruptor.home import Home
 from disruptor.peer import Peer
+from disruptor.settings import PeerSettings
 
 WORDS = [
     "def", "return", "import", "class", "self", "value", "items", "for", "in", "if", "else",
@@ -131,7 +131,7 @@ async def upload_once(peer: Peer, archive: Path, header: str, sha1: str, size: i
 def signed_for(home: Home, archive: Path) -> SignedManifest:
     key, _ = load_or_create_key(home.signing_key_path)
     data = archive.read_bytes()
-    app = check_archive(archive, BundleLimits())
+    app = check_archive(archive, BundleSettings())
     return sign_manifest(
         key,
         sha1=hashlib.sha1(data).hexdigest(),
@@ -144,7 +144,7 @@ def signed_for(home: Home, archive: Path) -> SignedManifest:
 
 
 async def upload_bench(home: Home, archive: Path, manifest: SignedManifest, repeat: int) -> float:
-    peer = Peer(PeerConfig(address=Address("127.0.0.1", 0), home=home.root))
+    peer = Peer(PeerSettings(address=Address("127.0.0.1", 0), home=home.root))
     await peer.start()
     try:
         assert peer.store is not None
@@ -187,7 +187,7 @@ def main() -> None:
             shutil.rmtree(out_tar, ignore_errors=True)
             out_tar.mkdir()
 
-        limits = BundleLimits()
+        limits = BundleSettings()
         tar_unpack = ["tar", "-I", "zstd -d", "-xf", str(theirs), "-C", str(out_tar)]
         unpack = paired(
             lambda: unpack_archive(ours, out_ours, work / "tmp", limits),

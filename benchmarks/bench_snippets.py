@@ -21,12 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from disruptor.address import Address
 from disruptor.client import AsyncClient
-from disruptor.config import PeerConfig
 from disruptor.home import Home
 from disruptor.peer import Peer
+from disruptor.settings import PeerSettings
 from disruptor.snippets.compile import compile_snippet, snippet_sha1
-from disruptor.snippets.host import Host
-from disruptor.snippets.hosts import HostPool
+from disruptor.snippets.host_main import Host
+from disruptor.snippets.host_pool import HostPool
 from disruptor.snippets.policy import RunScope, SnippetSettings
 
 ITEMS = 100_000
@@ -157,7 +157,7 @@ async def bench_pool() -> None:
 async def bench_http() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Home(Path(tmp)).ensure()
-        peer = Peer(PeerConfig(address=Address("127.0.0.1", 0), home=home.root))
+        peer = Peer(PeerSettings(address=Address("127.0.0.1", 0), home=home.root))
         await peer.start()
         try:
             async with AsyncClient(peer.url, home=home) as client:

@@ -37,8 +37,8 @@ import aiohttp
 
 from disruptor.address import Address
 from disruptor.client import AsyncClient
-from disruptor.config import PeerConfig
 from disruptor.peer import Peer
+from disruptor.settings import PeerSettings
 from disruptor.workers.pool import DirectorySource, WorkerPool
 from disruptor.workers.settings import WorkerSettings
 
@@ -143,7 +143,7 @@ async def bench_pool(isolation: str, root: Path) -> dict[str, Any]:
 async def bench_http(root: Path) -> list[float]:
     os.environ["DISRUPTOR_HOME"] = str(root / "home")
     home = root / "home"
-    peer = Peer(PeerConfig(address=Address("127.0.0.1", 0), home=home))
+    peer = Peer(PeerSettings(address=Address("127.0.0.1", 0), home=home))
     await peer.start()
     try:
         app = root / "app"

@@ -13,7 +13,7 @@ Layout::
       keys/signing.key    this user's Ed25519 signing key (created by ``keygen`` or on first push)
       trusted/            one file per trusted publisher public key (<key id>.pub)
       peers/<host>_<port>/  one peer's bundle store, unpacked bundles, worker scratch, state
-      config.toml         optional settings (see disruptor.config)
+      config.toml         optional settings (see disruptor.settings)
 """
 
 from __future__ import annotations

@@ -20,20 +20,20 @@ from .api.app import make_app
 from .api.header_timeout import HeaderTimeoutAppRunner
 from .bundles.store import BundleStore
 from .bundles.trust import TrustStore
-from .config import PeerConfig
 from .home import Home
-from .jobs.runner import JobRunner
+from .jobs.coordinator import JobCoordinator
 from .membership.driver import MembershipDriver
 from .membership.wiring import build_membership
 from .metrics import Metrics
-from .snippets import SnippetRunner
+from .settings import PeerSettings
+from .snippets import SnippetEngine
 from .workers.pool import WorkerPool
 
 log = logging.getLogger("disruptor.peer")
 
 
 class Peer:
-    def __init__(self, config: PeerConfig) -> None:
+    def __init__(self, config: PeerSettings) -> None:
         self.config = config
         self.home = Home(config.home).ensure()
         self.address = config.address
@@ -46,8 +46,8 @@ class Peer:
         self.store: BundleStore | None = None
         self.pool: WorkerPool | None = None
         self.metrics: Metrics | None = None
-        self.jobs: JobRunner | None = None
-        self.snippets: SnippetRunner | None = None
+        self.jobs: JobCoordinator | None = None
+        self.snippets: SnippetEngine | None = None
         self.membership: MembershipDriver | None = None
 
     @property
@@ -69,10 +69,10 @@ class Peer:
         self.pool = WorkerPool(
             self.store, self.state_dir, self.config.workers, data_root=self.home.root
         )
-        self.snippets = SnippetRunner(self.config.snippets, self.state_dir)
+        self.snippets = SnippetEngine(self.config.snippets, self.state_dir)
         self.membership = build_membership(self)
         # Jobs run on every part above; the runner copes with any of them absent.
-        self.jobs = JobRunner(self, self.config.jobs)
+        self.jobs = JobCoordinator(self, self.config.jobs)
         # Last: it reads the other parts' stats at scrape time.
         self.metrics = Metrics(self)
 

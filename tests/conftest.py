@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from disruptor.address import Address
-from disruptor.config import PeerConfig
 from disruptor.home import Home
 from disruptor.peer import Peer
+from disruptor.settings import PeerSettings
 
 from .cluster import free_port
 
@@ -28,7 +28,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
 async def open_peer(home: Home, seeds: Sequence[Address] = ()) -> AsyncIterator[Peer]:
     """A peer of this data directory on a free loopback port, in the running event loop."""
     address = Address("127.0.0.1", free_port())
-    running = Peer(PeerConfig(address=address, home=home.root, seeds=tuple(seeds)))
+    running = Peer(PeerSettings(address=address, home=home.root, seeds=tuple(seeds)))
     await running.start()
     try:
         yield running

@@ -15,7 +15,7 @@ import disruptor
 ROOT = Path(disruptor.__file__).parent
 
 SANS_IO = [
-    "bundles/limits.py",
+    "bundles/settings.py",
     "bundles/manifest.py",
     "bundles/tarstream.py",
     "jobs/dispatcher.py",

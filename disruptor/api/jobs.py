@@ -26,11 +26,11 @@ from aiohttp import web
 
 from ..address import Address
 from ..errors import InvalidPayload, Unavailable, UnsupportedMediaType
+from ..jobs.coordinator import JobCoordinator
 from ..jobs.fanout import fan_out
 from ..jobs.job import Job
 from ..jobs.model import JobOptions, Kind, Work
 from ..jobs.policies import POLICY_NAMES
-from ..jobs.runner import JobRunner
 from .context import PEER
 
 ITEMS_MAX = 1_000_000
@@ -54,7 +54,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def runner_of(request: web.Request) -> JobRunner:
+def runner_of(request: web.Request) -> JobCoordinator:
     runner = request.app[PEER].jobs
     if runner is None:
         raise Unavailable("this peer is not running jobs yet")

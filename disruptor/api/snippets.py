@@ -13,12 +13,12 @@ from aiohttp import web
 
 from ..errors import InvalidPayload, NotFound, PayloadTooLarge
 from ..snippets.compile import check_sha1
-from ..snippets.executor import SnippetRunner
+from ..snippets.engine import SnippetEngine
 from .context import PEER
 
 
-def _runner(request: web.Request) -> SnippetRunner:
-    runner = cast(SnippetRunner | None, getattr(request.app[PEER], "snippets", None))
+def _runner(request: web.Request) -> SnippetEngine:
+    runner = cast(SnippetEngine | None, getattr(request.app[PEER], "snippets", None))
     if runner is None:
         raise NotFound("this peer runs no snippets")
     return runner

@@ -37,7 +37,7 @@ from ..errors import (
     SignatureInvalid,
     UntrustedSigner,
 )
-from .limits import BundleLimits
+from .settings import BundleSettings
 from .signing import SignedManifest, unsigned_manifest, verify_signature
 from .trust import TrustStore
 from .unpack import check_archive, remove_tree, unpack_archive
@@ -185,7 +185,7 @@ class BundleStore:
         root: Path,
         unpacked_root: Path,
         trust: TrustStore,
-        limits: BundleLimits | None = None,
+        limits: BundleSettings | None = None,
         *,
         insecure_dev: bool = False,
         cluster_secret: bytes = b"",
@@ -197,7 +197,7 @@ class BundleStore:
         self.tmp_dir = root / "tmp"
         self.unpacked_root = unpacked_root
         self.trust = trust
-        self.limits = limits or BundleLimits()
+        self.limits = limits or BundleSettings()
         self.insecure_dev = insecure_dev
         self.cluster_secret = cluster_secret
         self.clock = clock

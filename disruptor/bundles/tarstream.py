@@ -23,7 +23,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from ..errors import ArchiveUnsafe
-from .limits import BundleLimits
+from .settings import BundleSettings
 
 BLOCK = 512
 # Extended headers (pax records, GNU long names) are small; a large one is an attack.
@@ -133,7 +133,7 @@ def _fold(name: str) -> str:
 class TarReader:
     """Push parser over a decompressed tar stream; see the module docstring for what it refuses."""
 
-    def __init__(self, limits: BundleLimits) -> None:
+    def __init__(self, limits: BundleSettings) -> None:
         self.limits = limits
         self._pending = bytearray()
         self._state = "header"

@@ -22,8 +22,8 @@ from typing import BinaryIO, Protocol
 import zstandard
 
 from ..errors import ArchiveUnsafe, ManifestInvalid
-from .limits import BundleLimits
 from .manifest import MANIFEST_BYTES_MAX, MANIFEST_NAME, AppManifest, parse_app_manifest
+from .settings import BundleSettings
 from .tarstream import ArchiveEnd, Entry, EntryEnd, EntryStart, FileData, TarReader
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -86,7 +86,7 @@ def check_zstd_framing(source: BinaryIO) -> None:
     source.seek(0)
 
 
-def decompressed_chunks(source: BinaryIO, limits: BundleLimits) -> Iterator[bytes]:
+def decompressed_chunks(source: BinaryIO, limits: BundleSettings) -> Iterator[bytes]:
     """Yield the decoded bytes of the single zstd frame in ``source``; refuse anything else."""
     if source.read(1) == b"":
         raise ArchiveUnsafe("empty bundle: not a zstd stream")
@@ -104,7 +104,7 @@ def decompressed_chunks(source: BinaryIO, limits: BundleLimits) -> Iterator[byte
         raise ArchiveUnsafe(f"not a valid zstd stream: {exc}") from None
 
 
-def scan_archive(source: BinaryIO, limits: BundleLimits, sink: Sink) -> TarReader:
+def scan_archive(source: BinaryIO, limits: BundleSettings, sink: Sink) -> TarReader:
     """Decode and check the whole archive, passing each entry and its bytes to ``sink``."""
     reader = TarReader(limits)
     for chunk in decompressed_chunks(source, limits):
@@ -149,7 +149,7 @@ class ManifestSink:
         return parse_app_manifest(bytes(self._buffer))
 
 
-def check_archive(path: Path, limits: BundleLimits) -> AppManifest:
+def check_archive(path: Path, limits: BundleSettings) -> AppManifest:
     """Decode and check the whole archive without writing; return its app manifest."""
     sink = ManifestSink()
     with path.open("rb") as f:
@@ -213,7 +213,9 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def unpack_archive(archive: Path, destination: Path, temp_dir: Path, limits: BundleLimits) -> Path:
+def unpack_archive(
+    archive: Path, destination: Path, temp_dir: Path, limits: BundleSettings
+) -> Path:
     """Extract ``archive`` to ``destination`` (which must not exist) via a temp dir in
     ``temp_dir`` on the same file system; the result is read-only."""
     temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

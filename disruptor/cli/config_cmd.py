@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..settings import Settings, load_settings, parse_assignment
+from ..settings_sources import LoadedSettings, load_settings, parse_assignment
 from .common import print_json
 
 
@@ -78,7 +78,7 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_table(settings: Settings) -> str:
+def render_table(settings: LoadedSettings) -> str:
     rows = [(e.name, _text(e.to_json()["value"]), e.source) for e in settings.entries]
     name_w = max(len(r[0]) for r in rows)
     value_w = min(40, max(len(r[1]) for r in rows))

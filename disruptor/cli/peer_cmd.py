@@ -12,7 +12,7 @@ from typing import Any
 
 from ..logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from ..peer import Peer
-from ..settings import load_settings
+from ..settings_sources import load_settings
 from .config_cmd import add_settings_options, flag_settings
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..bundles.limits import BundleLimits
 from ..bundles.pack import pack_to_file
+from ..bundles.settings import BundleSettings
 from ..bundles.signing import SignedManifest, load_or_create_key, sign_manifest
 from ..bundles.store import validate_sha1
 from ..bundles.unpack import check_archive
@@ -57,10 +57,10 @@ def digest_file(path: Path) -> tuple[str, str, int]:
 
 
 def sign_archive(
-    archive: Path, key: Ed25519PrivateKey, limits: BundleLimits | None = None
+    archive: Path, key: Ed25519PrivateKey, limits: BundleSettings | None = None
 ) -> SignedManifest:
     """Check ``archive`` as a peer would, then sign its manifest with ``key``."""
-    app = check_archive(archive, limits or BundleLimits())
+    app = check_archive(archive, limits or BundleSettings())
     sha1, sha256, size = digest_file(archive)
     return sign_manifest(
         key,

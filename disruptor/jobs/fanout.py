@@ -16,8 +16,8 @@ from typing import Any
 
 from ..address import Address
 from ..errors import BadRequest, DisruptorError, InvalidPayload, NotFound
+from .coordinator import JobCoordinator
 from .policies import PeerView, pick_peers
-from .runner import JobRunner
 
 PEERS_LIST_MAX = 10_000
 
@@ -40,7 +40,7 @@ def choose_targets(
     raise InvalidPayload("'peers' must be \"all\", a count, or a list of HOST:PORT")
 
 
-async def deploy(runner: JobRunner, sha1: str, targets: Sequence[str]) -> dict[str, str]:
+async def deploy(runner: JobCoordinator, sha1: str, targets: Sequence[str]) -> dict[str, str]:
     """Get the bundle onto every target, in waves, so no one peer sends every copy.
 
     Each wave pairs every peer lacking the bundle with a distinct holder (as far as there are
@@ -72,7 +72,7 @@ async def deploy(runner: JobRunner, sha1: str, targets: Sequence[str]) -> dict[s
     return failed
 
 
-async def _fetch(runner: JobRunner, sha1: str, target: str, sources: list[str]) -> str | None:
+async def _fetch(runner: JobCoordinator, sha1: str, target: str, sources: list[str]) -> str | None:
     """Ask ``target`` to fetch the bundle, trying ``sources`` in order; why it failed, if so."""
     try:
         await runner.calls.send_json(
@@ -84,7 +84,7 @@ async def _fetch(runner: JobRunner, sha1: str, target: str, sources: list[str]) 
 
 
 async def fan_out(
-    runner: JobRunner, method: str, path: str, body: dict[str, Any] | None, spec: Any
+    runner: JobCoordinator, method: str, path: str, body: dict[str, Any] | None, spec: Any
 ) -> dict[str, Any]:
     """Make the single-peer request on every target; ``{address: reply | {"error": problem}}``.
 
@@ -114,6 +114,6 @@ async def fan_out(
     return {**skipped, **dict(zip(targets, answers, strict=True))}
 
 
-async def gather_from_all(runner: JobRunner, path: str) -> dict[str, Any]:
+async def gather_from_all(runner: JobCoordinator, path: str) -> dict[str, Any]:
     """``GET path`` on every live peer (this one included)."""
     return await fan_out(runner, "GET", path, None, "all")

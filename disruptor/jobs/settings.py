@@ -1,4 +1,4 @@
-"""The job layer's settings (``PeerConfig.jobs``) and its counters (``peer.jobs.stats``).
+"""The job layer's settings (``PeerSettings.jobs``) and its counters (``peer.jobs.stats``).
 
 Every bound on a queue or a registry is set here, with the reason for its size.
 """

@@ -4,5 +4,5 @@ Sans-IO cores (``framing``, ``messages``, ``session``, ``restarts``) hold the pr
 adapters (``process``, ``isolation``, and ``pool`` with its queues in ``batching``, its launches in
 ``launch``, its handling of dead workers in ``supervisor`` and its records in ``model``) move
 bytes and start processes. The worker side of the protocol for Python bundles is
-``disruptor.worker``.
+``disruptor.worker_runtime``.
 """

@@ -28,7 +28,7 @@ MIB = 1024 * 1024
 SANDBOX_BUNDLE = "/bundle"
 SANDBOX_SCRATCH = "/scratch"
 SANDBOX_RUNTIME_DIR = "/opt/disruptor"
-SANDBOX_RUNTIME = SANDBOX_RUNTIME_DIR + "/worker.py"
+SANDBOX_RUNTIME = SANDBOX_RUNTIME_DIR + "/worker_runtime.py"
 # The sandbox's own /tmp: a private tmpfs, not the host's.
 SANDBOX_TMP = "/tmp"  # noqa: S108
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -386,12 +386,12 @@ def _parent_dirs(path: str) -> list[str]:
 
 def install_runtime(directory: Path) -> Path:
     """Copy the Python worker runtime where every worker (any uid, any mode) can read it."""
-    source = Path(__file__).resolve().parent.parent / "worker.py"
+    source = Path(__file__).resolve().parent.parent / "worker_runtime.py"
     directory.mkdir(parents=True, exist_ok=True)
     # Readable by the worker uids: the runtime is code, not a secret.
     os.chmod(directory, 0o755)  # noqa: S103
-    target = directory / "worker.py"
-    tmp = directory / "worker.py.tmp"
+    target = directory / "worker_runtime.py"
+    tmp = directory / "worker_runtime.py.tmp"
     shutil.copyfile(source, tmp)
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)

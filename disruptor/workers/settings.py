@@ -1,4 +1,4 @@
-"""The worker pool's settings (``PeerConfig.workers``), each default explained where it is set."""
+"""The worker pool's settings (``PeerSettings.workers``), each default explained where it is set."""
 
 from __future__ import annotations
 

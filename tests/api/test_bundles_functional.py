@@ -17,17 +17,17 @@ import pytest
 from yarl import URL
 
 from disruptor.address import Address
-from disruptor.bundles.limits import BundleLimits
 from disruptor.bundles.pack import pack_to_file
+from disruptor.bundles.settings import BundleSettings
 from disruptor.bundles.signing import (
     SignedManifest,
     generate_key,
     load_or_create_key,
     sign_manifest,
 )
-from disruptor.config import HttpSettings, PeerConfig
 from disruptor.home import Home
 from disruptor.peer import Peer
+from disruptor.settings import HttpSettings, PeerSettings
 
 from ..bundles.archives import (
     MANIFEST,
@@ -315,8 +315,8 @@ def _archive_cases() -> dict[str, bytes]:
 
 async def test_archive_attacks(home: Home, tmp_path: Path) -> None:
     """Every hostile archive, signed by a trusted key, is refused; one peer serves them all."""
-    limits = BundleLimits(file_bytes_max=1 << 20, unpacked_bytes_max=2 << 20)
-    config = PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root, bundles=limits)
+    limits = BundleSettings(file_bytes_max=1 << 20, unpacked_bytes_max=2 << 20)
+    config = PeerSettings(address=Address("127.0.0.1", free_port()), home=home.root, bundles=limits)
     peer = Peer(config)
     await peer.start()
     try:
@@ -363,8 +363,8 @@ async def test_missing_or_mismatched_bundle_toml(
 
 
 async def test_body_over_the_size_limit(home: Home, tmp_path: Path) -> None:
-    limits = BundleLimits(upload_bytes_max=64 * 1024)
-    config = PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root, bundles=limits)
+    limits = BundleSettings(upload_bytes_max=64 * 1024)
+    config = PeerSettings(address=Address("127.0.0.1", free_port()), home=home.root, bundles=limits)
     peer = Peer(config)
     await peer.start()
     try:
@@ -499,7 +499,7 @@ async def test_unknown_method_and_path(peer: Peer, http: aiohttp.ClientSession) 
 
 
 async def test_insecure_dev_peer_accepts_unsigned(home: Home, tmp_path: Path) -> None:
-    config = PeerConfig(
+    config = PeerSettings(
         address=Address("127.0.0.1", free_port()), home=home.root, insecure_dev=True
     )
     peer = Peer(config)
@@ -519,7 +519,7 @@ async def test_insecure_dev_peer_accepts_unsigned(home: Home, tmp_path: Path) ->
 async def test_slow_header_trickler_is_dropped_while_others_are_served(
     home: Home, tmp_path: Path
 ) -> None:
-    config = PeerConfig(
+    config = PeerSettings(
         address=Address("127.0.0.1", free_port()),
         home=home.root,
         http=HttpSettings(header_timeout_s=1.0),

@@ -7,7 +7,7 @@ from typing import Any
 
 from disruptor.address import Address
 from disruptor.api.snapshot import RECENT_REFRESH_S, SnapshotBuilder, jsonable, wall_time
-from disruptor.config import PeerConfig
+from disruptor.settings import PeerSettings
 
 NOW, MONO = 1_800_000_000.0, 500.0
 
@@ -106,7 +106,7 @@ clock = {"mono": MONO}
 def builder(**parts: Any) -> SnapshotBuilder:
     clock["mono"] = MONO
     peer = SimpleNamespace(
-        address=Address("10.0.0.1", 1), url="http://10.0.0.1:1", config=PeerConfig(), **parts
+        address=Address("10.0.0.1", 1), url="http://10.0.0.1:1", config=PeerSettings(), **parts
     )
     return SnapshotBuilder(peer, clock=lambda: NOW, monotonic=lambda: clock["mono"])
 

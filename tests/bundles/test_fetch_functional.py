@@ -14,10 +14,10 @@ from disruptor.address import Address
 from disruptor.bundles.fetch import _get_bytes
 from disruptor.bundles.pack import pack_to_file
 from disruptor.bundles.signing import generate_key, load_or_create_key, sign_manifest
-from disruptor.config import PeerConfig
 from disruptor.errors import NotFound, PeerUnreachable, UntrustedSigner
 from disruptor.home import Home
 from disruptor.peer import Peer
+from disruptor.settings import PeerSettings
 
 from ..cluster import free_port
 from ..conftest import open_peer
@@ -106,7 +106,7 @@ async def test_missing_everywhere_and_unreachable(peer: Peer, second: Peer, tmp_
 async def test_an_untrusted_bundle_is_not_fetched(home: Home, second: Peer, tmp_path: Path) -> None:
     other_home = Home(tmp_path / "other").ensure()
     (other_home.root / "cluster.secret").write_bytes((home.root / "cluster.secret").read_bytes())
-    config = PeerConfig(
+    config = PeerSettings(
         address=Address("127.0.0.1", free_port()), home=other_home.root, insecure_dev=True
     )
     lax = Peer(config)

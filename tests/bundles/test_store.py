@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from disruptor.bundles.limits import BundleLimits
 from disruptor.bundles.pack import pack_to_file
+from disruptor.bundles.settings import BundleSettings
 from disruptor.bundles.signing import (
     SignedManifest,
     format_public_key,
@@ -160,7 +160,7 @@ async def test_insecure_dev_accepts_unsigned_and_untrusted(
 
 
 async def test_body_over_the_limit(tmp_path: Path, key: Ed25519PrivateKey) -> None:
-    store = new_store(tmp_path, key, limits=BundleLimits(upload_bytes_max=100))
+    store = new_store(tmp_path, key, limits=BundleSettings(upload_bytes_max=100))
     up = store.begin_upload("a" * 40)
     with pytest.raises(PayloadTooLarge):
         up.write(b"x" * 101)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from disruptor.bundles.limits import BundleLimits
+from disruptor.bundles.settings import BundleSettings
 from disruptor.bundles.tarstream import (
     ArchiveEnd,
     EntryEnd,
@@ -16,8 +16,8 @@ from disruptor.errors import ArchiveUnsafe
 from .archives import END, directory, header, member, pad, pax, tar
 
 
-def read(data: bytes, limits: BundleLimits | None = None, step: int = 0) -> list[Event]:
-    reader = TarReader(limits or BundleLimits())
+def read(data: bytes, limits: BundleSettings | None = None, step: int = 0) -> list[Event]:
+    reader = TarReader(limits or BundleSettings())
     events: list[Event] = []
     if step:
         for i in range(0, len(data), step):
@@ -141,7 +141,7 @@ def test_base256_sizes_are_refused() -> None:
 
 
 def test_limits_on_count_size_and_paths() -> None:
-    small = BundleLimits(
+    small = BundleSettings(
         file_count_max=3,
         file_bytes_max=100,
         unpacked_bytes_max=150,
@@ -164,7 +164,7 @@ def test_limits_on_count_size_and_paths() -> None:
 
 def test_size_is_refused_before_its_bytes_are_read() -> None:
     # Only the header is fed: the refusal cannot have waited for 10 GB of content.
-    reader = TarReader(BundleLimits(file_bytes_max=1024))
+    reader = TarReader(BundleSettings(file_bytes_max=1024))
     with pytest.raises(ArchiveUnsafe, match="larger than 1024"):
         reader.feed(header("huge", size=10 * 1024**3))
 

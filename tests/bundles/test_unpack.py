@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from disruptor.bundles.limits import BundleLimits
 from disruptor.bundles.pack import pack_to_file
+from disruptor.bundles.settings import BundleSettings
 from disruptor.bundles.unpack import (
     check_archive,
     decompressed_chunks,
@@ -35,7 +35,7 @@ def test_unpack_round_trip_is_read_only(tmp_path: Path) -> None:
     archive = tmp_path / "b.tar.zst"
     result = pack_to_file(app, archive)
     dest = tmp_path / "unpacked" / result.sha1
-    unpack_archive(archive, dest, tmp_path / "tmp", BundleLimits())
+    unpack_archive(archive, dest, tmp_path / "tmp", BundleSettings())
     assert (dest / "pkg" / "data.txt").read_bytes() == b"hello\n" * 100
     assert (dest / "bundle.toml").read_text() == MANIFEST
     assert stat.S_IMODE((dest / "demo.py").stat().st_mode) == 0o444
@@ -68,7 +68,7 @@ def test_bad_archives_are_refused_and_leave_nothing(
     archive = write(tmp_path, data)
     dest = tmp_path / "unpacked" / ("a" * 40)
     with pytest.raises(ArchiveUnsafe, match=reason):
-        unpack_archive(archive, dest, tmp_path / "tmp", BundleLimits())
+        unpack_archive(archive, dest, tmp_path / "tmp", BundleSettings())
     assert not dest.exists()
     assert list((tmp_path / "tmp").iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle.tar.zst", "tmp"]
@@ -78,7 +78,7 @@ def test_a_window_larger_than_allowed_is_refused(tmp_path: Path) -> None:
     params = zstandard.ZstdCompressionParameters.from_level(3, window_log=24)
     big = with_manifest(member("blob", os.urandom(4 << 20)))
     data = zstandard.ZstdCompressor(compression_params=params).compress(big)
-    limits = BundleLimits(zstd_window_bytes_max=1 << 20)
+    limits = BundleSettings(zstd_window_bytes_max=1 << 20)
     with pytest.raises(ArchiveUnsafe, match="not a valid zstd"):
         list(decompressed_chunks(io.BytesIO(data), limits))
 
@@ -88,7 +88,7 @@ def test_a_bomb_is_refused_without_filling_disk_or_memory(tmp_path: Path) -> Non
     bomb = zst(tar(member("bundle.toml", MANIFEST.encode()), member("zeros", bytes(64 << 20))))
     assert len(bomb) < 64 * 1024
     archive = write(tmp_path, bomb)
-    limits = BundleLimits(unpacked_bytes_max=1 << 20, file_bytes_max=1 << 20)
+    limits = BundleSettings(unpacked_bytes_max=1 << 20, file_bytes_max=1 << 20)
     with pytest.raises(ArchiveUnsafe, match="larger than"):
         unpack_archive(archive, tmp_path / "out", tmp_path / "tmp", limits)
     assert not (tmp_path / "out").exists()
@@ -96,19 +96,19 @@ def test_a_bomb_is_refused_without_filling_disk_or_memory(tmp_path: Path) -> Non
 
 def test_decoding_steps_bound_output(tmp_path: Path) -> None:
     data = zst(bytes(32 << 20))
-    biggest = max(len(c) for c in decompressed_chunks(io.BytesIO(data), BundleLimits()))
+    biggest = max(len(c) for c in decompressed_chunks(io.BytesIO(data), BundleSettings()))
     assert biggest <= 33 << 20
 
 
 def test_check_archive_returns_manifest_and_requires_one(tmp_path: Path) -> None:
-    assert check_archive(write(tmp_path, zst(with_manifest())), BundleLimits()).name == "demo"
+    assert check_archive(write(tmp_path, zst(with_manifest())), BundleSettings()).name == "demo"
     (tmp_path / "bundle.tar.zst").unlink()
     with pytest.raises(ManifestInvalid, match="missing"):
-        check_archive(write(tmp_path, zst(tar(member("x", b"1")))), BundleLimits())
+        check_archive(write(tmp_path, zst(tar(member("x", b"1")))), BundleSettings())
     (tmp_path / "bundle.tar.zst").unlink()
     bad = zst(tar(member("bundle.toml", b"name = 3")))
     with pytest.raises(ManifestInvalid, match="name"):
-        check_archive(write(tmp_path, bad), BundleLimits())
+        check_archive(write(tmp_path, bad), BundleSettings())
 
 
 def test_existing_destination_is_not_overwritten(tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_existing_destination_is_not_overwritten(tmp_path: Path) -> None:
     dest.mkdir()
     (dest / "keep").write_text("k")
     with pytest.raises(OSError):
-        unpack_archive(archive, dest, tmp_path / "tmp", BundleLimits())
+        unpack_archive(archive, dest, tmp_path / "tmp", BundleSettings())
     assert (dest / "keep").read_text() == "k"
     assert list((tmp_path / "tmp").iterdir()) == []
     assert os.listdir(dest) == ["keep"]
@@ -128,6 +128,6 @@ def test_an_archive_made_by_the_tar_cli_unpacks(tmp_path: Path) -> None:
     app = make_app(tmp_path / "app")
     archive = tmp_path / "cli.tar.zst"
     subprocess.run(["tar", "-I", "zstd -3", "-cf", str(archive), "-C", str(app), "."], check=True)
-    assert check_archive(archive, BundleLimits()).name == "demo"
-    dest = unpack_archive(archive, tmp_path / "out", tmp_path / "tmp", BundleLimits())
+    assert check_archive(archive, BundleSettings()).name == "demo"
+    dest = unpack_archive(archive, tmp_path / "out", tmp_path / "tmp", BundleSettings())
     assert (dest / "pkg" / "data.txt").read_bytes() == b"hello\n" * 100

@@ -86,10 +86,10 @@ def test_pack_vendors_requirements(
         capsys, "pack", str(app), "-o", str(out_file), "--requirements", str(requirements)
     )
     assert code == 0, err
-    from disruptor.bundles.limits import BundleLimits
+    from disruptor.bundles.settings import BundleSettings
     from disruptor.bundles.unpack import unpack_archive
 
-    dest = unpack_archive(out_file, tmp_path / "un", tmp_path / "tmp", BundleLimits())
+    dest = unpack_archive(out_file, tmp_path / "un", tmp_path / "tmp", BundleSettings())
     assert (dest / "vendor" / "tinydep" / "__init__.py").read_text() == "VALUE = 42\n"
     assert not (app / "vendor").exists()  # the source directory is left alone
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from disruptor.address import Address
 from disruptor.client import AsyncClient
-from disruptor.config import PeerConfig
 from disruptor.home import Home
 from disruptor.jobs.settings import JobsSettings
 from disruptor.peer import Peer
+from disruptor.settings import PeerSettings
 
 from ..cluster import free_port
 
@@ -75,7 +75,7 @@ async def open_cluster(
     peers: list[Peer] = []
     try:
         for port in ports:
-            config = PeerConfig(
+            config = PeerSettings(
                 address=Address("127.0.0.1", port),
                 seeds=() if port == ports[0] else (first,),
                 home=home.root,

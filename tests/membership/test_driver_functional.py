@@ -16,7 +16,6 @@ from dataclasses import replace
 import aiohttp
 
 from disruptor.address import Address
-from disruptor.config import PeerConfig
 from disruptor.home import Home
 from disruptor.membership.codec import Keyring, encode_packet
 from disruptor.membership.config import LOCAL
@@ -24,6 +23,7 @@ from disruptor.membership.driver import MembershipDriver
 from disruptor.membership.messages import INCARNATION_MAX, Alive, Dead, Message, Packet, Ping
 from disruptor.membership.protocol import INCARNATION_JUMP_MAX
 from disruptor.peer import Peer
+from disruptor.settings import PeerSettings
 
 from ..cluster import free_port
 
@@ -70,12 +70,12 @@ async def test_two_peers_find_each_other_and_list_each_other(pair: tuple[Peer, P
 
 
 async def test_subscribers_hear_about_a_graceful_leave(home: Home) -> None:
-    a = Peer(PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root))
+    a = Peer(PeerSettings(address=Address("127.0.0.1", free_port()), home=home.root))
     await a.start()
     seen: list[tuple[str, str]] = []
     driver(a).subscribe(lambda v: seen.append((str(v.address), v.state)))
     b = Peer(
-        PeerConfig(address=Address("127.0.0.1", free_port()), home=home.root, seeds=(a.address,))
+        PeerSettings(address=Address("127.0.0.1", free_port()), home=home.root, seeds=(a.address,))
     )
     await b.start()
     try:
@@ -186,7 +186,7 @@ async def test_bad_datagrams_are_dropped_and_counted_never_believed(
 async def test_unreachable_seed_is_retried_until_it_comes_up(home: Home) -> None:
     port = free_port()
     seed_address = Address("127.0.0.1", port)
-    config = PeerConfig(
+    config = PeerSettings(
         address=Address("127.0.0.1", free_port()), home=home.root, seeds=(seed_address,)
     )
     config = replace(config, membership=replace(config.membership, join_retry_initial_s=0.2))
@@ -194,7 +194,7 @@ async def test_unreachable_seed_is_retried_until_it_comes_up(home: Home) -> None
     await late.start()
     try:
         await until(lambda: driver(late).stats.push_pulls_failed >= 2, "failed join attempts")
-        seed = Peer(PeerConfig(address=seed_address, home=home.root))
+        seed = Peer(PeerSettings(address=seed_address, home=home.root))
         await seed.start()
         try:
             await until(lambda: states(seed).get(str(late.address)) == "alive", "the late join")

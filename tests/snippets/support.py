@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from disruptor.snippets.compile import snippet_sha1
-from disruptor.snippets.host import Host
+from disruptor.snippets.host_main import Host
 from disruptor.snippets.policy import SnippetSettings
 
 

@@ -55,7 +55,7 @@ def test_dropping_privileges_clears_groups_and_capabilities() -> None:
 
 def test_bwrap_plan_mounts_no_data_directory(tmp_path: Path) -> None:
     data = tmp_path / "home"
-    bundle, scratch, runtime = data / "b", data / "s", data / "r" / "worker.py"
+    bundle, scratch, runtime = data / "b", data / "s", data / "r" / "worker_runtime.py"
     plan = isolation.plan_bwrap(
         MANIFEST, WorkerSettings(), bundle_dir=bundle, scratch_dir=scratch, runtime=runtime,
         uid=2_000_000_001,
@@ -77,7 +77,7 @@ def test_command_bundles_run_their_own_program(tmp_path: Path) -> None:
     )
     plan = isolation.plan_plain(
         manifest, WorkerSettings(), bundle_dir=tmp_path, scratch_dir=tmp_path / "s",
-        runtime=tmp_path / "worker.py", uid=None,
+        runtime=tmp_path / "worker_runtime.py", uid=None,
     )  # fmt: skip
     assert plan.argv[-2:] == ("perl", "worker.pl") and plan.argv[0] == "prlimit"
     assert plan.cwd == str(tmp_path)

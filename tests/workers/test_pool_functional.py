@@ -53,7 +53,7 @@ async def test_one_items_error_leaves_the_others(make_pool: Any) -> None:
     error = outcomes[1].error
     assert error is not None and error.kind == "task-failed" and error.type == "ZeroDivisionError"
     assert error.traceback is not None and "app.py" in error.traceback
-    assert "worker.py" not in error.traceback, "the runtime's own frames are left out"
+    assert "worker_runtime.py" not in error.traceback, "the runtime's own frames are left out"
 
 
 async def test_print_and_fd1_writes_cannot_corrupt_the_protocol(make_pool: Any) -> None:

@@ -1,4 +1,4 @@
-"""``SnippetRunner`` with real hosts: the executor contract, folds, store, whole-request errors."""
+"""``SnippetEngine`` with real hosts: the executor contract, folds, store, whole-request errors."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ from disruptor.errors import (
     SnippetRejected,
     TaskFailed,
 )
-from disruptor.snippets import SnippetRunner, SnippetSettings
+from disruptor.snippets import SnippetEngine, SnippetSettings
 from disruptor.snippets.compile import snippet_sha1
 
 SETTINGS = SnippetSettings(item_timeout_s=1.0, hosts_max=1, hosts_prestart=0, store_count_max=5)
 
 
 @pytest.fixture
-async def runner(tmp_path: Path) -> AsyncIterator[SnippetRunner]:
-    running = SnippetRunner(SETTINGS, tmp_path)
+async def runner(tmp_path: Path) -> AsyncIterator[SnippetEngine]:
+    running = SnippetEngine(SETTINGS, tmp_path)
     await running.start()
     try:
         yield running
@@ -31,7 +31,7 @@ async def runner(tmp_path: Path) -> AsyncIterator[SnippetRunner]:
         await running.stop()
 
 
-async def test_run_batch_keeps_order_and_failures_are_data(runner: SnippetRunner) -> None:
+async def test_run_batch_keeps_order_and_failures_are_data(runner: SnippetEngine) -> None:
     source = "def handle(item):\n    return 100 // item\n"
     outcomes = await runner.run_batch([1, 0, 50], source=source)
     assert [o.value for o in outcomes] == [100, None, 2]
@@ -44,7 +44,7 @@ async def test_run_batch_keeps_order_and_failures_are_data(runner: SnippetRunner
     assert runner.stats.compile_cache_hits >= 1
 
 
-async def test_reduce_combine_and_the_coordinators_fold(runner: SnippetRunner) -> None:
+async def test_reduce_combine_and_the_coordinators_fold(runner: SnippetEngine) -> None:
     reduce_source = "def reduce(results):\n    return sorted(results)[-1]\n"
     combine_source = "def combine(acc, item):\n    return acc + [item * 10]\n"
     assert (await runner.run_reduce([3, 9, 1], source=reduce_source)).value == 9
@@ -55,7 +55,7 @@ async def test_reduce_combine_and_the_coordinators_fold(runner: SnippetRunner) -
         await runner.reduce([1], source="def reduce(results):\n    while True:\n        pass\n")
 
 
-async def test_whole_request_problems_raise(runner: SnippetRunner) -> None:
+async def test_whole_request_problems_raise(runner: SnippetEngine) -> None:
     with pytest.raises(SnippetRejected, match="defines no handle"):
         await runner.run_batch([1], source="x = 1\n")
     with pytest.raises(SnippetRejected):
@@ -69,7 +69,7 @@ async def test_whole_request_problems_raise(runner: SnippetRunner) -> None:
     assert runner.stats.rejected >= 2
 
 
-async def test_store_put_get_checks_compilation(runner: SnippetRunner) -> None:
+async def test_store_put_get_checks_compilation(runner: SnippetEngine) -> None:
     source = "def handle(item):\n    return item\n"
     assert await runner.put(source) == (snippet_sha1(source), True)
     assert await runner.put(source, snippet_sha1(source)) == (snippet_sha1(source), False)
@@ -79,7 +79,7 @@ async def test_store_put_get_checks_compilation(runner: SnippetRunner) -> None:
     assert not runner.store.has(snippet_sha1("def handle(:\n"))
 
 
-async def test_fresh_globals_between_runs_on_the_same_host(runner: SnippetRunner) -> None:
+async def test_fresh_globals_between_runs_on_the_same_host(runner: SnippetEngine) -> None:
     await runner.run_batch(
         [1], source="sum = lambda x: 'hijacked'\ndef handle(item):\n    return 1\n"
     )

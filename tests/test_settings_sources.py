@@ -7,7 +7,7 @@ import pytest
 
 from disruptor.address import Address
 from disruptor.errors import BadRequest
-from disruptor.settings import load_settings, parse_assignment, schema
+from disruptor.settings_sources import load_settings, parse_assignment, schema
 
 FILE = """
 [peer]

@@ -1,6 +1,6 @@
 """The snippet host: a small process that compiles and runs snippets for its peer.
 
-Run as ``python -I -m disruptor.snippets.host LIMITS_JSON`` by ``hosts.HostPool`` with an empty
+Run as ``python -I -m disruptor.snippets.host_main LIMITS_JSON`` by ``hosts.HostPool`` with an empty
 environment, no inherited descriptors but its three pipes, ``/`` as working directory, and these
 limits set on itself before it reads any request: address space (``memory_mb``), no file writes,
 a handful of descriptors, no new processes, no core dumps. It holds no secret and opens no file.

@@ -10,7 +10,7 @@ import pytest
 
 from disruptor.errors import Overloaded
 from disruptor.snippets.compile import snippet_sha1
-from disruptor.snippets.hosts import HostPool
+from disruptor.snippets.host_pool import HostPool
 from disruptor.snippets.policy import SnippetSettings
 
 from .support import wait_until
@@ -24,7 +24,7 @@ def host_children() -> list[int]:
     for task in Path("/proc/self/task").iterdir():
         for pid in (task / "children").read_text().split():
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"disruptor.snippets.host" in cmdline:
+            if b"disruptor.snippets.host_main" in cmdline:
                 found.append(int(pid))
     return found
 

@@ -1,4 +1,5 @@
-"""The Python side of a worker: ``python -m disruptor.worker BUNDLE_DIR`` runs a bundle's handler.
+"""The Python side of a worker: ``python -m disruptor.worker_runtime BUNDLE_DIR`` runs a
+bundle's handler.
 
 A bundle needs nothing but ``bundle.toml`` naming ``handler = "module:function"`` and the module::
 
@@ -185,14 +186,14 @@ def serve(handler: Handler, concurrency: int, stdin: BinaryIO, protocol: _Protoc
         if not line:
             break
         if not line.endswith(b"\n"):
-            print("disruptor.worker: over-long request line ignored", file=sys.stderr)
+            print("disruptor.worker_runtime: over-long request line ignored", file=sys.stderr)
             while line and not line.endswith(b"\n"):
                 line = stdin.readline(LINE_BYTES_MAX + 1)
             continue
         try:
             message = json.loads(line)
         except ValueError:
-            print("disruptor.worker: request line is not JSON; ignored", file=sys.stderr)
+            print("disruptor.worker_runtime: request line is not JSON; ignored", file=sys.stderr)
             continue
         if not isinstance(message, dict):
             continue
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         handler, concurrency = load_handler(bundle_dir)
     except Exception:
         traceback.print_exc()
-        print("disruptor.worker: the handler failed to load", file=sys.stderr)
+        print("disruptor.worker_runtime: the handler failed to load", file=sys.stderr)
         return 1
     return serve(handler, concurrency, sys.stdin.buffer, protocol)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from disruptor import worker as runtime
+from disruptor import worker_runtime as runtime
 
 
 def bundle(tmp_path: Path, code: str, worker: str = "") -> Path:
@@ -27,7 +27,7 @@ def converse(directory: Path, *requests: Any) -> tuple[list[dict[str, Any]], str
         (r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in requests
     )
     done = subprocess.run(
-        [sys.executable, "-m", "disruptor.worker", str(directory)],
+        [sys.executable, "-m", "disruptor.worker_runtime", str(directory)],
         input=lines,
         capture_output=True,
         timeout=60,
@@ -121,7 +121,7 @@ def test_batch_decorator_marks_the_handler() -> None:
 def test_runtime_imports_nothing_heavy() -> None:
     probe = (
         "import sys, runpy; sys.argv = ['x']; "
-        "import disruptor.worker; "
+        "import disruptor.worker_runtime; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('aiohttp', 'cryptography', 'zstandard', 'asyncio')))"
     )

@@ -1,4 +1,4 @@
-"""``SnippetRunner``: the peer's snippet part — store, host pool, and the executor contract.
+"""``SnippetEngine``: the peer's snippet part — store, host pool, and the executor contract.
 
 Rule: ``run_batch`` keeps the local-executor contract of ``disruptor.outcome``: one outcome per
 item, in order, an item's failure as data (``snippet-budget`` for a stopped budget, ``task-failed``
@@ -18,12 +18,12 @@ from typing import Any
 from ..errors import InvalidPayload
 from ..outcome import ItemOutcome
 from .compile import check_sha1, check_source_size, snippet_sha1
-from .hosts import HostPool, SnippetStats
+from .host_pool import HostPool, SnippetStats
 from .policy import SnippetSettings
 from .store import SnippetStore
 
 
-class SnippetRunner:
+class SnippetEngine:
     def __init__(self, settings: SnippetSettings, state_dir: Path) -> None:
         self.settings = settings
         self.store = SnippetStore(

@@ -1,4 +1,4 @@
-"""``JobRunner`` (``peer.jobs``): carries out the dispatcher's plans with real peers.
+"""``JobCoordinator`` (``peer.jobs``): carries out the dispatcher's plans with real peers.
 
 A job submitted here is coordinated here: the dispatcher places its tasks on the live peers (from
 membership; this peer alone when there is none), attempts run locally through the worker pool or
@@ -50,7 +50,7 @@ CHECKED_SNIPPETS_MAX = 256
 STOP_CHORES_S = 2.0
 
 
-class JobRunner:
+class JobCoordinator:
     def __init__(
         self, peer: Any, settings: JobsSettings | None = None, rng: random.Random | None = None
     ) -> None:

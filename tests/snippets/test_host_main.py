@@ -6,7 +6,7 @@ import io
 import json
 
 from disruptor.snippets.compile import snippet_sha1
-from disruptor.snippets.host import Host
+from disruptor.snippets.host_main import Host
 from disruptor.snippets.policy import SnippetSettings
 
 from .support import run_inline

@@ -2,7 +2,7 @@
 
 Rule: every byte a peer accepts from outside is counted against one of these before it costs
 memory or disk, so a hostile bundle is refused early instead of filling the machine. The peer's
-``PeerConfig.bundles`` section carries them.
+``PeerSettings.bundles`` section carries them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class BundleLimits:
+class BundleSettings:
     # Largest compressed bundle a PUT may send (the body is counted as it streams in).
     upload_bytes_max: int = 1024 * MIB
     # Sum of the sizes of all files in one unpacked bundle.

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import Overloaded, SnippetRejected, Unavailable
 from ..outcome import ItemOutcome
-from .host import FLUSH_INTERVAL_S
+from .host_main import FLUSH_INTERVAL_S
 from .policy import SnippetSettings
 
 log = logging.getLogger("disruptor.snippets")
@@ -42,7 +42,7 @@ ITEMS_INLINE_MAX = 1000
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[2]); "
-    "from disruptor.snippets.host import main; sys.exit(main(sys.argv))"
+    "from disruptor.snippets.host_main import main; sys.exit(main(sys.argv))"
 )
 
 
