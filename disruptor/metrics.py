@@ -207,7 +207,7 @@ class PeerCollector(Collector):
             "This peer: address, cluster name and software version",
             labels=["address", "cluster", "version"],
         )
-        cluster = str(getattr(getattr(peer, "config", None), "cluster_name", ""))
+        cluster = str(getattr(getattr(peer, "settings", None), "cluster_name", ""))
         info.add_metric([str(peer.address), cluster, __version__], 1.0)
         yield info
 

@@ -33,10 +33,10 @@ log = logging.getLogger("disruptor.peer")
 
 
 class Peer:
-    def __init__(self, config: PeerSettings) -> None:
-        self.config = config
-        self.home = Home(config.home).ensure()
-        self.address = config.address
+    def __init__(self, settings: PeerSettings) -> None:
+        self.settings = settings
+        self.home = Home(settings.home).ensure()
+        self.address = settings.address
         self.api_token = self.home.api_token()
         self.cluster_secret = self.home.cluster_secret()
         self._runner: web.AppRunner | None = None
@@ -62,17 +62,17 @@ class Peer:
             self.state_dir / "store",
             self.state_dir / "unpacked",
             self.trust,
-            self.config.bundles,
-            insecure_dev=self.config.insecure_dev,
+            self.settings.bundles,
+            insecure_dev=self.settings.insecure_dev,
             cluster_secret=self.cluster_secret,
         )
         self.pool = WorkerPool(
-            self.store, self.state_dir, self.config.workers, data_root=self.home.root
+            self.store, self.state_dir, self.settings.workers, data_root=self.home.root
         )
-        self.snippets = SnippetEngine(self.config.snippets, self.state_dir)
+        self.snippets = SnippetEngine(self.settings.snippets, self.state_dir)
         self.membership = build_membership(self)
         # Jobs run on every part above; the runner copes with any of them absent.
-        self.jobs = JobCoordinator(self, self.config.jobs)
+        self.jobs = JobCoordinator(self, self.settings.jobs)
         # Last: it reads the other parts' stats at scrape time.
         self.metrics = Metrics(self)
 
@@ -112,9 +112,9 @@ class Peer:
         # Like web.AppRunner, plus a deadline on request heads (slow header tricklers).
         self._runner = HeaderTimeoutAppRunner(
             app,
-            header_timeout_s=self.config.http.header_timeout_s,
+            header_timeout_s=self.settings.http.header_timeout_s,
             access_log=None,
-            keepalive_timeout=self.config.http.keepalive_timeout_s,
+            keepalive_timeout=self.settings.http.keepalive_timeout_s,
             handle_signals=False,
         )
         await self._runner.setup()

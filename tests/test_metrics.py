@@ -87,7 +87,7 @@ def fake_peer() -> SimpleNamespace:
         jobs_stats.latency.observe(seconds)
     return SimpleNamespace(
         address=Address("127.0.0.1", 9),
-        config=PeerSettings(cluster_name="blue"),
+        settings=PeerSettings(cluster_name="blue"),
         membership=FakeMembership(),
         store=BrokenStore(),
         pool=SimpleNamespace(stats=FakePoolStats()),
@@ -164,7 +164,7 @@ def test_the_chart_reads_job_stats_or_falls_back_to_http_timings() -> None:
         pytest.approx(4.602),
         42,
     )
-    bare = SimpleNamespace(address=Address("127.0.0.1", 9), config=PeerSettings())
+    bare = SimpleNamespace(address=Address("127.0.0.1", 9), settings=PeerSettings())
     metrics = Metrics(bare)
     metrics.http.record("POST", "/jobs", 200, 0.5)
     metrics.http.record("POST", "/jobs", 200, 1.5)

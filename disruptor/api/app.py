@@ -27,7 +27,7 @@ ROUTE_MODULES = [health, jobs, observe, metrics, dashboard, bundles, workers, sn
 def make_app(peer: Peer) -> web.Application:
     app = web.Application(
         middlewares=[observe_middleware, problem_middleware, auth_middleware],
-        client_max_size=peer.config.http.json_body_bytes_max,
+        client_max_size=peer.settings.http.json_body_bytes_max,
     )
     app[PEER] = peer
     app[API_TOKEN] = peer.api_token

@@ -124,7 +124,7 @@ class SnapshotBuilder:
         return {
             "address": str(peer.address),
             "url": peer.url + "/",
-            "cluster": str(getattr(peer.config, "cluster_name", "")),
+            "cluster": str(getattr(peer.settings, "cluster_name", "")),
             "version": __version__,
             "uptime_s": None if started is None else max(0.0, now_s - started),
         }

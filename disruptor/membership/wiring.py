@@ -48,15 +48,15 @@ def _int(obj: Any, name: str) -> int:
 
 
 def build_membership(peer: Peer) -> MembershipDriver:
-    config = resolve(peer.config.preset, peer.config.membership)
+    config = resolve(peer.settings.preset, peer.settings.membership)
     previous = peer.home.root / PREVIOUS_SECRET_FILE
     secondaries = [previous.read_bytes().strip()] if previous.is_file() else []
     return MembershipDriver(
         peer.address,
         config,
         peer.cluster_secret,
-        peer.config.cluster_name,
-        seeds=peer.config.seeds,
+        peer.settings.cluster_name,
+        seeds=peer.settings.seeds,
         metadata_provider=lambda: metadata_of(peer),
         secondary_secrets=secondaries,
     )

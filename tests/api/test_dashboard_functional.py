@@ -129,7 +129,7 @@ async def _until(condition: object) -> None:
 def test_snapshot_of_a_bare_peer_names_the_missing_parts(peer: Peer) -> None:
     snapshot = SnapshotBuilder(peer).build()
     json.dumps(snapshot)
-    assert snapshot["self"]["cluster"] == peer.config.cluster_name
+    assert snapshot["self"]["cluster"] == peer.settings.cluster_name
     assert snapshot["peers"][0]["state"] == "alive"
 
 

@@ -106,7 +106,7 @@ clock = {"mono": MONO}
 def builder(**parts: Any) -> SnapshotBuilder:
     clock["mono"] = MONO
     peer = SimpleNamespace(
-        address=Address("10.0.0.1", 1), url="http://10.0.0.1:1", config=PeerSettings(), **parts
+        address=Address("10.0.0.1", 1), url="http://10.0.0.1:1", settings=PeerSettings(), **parts
     )
     return SnapshotBuilder(peer, clock=lambda: NOW, monotonic=lambda: clock["mono"])
 

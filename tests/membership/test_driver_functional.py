@@ -95,7 +95,7 @@ class Attacker:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.name = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.keyring = Keyring(target.config.cluster_name, secret)
+        self.keyring = Keyring(target.settings.cluster_name, secret)
         self.seq = 0
 
     def frame(self, *messages: Message, sent_at_s: float | None = None) -> bytes:
