@@ -32,10 +32,10 @@ from prometheus_client.core import (
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from . import __version__
 from .api.observe import HttpStats
 from .histogram import LatencyHistogram
 from .timeseries import Reading, Series
+from .version import __version__
 
 log = logging.getLogger("disruptor.metrics")
 

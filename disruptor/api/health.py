@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import __version__
+from ..version import __version__
 from .context import PEER
 
 

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..address import Address
+from ..version import __version__
 
 log = logging.getLogger("disruptor.dashboard")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
+from ..version import __version__
 from .config import resolve
 from .driver import MembershipDriver
 from .meta import META_BUNDLES_MAX, PeerLoad, PeerMeta

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..bundles.manifest import load_app_manifest
+from ..bundles.unpack import load_app_manifest
 from ..errors import (
     InvalidName,
     InvalidPayload,

@@ -15,6 +15,7 @@ from disruptor.bundles.settings import BundleSettings
 from disruptor.bundles.unpack import (
     check_archive,
     decompressed_chunks,
+    load_app_manifest,
     remove_tree,
     unpack_archive,
 )
@@ -131,3 +132,13 @@ def test_an_archive_made_by_the_tar_cli_unpacks(tmp_path: Path) -> None:
     assert check_archive(archive, BundleSettings()).name == "demo"
     dest = unpack_archive(archive, tmp_path / "out", tmp_path / "tmp", BundleSettings())
     assert (dest / "pkg" / "data.txt").read_bytes() == b"hello\n" * 100
+
+
+def test_load_from_directory(tmp_path: Path) -> None:
+    (tmp_path / "bundle.toml").write_text(MANIFEST)
+    assert load_app_manifest(tmp_path).name == "demo"
+
+
+def test_missing_manifest(tmp_path: Path) -> None:
+    with pytest.raises(ManifestInvalid, match="missing"):
+        load_app_manifest(tmp_path)
