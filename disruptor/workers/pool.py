@@ -128,6 +128,11 @@ class WorkerPool:
         return sum(w.spare for g in self._groups.values() for w in g.workers)
 
     @property
+    def queue_items(self) -> int:
+        """Items queued here, waiting for a worker."""
+        return self.stats.queue_items
+
+    @property
     def tasks_running(self) -> int:
         """Items being worked on now (sent to a worker, not yet answered)."""
         workers = (w for g in self._groups.values() for w in g.workers)

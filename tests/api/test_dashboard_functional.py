@@ -126,11 +126,13 @@ async def _until(condition: object) -> None:
         await asyncio.sleep(0.05)
 
 
-def test_snapshot_of_a_bare_peer_names_the_missing_parts(peer: Peer) -> None:
-    snapshot = SnapshotBuilder(peer).build()
+def test_snapshot_of_a_fresh_peer_has_every_section(peer: Peer) -> None:
+    snapshot = SnapshotBuilder(peer.parts, peer.metrics).build()
     json.dumps(snapshot)
+    assert snapshot["unavailable"] == []
     assert snapshot["self"]["cluster"] == peer.settings.cluster_name
     assert snapshot["peers"][0]["state"] == "alive"
+    assert set(snapshot["stats"]) == {"membership", "store", "pool", "snippets", "jobs", "http"}
 
 
 async def test_event_streams_are_bounded(peer: Peer, monkeypatch: pytest.MonkeyPatch) -> None:

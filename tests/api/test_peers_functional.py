@@ -6,10 +6,10 @@ import io
 
 import aiohttp
 
-from disruptor.api.auth import PEER_AUTH_HEADER, peer_auth_header
 from disruptor.membership.driver import SYNC_PATH
 from disruptor.peer import Peer
 
+from ..link.support import peer_headers
 from ..membership.test_driver_functional import driver, states, until
 
 
@@ -36,11 +36,11 @@ async def test_sync_needs_peer_auth_and_a_valid_body(pair: tuple[Peer, Peer]) ->
     async with aiohttp.ClientSession() as s:
         async with s.post(a.url + SYNC_PATH, data=b"{}") as r:
             assert r.status == 401
-        headers = {PEER_AUTH_HEADER: peer_auth_header(a.cluster_secret, "POST", SYNC_PATH)}
+        headers = peer_headers(a.cluster_secret, "POST", SYNC_PATH, b"not json")
         async with s.post(a.url + SYNC_PATH, data=b"not json", headers=headers) as r:
             assert r.status == 400
             assert (await r.json(content_type=None))["type"].endswith("protocol-error")
-        headers = {PEER_AUTH_HEADER: peer_auth_header(a.cluster_secret, "POST", SYNC_PATH)}
         big = b"x" * (driver(a).config.sync_bytes_max + 10)
+        headers = peer_headers(a.cluster_secret, "POST", SYNC_PATH, big)
         async with s.post(a.url + SYNC_PATH, data=io.BytesIO(big), headers=headers) as r:
             assert r.status == 413
