@@ -15,7 +15,8 @@ from disruptor.home import Home
 from disruptor.jobs.settings import JobsSettings
 from disruptor.peer import Peer
 
-from ..jobs.support import client_for, eventually, open_cluster
+from ..cluster import eventually
+from ..jobs.support import client_for, open_cluster
 from ..link.support import peer_headers
 
 DOUBLE = "def handle(item):\n    return item * 2\n"
@@ -73,7 +74,7 @@ async def test_async_job_202_then_get_then_delete(shared: Shared) -> None:
             async with s.get(job_url) as r:
                 return bool((await r.json())["state"] == "completed")
 
-        await eventually(finished, 30, "the job to complete")
+        await eventually(finished, "the job to complete", timeout_s=30)
         async with s.get(job_url) as r:
             job = await r.json()
         assert job["results"] == [
@@ -206,14 +207,16 @@ async def test_saturated_peer_makes_the_coordinator_back_off_not_fail(shared: Sh
             job_id = await client.start_job(
                 DOUBLE, list(range(30)), chunk_size=1, policy="round-robin"
             )
-            await eventually(lambda: busy.stats.rejected_overloaded > 0, 30, "a refused task")
+            await eventually(
+                lambda: busy.stats.rejected_overloaded > 0, "a refused task", timeout_s=30
+            )
         finally:
             busy.settings = saved
 
         async def finished() -> bool:
             return bool((await client.job(job_id, results=False))["state"] == "completed")
 
-        await eventually(finished, 60, "the job to complete")
+        await eventually(finished, "the job to complete", timeout_s=60)
         job = await client.job(job_id)
         assert [r["value"] for r in job["results"]] == [2 * i for i in range(30)]
         assert str(peers[1].address) in {r["peer"] for r in job["results"]}

@@ -9,13 +9,14 @@ import aiohttp
 from disruptor.membership.driver import SYNC_PATH
 from disruptor.peer import Peer
 
+from ..cluster import eventually
 from ..link.support import peer_headers
-from ..membership.test_driver_functional import driver, states, until
+from ..membership.test_driver_functional import driver, states
 
 
 async def test_peers_lists_self_first_then_the_others(pair: tuple[Peer, Peer]) -> None:
     a, b = pair
-    await until(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
+    await eventually(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
     headers = {"Authorization": f"Bearer {a.api_token}"}
     async with aiohttp.ClientSession() as s:
         async with s.get(a.url + "/peers", headers=headers) as r:

@@ -13,7 +13,8 @@ from disruptor.errors import NotFound, TaskFailed
 from disruptor.home import Home
 from disruptor.peer import Peer
 
-from .support import client_for, eventually, open_cluster, write_slow_bundle
+from ..cluster import eventually
+from .support import client_for, open_cluster, write_slow_bundle
 
 DOUBLE = "def handle(item):\n    return item * 2\n"
 
@@ -149,7 +150,7 @@ async def test_cancel_stops_the_work_on_every_peer(home: Home, tmp_path: Path) -
         def started_everywhere() -> bool:
             return all(p.jobs.stats.tasks_served > 0 for p in peers[1:])
 
-        await eventually(started_everywhere, 30, "every peer to run part of the job")
+        await eventually(started_everywhere, "every peer to run part of the job", timeout_s=30)
         answer = await client.cancel(job_id)
         assert answer["state"] == "cancelled"
 
@@ -159,7 +160,7 @@ async def test_cancel_stops_the_work_on_every_peer(home: Home, tmp_path: Path) -
                 for p in peers
             )
 
-        await eventually(idle_everywhere, 15, "every peer to stop the job's work")
+        await eventually(idle_everywhere, "every peer to stop the job's work", timeout_s=15)
         served = [p.jobs.stats.tasks_served for p in peers]
         job = await client.job(job_id)
         assert job["state"] == "cancelled"
