@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,7 +169,7 @@ class JobSimulator:
             for a in live
         ]
 
-    def _feed(self, job: SimJob, event: Any = None) -> None:
+    def _feed(self, job: SimJob, event: Callable[[float], list[Action]] | None = None) -> None:
         """Fresh live peers, then the event (a callable of ``now``); carry out what comes back.
 
         Each answer is carried out before the next call, so a placement is checked against what
