@@ -1,4 +1,4 @@
-"""One peer configuration from four layers: defaults, a TOML file, the environment, and flags.
+"""One peer's settings from four layers: defaults, a TOML file, the environment, and flags.
 
 Later layers win: a flag beats an environment variable, which beats the file, which beats the
 default. Every setting is named ``SECTION.KEY``: the ``peer`` section holds ``PeerSettings``'s own

@@ -214,9 +214,7 @@ def serve(handler: Handler, concurrency: int, stdin: BinaryIO, protocol: _Protoc
     return 0
 
 
-def _run_in_slot(
-    calls: Calls, message: dict[str, Any], slots: threading.BoundedSemaphore
-) -> None:
+def _run_in_slot(calls: Calls, message: dict[str, Any], slots: threading.BoundedSemaphore) -> None:
     try:
         calls.run_call(message)
     finally:

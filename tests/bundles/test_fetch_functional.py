@@ -103,10 +103,10 @@ async def test_missing_everywhere_and_unreachable(peer: Peer, second: Peer, tmp_
 async def test_an_untrusted_bundle_is_not_fetched(home: Home, second: Peer, tmp_path: Path) -> None:
     other_home = Home(tmp_path / "other").ensure()
     (other_home.root / "cluster.secret").write_bytes((home.root / "cluster.secret").read_bytes())
-    config = PeerSettings(
+    settings = PeerSettings(
         address=Address("127.0.0.1", free_port()), home=other_home.root, insecure_dev=True
     )
-    lax = Peer(config)
+    lax = Peer(settings)
     await lax.start()
     try:
         sha1 = await held_by(lax, tmp_path, key_from=other_home)

@@ -58,14 +58,14 @@ async def open_cluster(
     peers: list[Peer] = []
     try:
         for port in ports:
-            config = PeerSettings(
+            settings = PeerSettings(
                 address=Address("127.0.0.1", port),
                 seeds=() if port == ports[0] else (first,),
                 home=home.root,
             )
             if jobs is not None:
-                config = replace(config, jobs=jobs)
-            peer = Peer(config)
+                settings = replace(settings, jobs=jobs)
+            peer = Peer(settings)
             await peer.start()
             peers.append(peer)
         await eventually(
