@@ -7,8 +7,6 @@ that only needs the errors (a worker, say) does not load the HTTP stack.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING, Any
 
 from . import errors
@@ -25,6 +23,7 @@ from .errors import (
     Unavailable,
     WorkerCrashed,
 )
+from .version import __version__
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client

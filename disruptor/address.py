@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 
-from .errors import BadRequest, PeerUnreachable
+from .errors import BadRequest
 
 PORT_MAX = 65535
 
@@ -43,18 +42,3 @@ class Address:
     @property
     def url(self) -> str:
         return f"http://{self}"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for TCP and UDP alike on ``host`` (a peer uses the same number for both)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise PeerUnreachable(f"no port free for both TCP and UDP on {host}")

@@ -41,6 +41,7 @@ exceptions are translated into them at the boundary where they arise.
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 PROBLEM_TYPE_PREFIX = "urn:disruptor:problem:"
@@ -96,6 +97,20 @@ def error_from_problem(body: dict[str, Any], status: int | None = None) -> Disru
         k: v for k, v in body.items() if k not in {"type", "title", "status", "detail", "instance"}
     }
     return cls(str(body.get("detail", "")), **extra)
+
+
+def error_from_reply(
+    status: int, content_type: str, raw: bytes, reason: str = ""
+) -> DisruptorError:
+    """The exception a failed HTTP reply stands for: its problem+json, else its text."""
+    if content_type.startswith((PROBLEM_CONTENT_TYPE, "application/json")):
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            return error_from_problem(body, status)
+    return error_from_problem({"detail": raw.decode(errors="replace")[:500] or reason}, status)
 
 
 def _class_for_status(status: object) -> type[DisruptorError]:

@@ -2,13 +2,14 @@
 
 Each part keeps a small dataclass of counters and gauges (``store.stats``, ``pool.stats``...) and
 updates it where things happen; nothing here is called on the hot path. At scrape time the
-collector reads those dataclasses and the parts' query methods (members by state, bundles held)
-and turns them into metric families. ``Metrics`` also samples throughput and latency once a second
-for the dashboard's chart.
+collector reads those dataclasses and the parts' query methods (members by state, bundles held),
+from the typed ``Parts`` record the composition root hands it, and turns them into metric
+families. ``Metrics`` also samples throughput and latency once a second for the dashboard's chart,
+and owns ``HttpStats``, which the API's outermost middleware fills.
 
 Rules: a registry per peer, never prometheus_client's global one (several peers share a process in
-tests); a part that is absent or fails to answer is skipped, so one broken part cannot break the
-scrape; label values are bounded (states, route patterns, status codes).
+tests); a part that fails to answer is skipped, so one broken part cannot break the scrape; label
+values are bounded (states, route patterns, status codes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -32,22 +34,17 @@ from prometheus_client.core import (
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from . import __version__
-from .api.observe import HttpStats
 from .histogram import LatencyHistogram
+from .parts import Parts
 from .timeseries import Reading, Series
+from .version import __version__
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 log = logging.getLogger("disruptor.metrics")
 
 PREFIX = "disruptor"
-# The peer's parts whose ``stats`` are exported, as (attribute on the peer, metric name part).
-PARTS: tuple[tuple[str, str], ...] = (
-    ("membership", "membership"),
-    ("store", "bundles"),
-    ("pool", "workers"),
-    ("snippets", "snippets"),
-    ("jobs", "jobs"),
-)
 MEMBER_STATES = ("alive", "suspect", "dead", "left")
 SAMPLE_INTERVAL_S = 1.0
 # Stats fields left out because the collector exports the same figure under a clearer name
@@ -97,6 +94,24 @@ GAUGE_FIELDS = frozenset({"bundles", "workers", "hosts", "peers"})
 RUNNING_TOTAL_WORDS = frozenset({"sent", "received", "fetched", "uploaded", "downloaded", "total"})
 
 
+@dataclass
+class HttpStats:
+    """Requests served, by (method, route, status), and their durations by (method, route)."""
+
+    requests: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    durations: dict[tuple[str, str], LatencyHistogram] = field(default_factory=dict)
+    in_flight: int = 0
+
+    def record(self, method: str, route: str, status: int, duration_s: float | None) -> None:
+        key = (method, route, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        if duration_s is not None:
+            hist = self.durations.get((method, route))
+            if hist is None:
+                hist = self.durations[(method, route)] = LatencyHistogram()
+            hist.observe(duration_s)
+
+
 def metric_kind(name: str, metadata: Any) -> str:
     """``counter`` or ``gauge`` for a stats field: its own say first, then its name."""
     declared = metadata.get("metric") if hasattr(metadata, "get") else None
@@ -143,10 +158,8 @@ def _le(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
-def stats_families(part: str, stats: Any) -> Iterator[Metric]:
+def stats_families(part: str, stats: DataclassInstance) -> Iterator[Metric]:
     """Metric families for every number and histogram in one part's stats dataclass."""
-    if not dataclasses.is_dataclass(stats):
-        return
     groups: dict[str, CounterMetricFamily] = {}
     for f in dataclasses.fields(stats):
         if (part, f.name) in DERIVED:
@@ -179,16 +192,27 @@ def stats_families(part: str, stats: Any) -> Iterator[Metric]:
     yield from groups.values()
 
 
+def exported_stats(parts: Parts) -> tuple[tuple[str, DataclassInstance], ...]:
+    """Each part's stats dataclass with the name its metrics carry (``disruptor_<name>_...``)."""
+    return (
+        ("membership", parts.membership.stats),
+        ("bundles", parts.store.stats),
+        ("workers", parts.pool.stats),
+        ("snippets", parts.snippets.stats),
+        ("jobs", parts.jobs.stats),
+    )
+
+
 class PeerCollector(Collector):
     """Reads the peer's parts at scrape time; never holds numbers of its own."""
 
-    def __init__(self, peer: Any, http: HttpStats) -> None:
-        self._peer = peer
+    def __init__(self, parts: Parts, http: HttpStats) -> None:
+        self._parts = parts
         self._http = http
 
     def collect(self) -> Iterable[Metric]:
         families: list[Metric] = []
-        for build in (self._info, self._members, self._bundles, self._parts, self._http_families):
+        for build in (self._info, self._members, self._bundles, self._stats, self._http_families):
             try:
                 families.extend(build())
             except Exception:
@@ -201,26 +225,20 @@ class PeerCollector(Collector):
                 yield family
 
     def _info(self) -> Iterator[Metric]:
-        peer = self._peer
         info = GaugeMetricFamily(
             f"{PREFIX}_peer_info",
             "This peer: address, cluster name and software version",
             labels=["address", "cluster", "version"],
         )
-        cluster = str(getattr(getattr(peer, "config", None), "cluster_name", ""))
-        info.add_metric([str(peer.address), cluster, __version__], 1.0)
+        parts = self._parts
+        info.add_metric([str(parts.address), parts.cluster_name, __version__], 1.0)
         yield info
 
     def _members(self) -> Iterator[Metric]:
-        membership = getattr(self._peer, "membership", None)
-        if membership is None or not hasattr(membership, "members"):
-            return
         counts = dict.fromkeys(MEMBER_STATES, 0)
-        for member in membership.members():
-            state = str(getattr(member, "state", "")).lower()
-            state = getattr(getattr(member, "state", None), "value", state)
-            if state in counts:
-                counts[state] += 1
+        for member in self._parts.membership.members():
+            if member.state in counts:
+                counts[member.state] += 1
         family = GaugeMetricFamily(
             f"{PREFIX}_members", "Cluster members this peer knows, by state", labels=["state"]
         )
@@ -229,22 +247,14 @@ class PeerCollector(Collector):
         yield family
 
     def _bundles(self) -> Iterator[Metric]:
-        store = getattr(self._peer, "store", None)
-        if store is None or not hasattr(store, "list"):
-            return
-        infos = list(store.list())
+        infos = self._parts.store.list()
         yield GaugeMetricFamily(f"{PREFIX}_bundles_held", "Bundles held", value=float(len(infos)))
-        size = sum(float(getattr(i, "size", 0) or 0) for i in infos)
+        size = float(sum(i.size for i in infos))
         yield GaugeMetricFamily(f"{PREFIX}_bundles_held_bytes", "Bytes of bundles held", value=size)
 
-    def _parts(self) -> Iterator[Metric]:
-        for path, part in PARTS:
-            owner: Any = self._peer
-            for attr in path.split("."):
-                owner = getattr(owner, attr, None)
-            stats = getattr(owner, "stats", None)
-            if stats is not None:
-                yield from stats_families(part, stats)
+    def _stats(self) -> Iterator[Metric]:
+        for name, stats in exported_stats(self._parts):
+            yield from stats_families(name, stats)
 
     def _http_families(self) -> Iterator[Metric]:
         http = self._http
@@ -272,73 +282,33 @@ class PeerCollector(Collector):
         )
 
 
-def reading(peer: Any, http: HttpStats) -> Reading:
+def reading(parts: Parts, http: HttpStats) -> Reading:
     """Cumulative counters for the throughput chart.
 
-    Jobs and their latency come from the job runner's stats (``completed``, ``failed`` and its
-    latency histogram), or else from the HTTP layer's count and timing of ``POST /jobs``. Items
-    finished for the jobs coordinated here count those of finished jobs plus the progress of the
-    running ones, so the chart moves while a long job runs. Items run here are counted by the worker
-    pool and the snippet runner as they finish, for any peer's job.
+    Jobs and their latency come from the coordinator's stats (``completed``, ``failed``,
+    ``cancelled`` and its latency histogram). Items finished for the jobs coordinated here count
+    those of finished jobs plus the progress of the running ones, so the chart moves while a long
+    job runs. Items run here are counted by the worker pool and the snippet engine as they
+    finish, for any peer's job.
     """
-    jobs = getattr(peer, "jobs", None)
-    stats = getattr(jobs, "stats", None)
-    hist = _first_histogram(stats)
-    run_here = _items_run(peer) or 0
-    if stats is not None and hist is not None:
-        done = sum(int(getattr(stats, n, 0) or 0) for n in ("completed", "failed", "cancelled"))
-        items = sum(int(getattr(stats, n, 0) or 0) for n in ("items_completed", "items_failed"))
-        items += _items_in_flight(jobs)
-        return Reading(done, items, hist.count, hist.sum_s, run_here)
-    http_hist = http.durations.get(("POST", "/jobs"))
-    done = sum(n for (m, r, s), n in http.requests.items() if m == "POST" and r == "/jobs")
-    if http_hist is None:
-        return Reading(done, 0, 0, 0.0, run_here)
-    return Reading(done, 0, http_hist.count, http_hist.sum_s, run_here)
-
-
-def _items_in_flight(jobs: Any) -> int:
-    in_flight = getattr(jobs, "in_flight", None)
-    if not callable(in_flight):
-        return 0
-    total = 0
-    for job in in_flight():
-        progress = job.get("progress") if isinstance(job, dict) else None
-        if isinstance(progress, dict):
-            total += int(progress.get("done", 0) or 0)
-    return total
-
-
-def _items_run(peer: Any) -> int | None:
-    pool_stats = getattr(getattr(peer, "pool", None), "stats", None)
-    snippet_stats = getattr(getattr(peer, "snippets", None), "stats", None)
-    if pool_stats is None and snippet_stats is None:
-        return None
-    return int(getattr(pool_stats, "tasks_done", 0) or 0) + int(
-        getattr(snippet_stats, "items", 0) or 0
-    )
-
-
-def _first_histogram(stats: Any) -> LatencyHistogram | None:
-    if stats is None or not dataclasses.is_dataclass(stats):
-        return None
-    for f in dataclasses.fields(stats):
-        value = getattr(stats, f.name, None)
-        if isinstance(value, LatencyHistogram):
-            return value
-    return None
+    stats = parts.jobs.stats
+    done = stats.completed + stats.failed + stats.cancelled
+    items = stats.items_completed + stats.items_failed
+    items += sum(int(job["progress"]["done"]) for job in parts.jobs.in_flight())
+    run_here = parts.pool.stats.tasks_done + parts.snippets.stats.items
+    return Reading(done, items, stats.latency.count, stats.latency.sum_s, run_here)
 
 
 class Metrics:
     """The peer's metrics part: registry, HTTP counters and the sampled history."""
 
-    def __init__(self, peer: Any, sample_interval_s: float = SAMPLE_INTERVAL_S) -> None:
+    def __init__(self, parts: Parts, sample_interval_s: float = SAMPLE_INTERVAL_S) -> None:
         self.http = HttpStats()
         self.series = Series()
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(PeerCollector(peer, self.http))
+        self.registry.register(PeerCollector(parts, self.http))
         ProcessCollector(namespace=PREFIX, registry=self.registry)
-        self._peer = peer
+        self._parts = parts
         self._interval_s = sample_interval_s
         self._task: asyncio.Task[None] | None = None
         self.started_s = time.time()
@@ -348,7 +318,7 @@ class Metrics:
         return bytes(generate_latest(self.registry))
 
     def sample(self, now_s: float | None = None) -> None:
-        self.series.sample(time.time() if now_s is None else now_s, reading(self._peer, self.http))
+        self.series.sample(time.time() if now_s is None else now_s, reading(self._parts, self.http))
 
     async def start(self) -> None:
         if self._task is None:

@@ -1,6 +1,6 @@
 """What running one item gives: a value or an error, and the contract a local executor keeps.
 
-Both local executors (the worker pool for bundles, the snippet runner for snippets) return one
+Both local executors (the worker pool for bundles, the snippet engine for snippets) return one
 ``ItemOutcome`` per item, in the items' order, and never raise for one item's failure: an item's
 error is data, so the other items' results survive it. The JSON form is
 ``{"value": V}`` or ``{"error": {"kind", "type", "message", "traceback"}}``, plus ``"peer"`` once
@@ -95,7 +95,7 @@ class BundleExecutor(Protocol):
 
 
 class SnippetExecutor(Protocol):
-    """The snippet runner, as the job layer sees it: by source, or by the SHA-1 of a stored one."""
+    """The snippet engine, as the job layer sees it: by source, or by the SHA-1 of a stored one."""
 
     async def run_batch(
         self,

@@ -1,4 +1,4 @@
-"""One peer configuration from four layers: defaults, a TOML file, the environment, and flags.
+"""One peer's settings from four layers: defaults, a TOML file, the environment, and flags.
 
 Later layers win: a flag beats an environment variable, which beats the file, which beats the
 default. Every setting is named ``SECTION.KEY``: the ``peer`` section holds ``PeerSettings``'s own
@@ -70,7 +70,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class LoadedSettings:
-    config: PeerSettings
+    peer: PeerSettings
     log: LogSettings
     entries: tuple[Entry, ...]
     config_file: Path
@@ -299,9 +299,9 @@ def load_settings(
         chosen[name] = (coerce(key, value, flag), f"flag {flag}")
 
     _apply_preset(keys, chosen)
-    config, log_settings = _build(keys, chosen)
+    peer, log_settings = _build(keys, chosen)
     entries = tuple(Entry(name, value, source) for name, (value, source) in chosen.items())
-    return LoadedSettings(config, log_settings, entries, path)
+    return LoadedSettings(peer, log_settings, entries, path)
 
 
 def _apply_preset(keys: dict[str, dict[str, _Key]], chosen: dict[str, tuple[Any, str]]) -> None:

@@ -91,7 +91,7 @@ def _item_json(value: Any) -> dict[str, Any]:
     return {"value": value}
 
 
-class Runner:
+class Calls:
     """Runs calls through the handler and writes their replies."""
 
     def __init__(self, handler: Handler, protocol: _Protocol) -> None:
@@ -170,7 +170,7 @@ def load_handler(bundle_dir: str) -> tuple[Handler, int]:
 
 def serve(handler: Handler, concurrency: int, stdin: BinaryIO, protocol: _Protocol) -> int:
     """Say ready, then answer calls until a shutdown message or the end of stdin."""
-    runner = Runner(handler, protocol)
+    calls = Calls(handler, protocol)
     slots = threading.BoundedSemaphore(concurrency)
     threads: list[threading.Thread] = []
     protocol.send(
@@ -203,10 +203,10 @@ def serve(handler: Handler, concurrency: int, stdin: BinaryIO, protocol: _Protoc
         if kind != "call":
             continue  # unknown messages are ignored, as the protocol says
         if concurrency == 1:
-            runner.run_call(message)
+            calls.run_call(message)
             continue
         slots.acquire()
-        thread = threading.Thread(target=_run_in_slot, args=(runner, message, slots), daemon=True)
+        thread = threading.Thread(target=_run_in_slot, args=(calls, message, slots), daemon=True)
         thread.start()
         threads = [t for t in threads if t.is_alive()] + [thread]
     for thread in threads:
@@ -214,11 +214,9 @@ def serve(handler: Handler, concurrency: int, stdin: BinaryIO, protocol: _Protoc
     return 0
 
 
-def _run_in_slot(
-    runner: Runner, message: dict[str, Any], slots: threading.BoundedSemaphore
-) -> None:
+def _run_in_slot(calls: Calls, message: dict[str, Any], slots: threading.BoundedSemaphore) -> None:
     try:
-        runner.run_call(message)
+        calls.run_call(message)
     finally:
         slots.release()
 

@@ -7,24 +7,49 @@ or SIGKILL (a crash).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from disruptor.address import free_port
+from disruptor.ports import free_port
 
-__all__ = ["PeerProcess", "free_port", "wait_for"]
+__all__ = ["PeerProcess", "eventually", "free_port", "wait_for"]
 
 READY_TIMEOUT_S = 20.0
+# How long ``eventually`` waits unless told otherwise: generous, because a loaded machine is slow,
+# and it costs nothing when the condition holds early.
+EVENTUALLY_S = 30.0
+POLL_S = 0.02
+
+
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, timeout_s: float = EVENTUALLY_S
+) -> None:
+    """Yield to the event loop until ``condition`` holds; fail naming ``what`` after ``timeout_s``.
+
+    The one way tests wait for something in an event loop: never a bare sleep, always a bound.
+    ``condition`` may be a coroutine function (it is awaited each time).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(POLL_S)
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail with ``what`` after ``timeout_s``."""
+    """``eventually`` for code outside an event loop (polling subprocesses, sockets)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():

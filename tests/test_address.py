@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-from disruptor.address import Address, free_port
+from disruptor.address import Address
 from disruptor.errors import BadRequest
 
 
@@ -31,11 +29,3 @@ def test_default_port_only_when_given() -> None:
 def test_malformed_addresses_are_refused(text: str) -> None:
     with pytest.raises(BadRequest):
         Address.parse(text)
-
-
-def test_free_port_is_free_for_tcp_and_udp() -> None:
-    port = free_port()
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-        tcp.bind(("127.0.0.1", port))
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", port))

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import subprocess
-import sys
 
 import disruptor
 
@@ -34,9 +32,3 @@ def test_every_name_resolves() -> None:
         assert getattr(disruptor, name) is not None
     assert issubclass(disruptor.Executor, concurrent.futures.Executor)
     assert issubclass(disruptor.WorkerCrashed, disruptor.TaskFailed)
-
-
-def test_importing_the_package_does_not_load_the_http_stack() -> None:
-    code = "import sys, disruptor; print('aiohttp' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

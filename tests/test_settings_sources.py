@@ -41,7 +41,7 @@ def test_flags_beat_env_beat_file_beat_defaults(tmp_path: Path) -> None:
         "peer.address": ("127.0.0.1:3000", "HOST:PORT"),
     }
     settings = load_settings(config_file=write(tmp_path), env=env, flags=flags)
-    config = settings.config
+    config = settings.peer
     assert config.cluster_name == "from-flag"
     assert settings.source_of("peer.cluster_name") == "flag --cluster-name"
     assert config.http.keepalive_timeout_s == 40.0
@@ -65,10 +65,10 @@ def test_env_strings_are_parsed_by_the_settings_type(tmp_path: Path) -> None:
         "DISRUPTOR_HTTP_JSON_BODY_BYTES_MAX": "1_000",
     }
     settings = load_settings(env=env)
-    assert settings.config.insecure_dev is True
-    assert len(settings.config.seeds) == 2
-    assert settings.config.http.json_body_bytes_max == 1000
-    assert settings.config.home == tmp_path / "h"
+    assert settings.peer.insecure_dev is True
+    assert len(settings.peer.seeds) == 2
+    assert settings.peer.http.json_body_bytes_max == 1000
+    assert settings.peer.home == tmp_path / "h"
     assert settings.config_file == tmp_path / "h" / "config.toml"
     assert settings.source_of("peer.home") == "env DISRUPTOR_HOME"
 
@@ -115,10 +115,10 @@ def test_untouched_gossip_keys_show_the_presets_values(tmp_path: Path) -> None:
     absent = tmp_path / "absent.toml"
     settings = load_settings(config_file=absent, env={}, flags={"peer.preset": ("wan", "--preset")})
     assert settings.source_of("membership.probe_interval_s") == "preset wan"
-    assert settings.config.membership.probe_interval_s == 5.0
+    assert settings.peer.membership.probe_interval_s == 5.0
     env = {"DISRUPTOR_MEMBERSHIP_PROBE_INTERVAL_S": "2"}
     settings = load_settings(config_file=absent, env=env)
-    assert settings.config.membership.probe_interval_s == 2.0
+    assert settings.peer.membership.probe_interval_s == 2.0
     assert settings.source_of("membership.probe_interval_s").startswith("env ")
     with pytest.raises(BadRequest, match="unknown gossip preset"):
         load_settings(config_file=absent, env={"DISRUPTOR_PEER_PRESET": "nope"})

@@ -1,37 +1,67 @@
 """Builds the peer's aiohttp application: middlewares, then each resource's routes.
 
-Each resource lives in its own module with ``add_routes(app)``; this factory only lists them.
-Middleware order (outermost first): observation (request id, counters, access log), problem+json
-rendering, then authentication, so a refused token is itself rendered as problem+json and counted.
+Each resource lives in its own module with ``add_routes(app)``; this factory only lists them and
+puts what handlers read into the application: the typed ``Parts`` record and the metrics part
+(``context.py``), the API token and the peer-call check (``auth.py``). Middleware order
+(outermost first): observation (request id, counters, access log), problem+json rendering, then
+authentication, so a refused token is itself rendered as problem+json and counted.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-from . import bundles, dashboard, health, jobs, metrics, observe, peers, snippets, workers
-from .auth import API_TOKEN, CLUSTER_SECRET, PUBLIC_PATHS, PUBLIC_PREFIXES, auth_middleware
-from .context import PEER
+from ..link.signature import PeerCallCheck
+from ..metrics import Metrics
+from ..parts import Parts
+from . import (
+    bundles,
+    dashboard,
+    health,
+    jobs,
+    metrics,
+    observe,
+    peers,
+    snippets,
+    stream,
+    workers,
+)
+from .auth import API_TOKEN, PEER_CALLS, PUBLIC_PATHS, PUBLIC_PREFIXES, auth_middleware
+from .context import METRICS, PARTS
 from .observe import observe_middleware
 from .problem import problem_middleware
 
-if TYPE_CHECKING:
-    from ..peer import Peer
-
 # Resource modules, in the order their routes are added.
-ROUTE_MODULES = [health, jobs, observe, metrics, dashboard, bundles, workers, snippets, peers]
+ROUTE_MODULES = [
+    health,
+    jobs,
+    stream,
+    observe,
+    metrics,
+    dashboard,
+    bundles,
+    workers,
+    snippets,
+    peers,
+]
 
 
-def make_app(peer: Peer) -> web.Application:
+def make_app(
+    parts: Parts,
+    metrics_part: Metrics,
+    *,
+    api_token: str,
+    peer_calls: PeerCallCheck,
+    json_body_bytes_max: int,
+) -> web.Application:
     app = web.Application(
         middlewares=[observe_middleware, problem_middleware, auth_middleware],
-        client_max_size=peer.config.http.json_body_bytes_max,
+        client_max_size=json_body_bytes_max,
     )
-    app[PEER] = peer
-    app[API_TOKEN] = peer.api_token
-    app[CLUSTER_SECRET] = peer.cluster_secret
+    app[PARTS] = parts
+    app[METRICS] = metrics_part
+    app[API_TOKEN] = api_token
+    app[PEER_CALLS] = peer_calls
     app[PUBLIC_PATHS] = frozenset({"/health", "/", "/login", "/logout"})
     app[PUBLIC_PREFIXES] = ("/static/",)
     for module in ROUTE_MODULES:

@@ -1,14 +1,14 @@
-"""Who may call a peer: the bearer token (CLI, client, browser cookie) or a peer's HMAC.
+"""Who may call a peer: the bearer token (CLI, client, browser cookie) or a peer's signature.
 
 Users present ``Authorization: Bearer <api token>``; the dashboard may set the same token in a
-cookie once. Peers calling peers sign ``METHOD PATH TIMESTAMP`` with the cluster secret
-(``X-Disruptor-Peer: <unix ts>.<hex hmac-sha256>``), valid for ``PEER_AUTH_SKEW_S`` either side,
-so a peer never needs a user's token and a copied header soon stops working.
+cookie once. Peers calling peers sign each call with the cluster secret (``X-Disruptor-Peer``;
+see ``disruptor.link.signature``): the method, the target, the body's digest and a nonce, so a
+captured header is good for nothing else. Here the header is checked before the body is read,
+then the body against its digest, then the nonce against those seen in the window.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 from collections.abc import Awaitable, Callable
@@ -16,58 +16,39 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..errors import Unauthorized
+from ..link.signature import PEER_AUTH_HEADER, PeerCallCheck
 
 TOKEN_COOKIE = "disruptor_token"  # noqa: S105 - a cookie name, not a secret
-PEER_AUTH_HEADER = "X-Disruptor-Peer"
-PEER_AUTH_SKEW_S = 60.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 API_TOKEN: web.AppKey[str] = web.AppKey("api_token", str)
-CLUSTER_SECRET: web.AppKey[bytes] = web.AppKey("cluster_secret", bytes)
+PEER_CALLS: web.AppKey[PeerCallCheck] = web.AppKey("peer_calls", PeerCallCheck)
 PUBLIC_PATHS: web.AppKey[frozenset[str]] = web.AppKey("public_paths", frozenset)
 PUBLIC_PREFIXES: web.AppKey[tuple[str, ...]] = web.AppKey("public_prefixes", tuple)
 
 
-def peer_signature(secret: bytes, method: str, path: str, timestamp: int) -> str:
-    message = f"{method.upper()} {path} {timestamp}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
-
-
-def peer_auth_header(secret: bytes, method: str, path: str, now_s: float | None = None) -> str:
-    """The ``X-Disruptor-Peer`` value for one call from this peer to another."""
-    timestamp = int(time.time() if now_s is None else now_s)
-    return f"{timestamp}.{peer_signature(secret, method, path, timestamp)}"
-
-
-def verify_peer_header(
-    secret: bytes, value: str, method: str, path: str, now_s: float | None = None
-) -> bool:
-    ts_text, _, mac = value.partition(".")
-    if not ts_text.isdigit() or len(mac) != 64:
-        return False
-    timestamp = int(ts_text)
-    now = time.time() if now_s is None else now_s
-    if abs(now - timestamp) > PEER_AUTH_SKEW_S:
-        return False
-    return hmac.compare_digest(mac, peer_signature(secret, method, path, timestamp))
-
-
 def is_authorized(request: web.Request) -> bool:
+    """The caller is a user: the API token as a bearer token or in the dashboard's cookie."""
     token = request.app[API_TOKEN]
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip(), token):
         return True
     cookie = request.cookies.get(TOKEN_COOKIE, "")
-    if cookie and hmac.compare_digest(cookie, token):
-        return True
-    peer_value = request.headers.get(PEER_AUTH_HEADER)
-    if peer_value:
-        return verify_peer_header(
-            request.app[CLUSTER_SECRET], peer_value, request.method, request.path
-        )
-    return False
+    return bool(cookie) and hmac.compare_digest(cookie, token)
+
+
+async def admit_peer_call(request: web.Request, value: str) -> None:
+    """Accept a signed peer call once, for its own body; ``Unauthorized`` otherwise.
+
+    The body is read (bounded by the application's body limit) only once the signature shows
+    the caller holds the secret; handlers read it again from aiohttp's cache.
+    """
+    check = request.app[PEER_CALLS]
+    signature = check.check_head(value, request.method, request.raw_path, time.time())
+    body = await request.read() if request.body_exists else b""
+    check.admit(signature, body, time.time())
 
 
 def is_public(request: web.Request) -> bool:
@@ -78,6 +59,10 @@ def is_public(request: web.Request) -> bool:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not is_public(request) and not is_authorized(request):
+    if is_public(request) or is_authorized(request):
+        return await handler(request)
+    peer_value = request.headers.get(PEER_AUTH_HEADER)
+    if peer_value is None:
         raise Unauthorized("a valid bearer token is required (see api.token in the data directory)")
+    await admit_peer_call(request, peer_value)
     return await handler(request)

@@ -36,10 +36,9 @@ from ..errors import (
     PayloadTooLarge,
     RangeNotSatisfiable,
     SignatureInvalid,
-    Unavailable,
     UnsupportedMediaType,
 )
-from .context import PEER
+from .context import PARTS
 from .problem import problem_response
 
 if TYPE_CHECKING:
@@ -62,10 +61,7 @@ ET.register_namespace("B", BUNDLE_NS)
 
 
 def _store(request: web.Request) -> BundleStore:
-    store = request.app[PEER].store
-    if store is None:
-        raise Unavailable("this peer has no bundle store")
-    return store
+    return request.app[PARTS].store
 
 
 def _etag(sha1: str) -> str:

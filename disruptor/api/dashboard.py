@@ -27,7 +27,7 @@ from aiohttp import web
 
 from ..errors import Overloaded
 from .auth import API_TOKEN, TOKEN_COOKIE, is_authorized
-from .context import PEER
+from .context import METRICS, PARTS
 from .snapshot import SnapshotBuilder
 
 log = logging.getLogger("disruptor.dashboard")
@@ -194,7 +194,8 @@ async def post_logout(request: web.Request) -> web.StreamResponse:
 
 
 async def get_snapshot(request: web.Request) -> web.Response:
-    return web.json_response(SnapshotBuilder(request.app[PEER]).build())
+    builder = SnapshotBuilder(request.app[PARTS], request.app[METRICS])
+    return web.json_response(builder.build())
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
@@ -225,7 +226,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    hub = SnapshotHub(SnapshotBuilder(app[PEER]))
+    hub = SnapshotHub(SnapshotBuilder(app[PARTS], app[METRICS]))
     app[HUB] = hub
 
     async def close_hub(_: web.Application) -> None:

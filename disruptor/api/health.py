@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import __version__
-from .context import PEER
+from ..version import __version__
+from .context import PARTS
 
 
 async def get_health(request: web.Request) -> web.Response:
-    peer = request.app[PEER]
-    return web.json_response({"status": "ok", "address": str(peer.address), "version": __version__})
+    address = str(request.app[PARTS].address)
+    return web.json_response({"status": "ok", "address": address, "version": __version__})
 
 
 def add_routes(app: web.Application) -> None:

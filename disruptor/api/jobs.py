@@ -14,7 +14,8 @@ each result is a line ``{"index": I, "value"|"error", "peer"}`` as it completes,
 ``{"done": true, "id", "state", "progress"}``. ``wait: false``: 202 and ``{"id", "state"}``.
 
 ``GET /jobs/<id>`` gives state, progress and results; ``DELETE /jobs/<id>`` cancels it on every
-peer. ``POST /tasks`` and ``DELETE /tasks/<job>`` are the peers' own calls (cluster secret).
+peer. ``POST /tasks`` and ``DELETE /tasks/<job>`` are the peers' own calls (cluster secret), served
+by the ``TaskServer``; jobs are the ``JobCoordinator``'s.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from typing import Any
 from aiohttp import web
 
 from ..address import Address
-from ..errors import InvalidPayload, Unavailable, UnsupportedMediaType
+from ..errors import InvalidPayload, UnsupportedMediaType
 from ..jobs.coordinator import JobCoordinator
-from ..jobs.fanout import fan_out
 from ..jobs.job import Job
 from ..jobs.model import JobOptions, Kind, Work
 from ..jobs.policies import POLICY_NAMES
-from .context import PEER
+from ..jobs.served import TaskServer
+from .context import PARTS
 
 ITEMS_MAX = 1_000_000
 RETRIES_MAX = 10
@@ -54,11 +55,12 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def runner_of(request: web.Request) -> JobCoordinator:
-    runner = request.app[PEER].jobs
-    if runner is None:
-        raise Unavailable("this peer is not running jobs yet")
-    return runner
+def coordinator_of(request: web.Request) -> JobCoordinator:
+    return request.app[PARTS].jobs
+
+
+def tasks_of(request: web.Request) -> TaskServer:
+    return request.app[PARTS].tasks
 
 
 def parse_work(body: dict[str, Any]) -> Work:
@@ -158,11 +160,11 @@ async def post_jobs(request: web.Request) -> web.StreamResponse:
         raise InvalidPayload("'reduce' must be snippet source text")
     stream = _bool(body, "stream", False) or NDJSON in request.headers.get("Accept", "")
     wait = _bool(body, "wait", True)
-    runner = runner_of(request)
+    coordinator = coordinator_of(request)
     key = idempotency_key(request)
-    if key is None or runner.by_key(key) is None:
-        work = await runner.prepare(work)
-    job = runner.submit(work, items, options, reduce=reduce, idempotency_key=key)
+    if key is None or coordinator.by_key(key) is None:
+        work = await coordinator.prepare(work)
+    job = coordinator.submit(work, items, options, reduce=reduce, idempotency_key=key)
     if not wait:
         return web.json_response({"id": job.job_id, "state": job.state.value}, status=202)
     if stream:
@@ -186,26 +188,30 @@ async def stream_results(request: web.Request, job: Job) -> web.StreamResponse:
     finally:
         if not finished and not job.state.finished:
             # The requester went away: nobody will read these results.
-            runner_of(request).cancel(job.job_id)
+            coordinator_of(request).cancel(job.job_id)
     await response.write_eof()
     return response
 
 
 async def get_jobs(request: web.Request) -> web.Response:
-    runner = runner_of(request)
+    coordinator = coordinator_of(request)
     return web.json_response(
-        {"peers": runner.live_peers(), "running": runner.in_flight(), "recent": runner.recent()}
+        {
+            "peers": coordinator.live_peers(),
+            "running": coordinator.in_flight(),
+            "recent": coordinator.recent(),
+        }
     )
 
 
 async def get_job(request: web.Request) -> web.Response:
-    job = runner_of(request).get(request.match_info["job_id"])
+    job = coordinator_of(request).get(request.match_info["job_id"])
     results = request.query.get("results", "true") != "false"
     return web.json_response(job.to_json(results=results))
 
 
 async def delete_job(request: web.Request) -> web.Response:
-    job = runner_of(request).cancel(request.match_info["job_id"])
+    job = coordinator_of(request).cancel(request.match_info["job_id"])
     return web.json_response(job.to_json(results=False))
 
 
@@ -217,7 +223,7 @@ async def post_tasks(request: web.Request) -> web.Response:
             raise InvalidPayload(f"'{key}' must be a non-empty string")
     body["items"] = items
     _positive_number(body, "timeout_s")
-    outcomes = await runner_of(request).serve_task(work, body)
+    outcomes = await tasks_of(request).serve_task(work, body)
     return web.json_response({"results": [o.to_json() for o in outcomes]})
 
 
@@ -229,19 +235,19 @@ async def post_fetch(request: web.Request) -> web.Response:
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise InvalidPayload("'sources' must be a list of HOST:PORT")
     assert work.bundle is not None
-    await runner_of(request).ensure_bundle(work.bundle, [str(Address.parse(s)) for s in sources])
+    await tasks_of(request).ensure_bundle(work.bundle, [str(Address.parse(s)) for s in sources])
     return web.json_response({"bundle": work.bundle, "held": True})
 
 
 async def delete_tasks(request: web.Request) -> web.Response:
-    stopped = runner_of(request).abandon_served(
+    stopped = tasks_of(request).abandon_served(
         request.match_info["job_id"], request.query.get("task")
     )
     return web.json_response({"stopped": stopped})
 
 
 async def get_tasks(request: web.Request) -> web.Response:
-    return web.json_response({"serving": runner_of(request).serving()})
+    return web.json_response({"serving": tasks_of(request).serving()})
 
 
 async def cluster_workers(
@@ -252,19 +258,17 @@ async def cluster_workers(
     The scope is ``peers`` in a POST body, ``?peers=all|N|HOST:PORT,...`` on a DELETE, and
     every live peer for ``GET /workers?scope=cluster``.
     """
-    runner = runner_of(request)
     spec: Any = "all"
     if body is not None:
         spec = body.get("peers")
     elif method == "DELETE":
         text = request.query.get("peers", "all")
         spec = int(text) if text.isdigit() else ("all" if text == "all" else text.split(","))
-    return {"peers": await fan_out(runner, method, request.path, body, spec)}
+    fanout = request.app[PARTS].fanout
+    return {"peers": await fanout.fan_out(method, request.path, body, spec)}
 
 
 def add_routes(app: web.Application) -> None:
-    from . import stream
-
     app.router.add_post("/jobs", post_jobs)
     app.router.add_get("/jobs", get_jobs)
     app.router.add_get("/jobs/{job_id}", get_job)
@@ -273,4 +277,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/tasks", get_tasks)
     app.router.add_post("/tasks/fetch", post_fetch)
     app.router.add_delete("/tasks/{job_id}", delete_tasks)
-    stream.add_routes(app)

@@ -8,15 +8,11 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ..errors import NotFound
-from .context import PEER
+from .context import METRICS
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    metrics = getattr(request.app[PEER], "metrics", None)
-    if metrics is None:
-        raise NotFound("this peer keeps no metrics")
-    response = web.Response(body=metrics.render())
+    response = web.Response(body=request.app[METRICS].render())
     # The exposition content type carries a version parameter aiohttp's content_type refuses.
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

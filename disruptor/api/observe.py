@@ -13,13 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from ..histogram import LatencyHistogram
 from ..logs import REQUEST_ID_HEADER, accept_request_id, request_context
-from .context import PEER
+from .context import METRICS
 
 log = logging.getLogger("disruptor.http")
 
@@ -31,24 +29,6 @@ KNOWN_METHODS = frozenset(
 UNMATCHED_ROUTE = "(unmatched)"
 # Long-lived streams would swamp the latency histogram with their lifetimes.
 UNTIMED_ROUTES = frozenset({"/events"})
-
-
-@dataclass
-class HttpStats:
-    """Requests served, by (method, route, status), and their durations by (method, route)."""
-
-    requests: dict[tuple[str, str, int], int] = field(default_factory=dict)
-    durations: dict[tuple[str, str], LatencyHistogram] = field(default_factory=dict)
-    in_flight: int = 0
-
-    def record(self, method: str, route: str, status: int, duration_s: float | None) -> None:
-        key = (method, route, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        if duration_s is not None:
-            hist = self.durations.get((method, route))
-            if hist is None:
-                hist = self.durations[(method, route)] = LatencyHistogram()
-            hist.observe(duration_s)
 
 
 def route_label(request: web.Request) -> str:
@@ -78,10 +58,8 @@ async def _echo_request_id(request: web.Request, response: web.StreamResponse) -
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
     started = time.perf_counter()
-    metrics = getattr(request.app[PEER], "metrics", None)
-    stats: HttpStats | None = getattr(metrics, "http", None)
-    if stats is not None:
-        stats.in_flight += 1
+    stats = request.app[METRICS].http
+    stats.in_flight += 1
     request[REQUEST_ID_KEY] = request_id
     status = 500
     with request_context(request_id):
@@ -96,10 +74,9 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         finally:
             duration_s = time.perf_counter() - started
             route = route_label(request)
-            if stats is not None:
-                stats.in_flight -= 1
-                timed = None if route in UNTIMED_ROUTES else duration_s
-                stats.record(method_label(request.method), route, status, timed)
+            stats.in_flight -= 1
+            timed = None if route in UNTIMED_ROUTES else duration_s
+            stats.record(method_label(request.method), route, status, timed)
             log.info("%s %s %d %.1fms", request.method, request.path, status, duration_s * 1000.0)
 
 

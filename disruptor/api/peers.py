@@ -16,7 +16,7 @@ from aiohttp import web
 from ..errors import PayloadTooLarge, Unavailable
 from ..membership.driver import SYNC_PATH
 from ..membership.members import MemberView
-from .context import PEER
+from .context import PARTS
 
 STATE_ORDER = {"alive": 0, "suspect": 1, "dead": 2, "left": 3}
 
@@ -35,24 +35,26 @@ def member_json(view: MemberView) -> dict[str, Any]:
 
 
 async def get_peers(request: web.Request) -> web.Response:
-    peer = request.app[PEER]
-    membership = getattr(peer, "membership", None)
-    members = membership.members() if membership is not None else []
+    parts = request.app[PARTS]
+    members = parts.membership.members()
     members.sort(key=lambda v: (not v.is_self, STATE_ORDER.get(v.state, 9), str(v.address)))
     return web.json_response(
-        {"self": str(peer.address), "peers": [member_json(v) for v in members]}
+        {"self": str(parts.address), "peers": [member_json(v) for v in members]}
     )
 
 
 async def post_sync(request: web.Request) -> web.Response:
-    peer = request.app[PEER]
-    membership = getattr(peer, "membership", None)
-    if membership is None or membership.protocol is None:
+    membership = request.app[PARTS].membership
+    if membership.protocol is None:
         raise Unavailable("membership is not running yet", retry_after_s=1.0)
     limit = membership.config.sync_bytes_max
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"push-pull body over {limit} bytes")
-    body = await request.content.read(limit + 1)
+    # Read whole (within the application's body limit): a peer call's body was already read
+    # to check its signature, and aiohttp keeps it.
+    body = await request.read()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"push-pull body over {limit} bytes")
     reply = membership.handle_sync(body)
     return web.Response(body=reply, content_type="application/json")
 

@@ -7,27 +7,22 @@ GET returns the source as ``text/x-python``. A job may then name the snippet by 
 
 from __future__ import annotations
 
-from typing import cast
-
 from aiohttp import web
 
-from ..errors import InvalidPayload, NotFound, PayloadTooLarge
+from ..errors import InvalidPayload, PayloadTooLarge
 from ..snippets.compile import check_sha1
 from ..snippets.engine import SnippetEngine
-from .context import PEER
+from .context import PARTS
 
 
-def _runner(request: web.Request) -> SnippetEngine:
-    runner = cast(SnippetEngine | None, getattr(request.app[PEER], "snippets", None))
-    if runner is None:
-        raise NotFound("this peer runs no snippets")
-    return runner
+def _engine(request: web.Request) -> SnippetEngine:
+    return request.app[PARTS].snippets
 
 
 async def put_snippet(request: web.Request) -> web.Response:
     sha1 = check_sha1(request.match_info["sha1"])
-    runner = _runner(request)
-    limit = runner.settings.source_bytes_max
+    engine = _engine(request)
+    limit = engine.settings.source_bytes_max
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"snippet source is larger than {limit} bytes")
     chunks: list[bytes] = []
@@ -42,7 +37,7 @@ async def put_snippet(request: web.Request) -> web.Response:
         source = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidPayload("snippet source must be UTF-8 text") from None
-    _, new = await runner.put(source, sha1)
+    _, new = await engine.put(source, sha1)
     if not new:
         return web.Response(status=204)
     return web.Response(
@@ -52,7 +47,7 @@ async def put_snippet(request: web.Request) -> web.Response:
 
 async def get_snippet(request: web.Request) -> web.Response:
     sha1 = check_sha1(request.match_info["sha1"])
-    source = await _runner(request).get(sha1)
+    source = await _engine(request).get(sha1)
     return web.Response(text=source, content_type="text/x-python", charset="utf-8")
 
 

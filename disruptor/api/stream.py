@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from ..errors import DisruptorError, InvalidPayload
 from ..jobs.model import JobOptions, Work
-from .jobs import parse_work, runner_of
+from .jobs import coordinator_of, parse_work
 
 STREAM_IN_FLIGHT_MAX = 1024
 STREAM_MESSAGE_BYTES_MAX = 4 * 1024 * 1024
@@ -28,7 +28,7 @@ STREAM_MESSAGE_BYTES_MAX = 4 * 1024 * 1024
 async def get_stream(request: web.Request) -> web.WebSocketResponse:
     socket = web.WebSocketResponse(max_msg_size=STREAM_MESSAGE_BYTES_MAX, heartbeat=30.0)
     await socket.prepare(request)
-    runner = runner_of(request)
+    coordinator = coordinator_of(request)
     slots = asyncio.Semaphore(STREAM_IN_FLIGHT_MAX)
     running: set[asyncio.Task[None]] = set()
     work: Work | None = None
@@ -36,7 +36,7 @@ async def get_stream(request: web.Request) -> web.WebSocketResponse:
 
     async def run_one(item_id: Any, item: Any, work: Work) -> None:
         try:
-            job = runner.submit(work, [item], options)
+            job = coordinator.submit(work, [item], options)
             await job.done.wait()
             outcome = job.dispatcher.results.get(0)
             reply = {"id": item_id, **(outcome.to_json() if outcome else {"error": None})}

@@ -14,20 +14,16 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import InvalidPayload, Unavailable
+from ..errors import InvalidPayload
 from ..workers.pool import WorkerPool
-from .context import PEER
+from .context import PARTS
 from .jobs import cluster_workers, read_json_object
 
 COUNT_MAX = 1024
 
 
 def pool_of(request: web.Request) -> WorkerPool:
-    pool = getattr(request.app[PEER], "pool", None)
-    if pool is None:
-        raise Unavailable("this peer runs no worker pool")
-    assert isinstance(pool, WorkerPool)
-    return pool
+    return request.app[PARTS].pool
 
 
 def parse_start(body: dict[str, Any]) -> tuple[str, int | None]:

@@ -32,7 +32,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
@@ -93,18 +93,6 @@ class AppManifest:
     limits: WorkerLimits
 
 
-def load_app_manifest(directory: Path) -> AppManifest:
-    """Read and validate ``directory/bundle.toml``."""
-    path = Path(directory) / MANIFEST_NAME
-    if path.is_symlink() or not path.is_file():
-        raise ManifestInvalid(f"{MANIFEST_NAME}: missing (every bundle needs one at its root)")
-    with path.open("rb") as f:
-        raw = f.read(MANIFEST_BYTES_MAX + 1)
-    if len(raw) > MANIFEST_BYTES_MAX:
-        raise ManifestInvalid(f"{MANIFEST_NAME}: larger than {MANIFEST_BYTES_MAX} bytes")
-    return parse_app_manifest(raw)
-
-
 def parse_app_manifest(raw: bytes | str) -> AppManifest:
     """Validate manifest text (TOML) into an ``AppManifest``."""
     try:
@@ -150,7 +138,7 @@ def _worker(table: dict[str, Any]) -> WorkerSpec:
                 "worker.command: must be a non-empty list of strings", field="worker.command"
             )
         command = tuple(value)
-        if command[0].startswith("/") or ".." in Path(command[0]).parts:
+        if command[0].startswith("/") or ".." in PurePosixPath(command[0]).parts:
             raise ManifestInvalid(
                 "worker.command: the program must be relative to the bundle root",
                 field="worker.command",

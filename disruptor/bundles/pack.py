@@ -22,7 +22,8 @@ from typing import BinaryIO, Protocol, cast
 import zstandard
 
 from ..errors import ArchiveUnsafe
-from .manifest import AppManifest, load_app_manifest
+from .manifest import AppManifest
+from .unpack import load_app_manifest
 
 ZSTD_LEVEL = 3
 BLOCK_BYTES = 512

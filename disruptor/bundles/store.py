@@ -23,10 +23,10 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import (
     DigestMismatch,
@@ -41,9 +41,6 @@ from .settings import BundleSettings
 from .signing import SignedManifest, unsigned_manifest, verify_signature
 from .trust import TrustStore
 from .unpack import check_archive, remove_tree, unpack_archive
-
-if TYPE_CHECKING:
-    from ..address import Address
 
 SHA1_RE = re.compile(r"[0-9a-f]{40}")
 BLOB_SUFFIX = ".tar.zst"
@@ -188,7 +185,6 @@ class BundleStore:
         limits: BundleSettings | None = None,
         *,
         insecure_dev: bool = False,
-        cluster_secret: bytes = b"",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = root
@@ -199,12 +195,10 @@ class BundleStore:
         self.trust = trust
         self.limits = limits or BundleSettings()
         self.insecure_dev = insecure_dev
-        self.cluster_secret = cluster_secret
         self.clock = clock
         self.stats = StoreStats()
         self._commit_locks: dict[str, asyncio.Lock] = {}
         self._unpacking: dict[str, asyncio.Future[Path]] = {}
-        self._fetching: dict[str, asyncio.Future[None]] = {}
         for path in (self.blobs_dir, self.manifests_dir, self.tmp_dir, self.unpacked_root):
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._recover()
@@ -342,7 +336,7 @@ class BundleStore:
         self.stats.bundles = max(0, self.stats.bundles - 1)
         self.stats.bytes_stored = max(0, self.stats.bytes_stored - size)
 
-    # --- unpacking and fetching ----------------------------------------------------------
+    # --- unpacking -----------------------------------------------------------------------
 
     async def unpack(self, sha1: str) -> Path:
         """The read-only ``unpacked/<sha1>/`` tree; many concurrent callers share one unpack."""
@@ -364,23 +358,9 @@ class BundleStore:
         if not flight.cancelled() and flight.exception() is None:
             self.stats.unpacks += 1
 
-    async def fetch(self, sha1: str, sources: Sequence[Address]) -> None:
-        """Get ``sha1`` from the first of ``sources`` that has it (single flight per bundle)."""
-        validate_sha1(sha1)
-        if self.has(sha1):
-            return
-        flight = self._fetching.get(sha1)
-        if flight is None:
-            from .fetch import fetch_bundle
-
-            flight = asyncio.ensure_future(fetch_bundle(self, sha1, list(sources)))
-            self._fetching[sha1] = flight
-            flight.add_done_callback(lambda _f: self._fetching.pop(sha1, None))
-        await asyncio.shield(flight)
-
     async def close(self) -> None:
-        """Wait for unpacks and fetches in flight (they clean up after themselves)."""
-        pending: list[asyncio.Future[Any]] = [*self._unpacking.values(), *self._fetching.values()]
+        """Wait for unpacks in flight (they clean up after themselves)."""
+        pending: list[asyncio.Future[Any]] = list(self._unpacking.values())
         for flight in pending:
             flight.cancel()
         if pending:

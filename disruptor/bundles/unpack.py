@@ -237,3 +237,15 @@ def unpack_archive(
         remove_tree(staging)
         raise
     return destination
+
+
+def load_app_manifest(directory: Path) -> AppManifest:
+    """Read and validate ``directory/bundle.toml`` (a source tree, or an unpacked bundle)."""
+    path = Path(directory) / MANIFEST_NAME
+    if path.is_symlink() or not path.is_file():
+        raise ManifestInvalid(f"{MANIFEST_NAME}: missing (every bundle needs one at its root)")
+    with path.open("rb") as f:
+        raw = f.read(MANIFEST_BYTES_MAX + 1)
+    if len(raw) > MANIFEST_BYTES_MAX:
+        raise ManifestInvalid(f"{MANIFEST_NAME}: larger than {MANIFEST_BYTES_MAX} bytes")
+    return parse_app_manifest(raw)

@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
 from ..errors import DisruptorError
 from ..logs import LOG_FORMATS, LOG_LEVELS, configure_logging
+from ..version import __version__
 from . import bundles_cmd, config_cmd, demo_cmd, jobs_cmd, peer_cmd, status_cmd, workers_cmd
 
 # Subcommand modules, in the order ``--help`` lists them.

@@ -25,10 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..address import free_port
 from ..client import Client
 from ..errors import PeerUnreachable
 from ..home import Home
+from ..ports import free_port
 
 PEERS = 3
 READY_TIMEOUT_S = 30.0

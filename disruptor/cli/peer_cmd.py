@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             flags[name] = (value, flag)
     settings = load_settings(config_file=args.config, flags=flags)
     configure_logging(settings.log.level, settings.log.format)
-    peer = Peer(settings.config)
+    peer = Peer(settings.peer)
     asyncio.run(_serve(peer))
     return 0
 
@@ -66,7 +66,7 @@ async def _serve(peer: Peer) -> None:
     print(
         f"disruptor peer {peer.address}\n"
         f"  data directory  {peer.home.root}\n"
-        f"  cluster         {peer.config.cluster_name}\n"
+        f"  cluster         {peer.settings.cluster_name}\n"
         f"  api token       {peer.home.token_path}\n"
         f"  dashboard       {peer.url}/\n"
         f"  metrics         {peer.url}/metrics",

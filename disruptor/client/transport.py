@@ -18,12 +18,11 @@ import aiohttp
 
 from ..address import Address
 from ..errors import (
-    PROBLEM_CONTENT_TYPE,
     DisruptorError,
     Overloaded,
     PeerUnreachable,
     Unavailable,
-    error_from_problem,
+    error_from_reply,
 )
 from ..home import Home
 
@@ -157,13 +156,4 @@ async def read_problem(response: aiohttp.ClientResponse) -> DisruptorError:
     async with response:
         raw = await response.read()
     content_type = response.headers.get("Content-Type", "")
-    if content_type.startswith((PROBLEM_CONTENT_TYPE, "application/json")):
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            return error_from_problem(body, response.status)
-    return error_from_problem(
-        {"detail": raw.decode(errors="replace")[:500] or response.reason or ""}, response.status
-    )
+    return error_from_reply(response.status, content_type, raw, response.reason or "")

@@ -1,75 +1,87 @@
-"""``JobCoordinator`` (``peer.jobs``): carries out the dispatcher's plans with real peers.
+"""``JobCoordinator`` (the ``jobs`` part): carries out the dispatchers' plans with real peers.
 
-A job submitted here is coordinated here: the dispatcher places its tasks on the live peers (from
-membership; this peer alone when there is none), attempts run locally through the worker pool or
-the snippet runner, or remotely through ``POST /tasks`` on the chosen peer, and whatever happens to
-an attempt goes back to the dispatcher as an event. A periodic tick refreshes the peers' load and
-catches attempts past their deadline; a membership change re-places at once.
+A job submitted here is coordinated here: its dispatcher places tasks on the live peers (from the
+``PeerDirectory``), attempts run on this peer (``LocalExecutor``) or on another through
+``POST /tasks`` (``TaskCalls``), and whatever happens to an attempt goes back to the dispatcher as
+an event, with the live peers and their load as they are now. One timer per job is armed at its
+dispatcher's ``next_wakeup()`` (a deadline, a back-off's end); a membership change re-places at
+once. Attempts other coordinators place here are the ``TaskServer``'s (``served.py``).
 
-Rules: every decision is the dispatcher's (this module only translates outcomes and failures into
-its events); every queue is bounded (too many jobs or served tasks: ``Overloaded`` with a
-``retry_after_s``); a cancel reaches every peer running one of the job's attempts.
+Rules: every decision is the dispatcher's (this module only turns outcomes and exceptions into
+its events, with ``faults.failure_of``); the jobs running at once are bounded (one more is refused
+as ``Overloaded`` with a ``retry_after_s``); a cancel reaches every peer running one of the job's
+attempts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import random
 import uuid
-from collections import Counter, OrderedDict, deque
-from collections.abc import Coroutine, Sequence
-from typing import Any, cast
+from collections import OrderedDict, deque
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
-from ..address import Address
-from ..errors import (
-    BadRequest,
-    DisruptorError,
-    NotFound,
-    Overloaded,
-    PeerUnreachable,
-    Unavailable,
-    Unprocessable,
-)
-from ..outcome import BundleExecutor, ItemOutcome, SnippetExecutor
+from ..errors import DisruptorError, NotFound, Overloaded
+from ..outcome import ItemOutcome
+from .directory import PeerDirectory
 from .dispatcher import Abandon, Action, Delivered, Dispatcher, Finished, Run
+from .faults import FailureKind, HoldDown, failure_of
 from .job import Job
+from .local import LocalExecutor
 from .model import JobOptions, JobState, Kind, Work
-from .policies import PeerView, Policy, make_policy
+from .policies import PolicySet
 from .reduce import reduce_values
-from .remote import PeerCalls
+from .remote import TaskCalls, task_body
 from .settings import JobsSettings, JobStats
 
 log = logging.getLogger("disruptor.jobs")
 
-# Snippet sources remembered as already checked (compiled by the snippet runner), most recent.
+# Snippet sources remembered as already checked (compiled by the snippet engine), most recent.
 CHECKED_SNIPPETS_MAX = 256
 # On stop, how long the last cancel calls to other peers may take.
 STOP_CHORES_S = 2.0
 
 
+class SnippetLibrary(Protocol):
+    """The snippet engine, as the coordinator uses it: check and store, look up, fold."""
+
+    async def put(self, source: str, sha1: str | None = None) -> tuple[str, bool]: ...
+
+    async def get(self, sha1: str) -> str: ...
+
+    async def reduce(self, values: Sequence[Any], *, source: str | None = None) -> Any: ...
+
+
 class JobCoordinator:
     def __init__(
-        self, peer: Any, settings: JobsSettings | None = None, rng: random.Random | None = None
+        self,
+        directory: PeerDirectory,
+        local: LocalExecutor,
+        calls: TaskCalls,
+        snippets: SnippetLibrary,
+        settings: JobsSettings,
+        stats: JobStats,
+        hold_down: HoldDown,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
     ) -> None:
-        self._peer = peer
-        self.settings = settings or JobsSettings()
-        self.stats = JobStats()
+        self.directory = directory
+        self.local = local
+        self.calls = calls
+        self.snippets = snippets
+        self.settings = settings
+        self.stats = stats
+        self.hold_down = hold_down
+        self._clock = clock  # the event loop's clock: the one its timers run on
         self.rng = rng or random.Random()  # noqa: S311 - placement, not secrets
-        self.calls = PeerCalls(peer.cluster_secret, self.settings.connect_timeout_s)
+        # One instance per policy name, shared by jobs, so round-robin turns across jobs too.
+        self.policies = PolicySet()
         self._jobs: dict[str, Job] = {}
         self._by_key: dict[str, str] = {}
         self._finished: deque[str] = deque()
-        self._out: Counter[str] = Counter()  # attempts out per peer, over all jobs
-        self._served: dict[str, dict[str, asyncio.Task[Any]]] = {}
-        # One instance per policy name, shared by jobs, so round-robin turns across jobs too.
-        self._policies: dict[str, Policy] = {}
-        self._ticker: asyncio.Task[None] | None = None
-        # Peers whose connection just failed, until when (loop time): kept out of placements
-        # until membership catches up, so their tasks do not bounce back to them meanwhile.
-        self._unreachable: dict[str, float] = {}
         self._chores: set[asyncio.Task[None]] = set()  # abandons and folds in flight
         self._checked: OrderedDict[str, None] = OrderedDict()  # SHA-1s of checked snippets
 
@@ -77,96 +89,33 @@ class JobCoordinator:
 
     @property
     def self_address(self) -> str:
-        return str(self._peer.address)
+        return self.directory.self_address
 
     async def start(self) -> None:
-        self._ticker = asyncio.create_task(self._tick_forever(), name="jobs-tick")
-        membership = getattr(self._peer, "membership", None)
-        subscribe = getattr(membership, "subscribe", None)
-        if callable(subscribe):
-            subscribe(self._on_membership_change)
+        self.directory.cluster.subscribe(self._on_membership_change)
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
         for job in list(self._jobs.values()):
             if not job.state.finished:
-                self._apply(job, job.dispatcher.cancel(self._now()))
-        served = [t for tasks in self._served.values() for t in tasks.values()]
-        for task in served:
-            task.cancel()
+                self._apply(job, job.dispatcher.cancel(self._clock()))
+            if job.timer is not None:
+                job.timer.cancel()
+                job.timer = None
         attempts = [t for job in self._jobs.values() for _, t in job.attempts.values()]
-        await asyncio.gather(*served, *attempts, return_exceptions=True)
+        await asyncio.gather(*attempts, return_exceptions=True)
         # Let the last abandon calls reach their peers, but never wait long for a silent one.
         if self._chores:
             await asyncio.wait(set(self._chores), timeout=STOP_CHORES_S)
             for chore in self._chores:
                 chore.cancel()
             await asyncio.gather(*self._chores, return_exceptions=True)
-        await self.calls.close()
-
-    def _now(self) -> float:
-        return asyncio.get_running_loop().time()
 
     # --- the cluster as the dispatcher sees it ------------------------------------------------
 
     def live_peers(self) -> list[str]:
-        membership = getattr(self._peer, "membership", None)
-        if membership is None:
-            return [self.self_address]
-        addresses = {str(a) for a in membership.live_addresses()}
-        if self._unreachable:
-            now = self._now()
-            for address, until in list(self._unreachable.items()):
-                if until <= now:
-                    del self._unreachable[address]
-                else:
-                    addresses.discard(address)
-        addresses.add(self.self_address)
-        return sorted(addresses)
+        return self.directory.live_peers(self._clock())
 
-    def _meta(self, address: str) -> Any:
-        membership = getattr(self._peer, "membership", None)
-        if membership is None:
-            return None
-        with contextlib.suppress(Exception):
-            return membership.meta_of(Address.parse(address))
-        return None
-
-    def views(self, job: Job | None = None) -> list[PeerView]:
-        own = job.dispatcher.in_flight if job is not None else {}
-        views = []
-        for address in self.live_peers():
-            meta = self._meta(address)
-            load = 0.0
-            if meta is not None:
-                load = float(meta.load.tasks_running + meta.load.queue_length)
-            views.append(
-                PeerView(
-                    address,
-                    load,
-                    self._out[address] - own.get(address, 0),
-                    float(self.settings.weights.get(address, 1.0)),
-                )
-            )
-        return views
-
-    def holders(self, sha1: str, exclude: str | None = None) -> list[str]:
-        """Peers that hold the bundle (gossip says so), shuffled so fetches spread among them."""
-        found = []
-        store = getattr(self._peer, "store", None)
-        if store is not None and store.has(sha1):
-            found.append(self.self_address)
-        for address in self.live_peers():
-            meta = self._meta(address)
-            if address != self.self_address and meta is not None and sha1 in meta.bundles:
-                found.append(address)
-        self.rng.shuffle(found)
-        return [a for a in found if a != exclude]
-
-    def _on_membership_change(self, *_: Any) -> None:
+    def _on_membership_change(self) -> None:
         """A member changed state: re-place at once the attempts of peers no longer alive."""
         try:
             loop = asyncio.get_running_loop()
@@ -175,19 +124,33 @@ class JobCoordinator:
         loop.call_soon(self._refresh)
 
     def _refresh(self) -> None:
-        now = self._now()
         for job in list(self._jobs.values()):
             if not job.state.finished:
-                self._apply(job, job.dispatcher.on_peers(now, self.views(job)))
+                self._feed(job, lambda now: [])
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.tick_s)
-            now = self._now()
-            for job in list(self._jobs.values()):
-                if not job.state.finished:
-                    actions = job.dispatcher.on_peers(now, self.views(job))
-                    self._apply(job, actions + job.dispatcher.on_tick(now))
+    def _feed(self, job: Job, event: Callable[[float], list[Action]]) -> None:
+        """Give the dispatcher the live peers as they are now, then the event; carry out both."""
+        now = self._clock()
+        actions: list[Action] = []
+        if not job.state.finished:
+            own = job.dispatcher.in_flight
+            actions += job.dispatcher.on_peers(now, self.directory.views(now, own))
+        self._apply(job, actions + event(now))
+
+    def _arm(self, job: Job) -> None:
+        """One timer per job, at the time its dispatcher next has something to do."""
+        when = None if job.state.finished else job.dispatcher.next_wakeup()
+        if job.timer is not None:
+            if when is not None and job.timer.when() == when:
+                return
+            job.timer.cancel()
+            job.timer = None
+        if when is not None:
+            job.timer = asyncio.get_running_loop().call_at(when, self._on_timer, job)
+
+    def _on_timer(self, job: Job) -> None:
+        job.timer = None
+        self._feed(job, job.dispatcher.on_tick)
 
     # --- jobs -------------------------------------------------------------------------------
 
@@ -212,10 +175,6 @@ class JobCoordinator:
             )
         if work.kind is Kind.BUNDLE and work.bundle is not None:
             self._check_bundle_known(work.bundle)
-        policy = None
-        if options.policy != "broadcast":
-            policy = self._policies.get(options.policy) or make_policy(options.policy)
-            self._policies[options.policy] = policy
         job_id = uuid.uuid4().hex[:16]
         dispatcher = Dispatcher(
             job_id,
@@ -223,15 +182,17 @@ class JobCoordinator:
             options,
             random.Random(self.rng.getrandbits(64)),  # noqa: S311 - placement
             self_address=self.self_address,
-            policy=policy,
+            policies=self.policies,
+            hold_down=self.hold_down,
         )
-        job = Job(job_id, work, items, dispatcher, self._now(), idempotency_key, reduce)
+        now = self._clock()
+        job = Job(job_id, work, items, dispatcher, now, idempotency_key, reduce)
         self._jobs[job_id] = job
         if idempotency_key is not None:
             self._by_key[idempotency_key] = job_id
         self.stats.submitted += 1
         self.stats.running += 1
-        self._apply(job, dispatcher.start(self._now(), self.views(job)))
+        self._apply(job, dispatcher.start(now, self.directory.views(now)))
         return job
 
     async def prepare(self, work: Work) -> Work:
@@ -240,27 +201,23 @@ class JobCoordinator:
         A snippet named by SHA-1 is resolved to its source here, so peers that never saw it can
         run it too.
         """
-        runner = getattr(self._peer, "snippets", None)
-        if work.kind is not Kind.SNIPPET or runner is None:
+        if work.kind is not Kind.SNIPPET:
             return work
         if work.snippet is not None:
             # Checking costs a trip to a snippet host: once per source is enough.
             name = hashlib.sha1(work.snippet.encode()).hexdigest()  # noqa: S324 - a name
             if name not in self._checked:
-                await runner.put(work.snippet)
+                await self.snippets.put(work.snippet)
                 self._checked[name] = None
                 while len(self._checked) > CHECKED_SNIPPETS_MAX:
                     self._checked.popitem(last=False)
             self._checked.move_to_end(name)
             return work
         assert work.snippet_sha1 is not None
-        return Work(Kind.SNIPPET, snippet=await runner.get(work.snippet_sha1))
+        return Work(Kind.SNIPPET, snippet=await self.snippets.get(work.snippet_sha1))
 
     def _check_bundle_known(self, sha1: str) -> None:
-        store = getattr(self._peer, "store", None)
-        if store is None:
-            return
-        if not store.has(sha1) and not self.holders(sha1):
+        if not self.directory.bundles.has(sha1) and not self.directory.holders(sha1, self._clock()):
             raise NotFound(f"no live peer holds bundle {sha1}")
 
     def by_key(self, key: str) -> Job | None:
@@ -274,13 +231,9 @@ class JobCoordinator:
             raise NotFound(f"no job {job_id} here (it may have been forgotten, or run elsewhere)")
         return job
 
-    async def wait(self, job: Job) -> Job:
-        await job.done.wait()
-        return job
-
     def cancel(self, job_id: str) -> Job:
         job = self.get(job_id)
-        self._apply(job, job.dispatcher.cancel(self._now()))
+        self._apply(job, job.dispatcher.cancel(self._clock()))
         return job
 
     def in_flight(self) -> list[dict[str, Any]]:
@@ -295,7 +248,7 @@ class JobCoordinator:
         woke = False
         for action in actions:
             if isinstance(action, Run):
-                self._out[action.peer] += 1
+                self.directory.out[action.peer] += 1
                 task = asyncio.create_task(self._attempt(job, action), context=job.context)
                 job.attempts[(action.task_id, action.attempt)] = (action.peer, task)
             elif isinstance(action, Abandon):
@@ -308,12 +261,13 @@ class JobCoordinator:
                 woke = True
         if woke:
             job.wake()
+        self._arm(job)
 
     def _abandon(self, job: Job, action: Abandon) -> None:
         entry = job.attempts.pop((action.task_id, action.attempt), None)
         if entry is None:
             return
-        self._out[action.peer] -= 1
+        self.directory.out[action.peer] -= 1
         peer, task = entry
         task.cancel()
         if peer != self.self_address:
@@ -329,9 +283,9 @@ class JobCoordinator:
     def _finish(self, job: Job, state: JobState) -> None:
         for key in list(job.attempts):
             peer, task = job.attempts.pop(key)
-            self._out[peer] -= 1
+            self.directory.out[peer] -= 1
             task.cancel()
-        job.finished_s = self._now()
+        job.finished_s = self._clock()
         self.stats.running -= 1
         self.stats.tasks_replaced += job.dispatcher.replaced
         self.stats.items_retried += job.dispatcher.retried
@@ -359,7 +313,7 @@ class JobCoordinator:
         try:
             assert job.reduce is not None
             values = [o.value for o in job.dispatcher.results.outcomes() if o and o.ok]
-            job.reduced = await reduce_values(self._peer, job.reduce, values)
+            job.reduced = await reduce_values(self.snippets, job.reduce, values)
         except DisruptorError as error:
             job.reduce_error = {"kind": error.slug, "message": error.detail}
         finally:
@@ -368,152 +322,50 @@ class JobCoordinator:
 
     async def _attempt(self, job: Job, run: Run) -> None:
         items = [job.items[i] for i in run.indexes]
-        if job.broadcast:
-            items = job.items
-        event: list[Action]
+        timeout_s = job.dispatcher.options.timeout_s
         try:
             if run.peer == self.self_address:
                 self.stats.tasks_local += 1
-                outcomes = await self.run_local(job.work, items, job.dispatcher.options.timeout_s)
+                outcomes = await self.local.run(job.work, items, timeout_s)
             else:
                 self.stats.tasks_forwarded += 1
-                outcomes = await self.calls.run_task(
-                    run.peer, self._task_body(job, run, items), len(items)
+                sources = None
+                if job.work.bundle is not None:
+                    now = self._clock()
+                    sources = self.directory.holders(job.work.bundle, now, exclude=run.peer)
+                body = task_body(
+                    job.job_id,
+                    run.task_id,
+                    run.attempt,
+                    self.self_address,
+                    job.work,
+                    items,
+                    timeout_s,
+                    sources,
                 )
+                outcomes = await self.calls.run_task(run.peer, body, len(items))
         except asyncio.CancelledError:
             raise
-        except (Overloaded, Unavailable) as error:
-            if isinstance(error, PeerUnreachable):
-                self._unreachable[run.peer] = self._now() + self.settings.unreachable_hold_s
-                event = self._failed(job, run, error.detail)
-            else:
-                event = job.dispatcher.on_attempt_failed(
-                    self._now(), run.task_id, run.attempt, error.detail, error.retry_after_s
-                )
-        except (BadRequest, Unprocessable) as error:
-            # The work itself is refused (a bad snippet...): every peer would say the same.
-            failure = ItemOutcome.failure(error.slug, type(error).__name__, error.detail)
-            event = self._result(job, run, [failure] * len(items))
-        except DisruptorError as error:
-            event = self._failed(job, run, error.detail)
         except Exception as exc:
-            log.exception("attempt %s of job %s failed unexpectedly", run.task_id, job.job_id)
-            event = self._failed(job, run, f"{type(exc).__name__}: {exc}")
+            if not isinstance(exc, DisruptorError):
+                log.exception("attempt %s of job %s failed unexpectedly", run.task_id, job.job_id)
+            failure = failure_of(exc)
+            if failure.kind is not FailureKind.REFUSED:
+                log.info("attempt %s/%d on %s lost: %s", run.task_id, run.attempt, run.peer, exc)
+            self._release(job, run)
+            self._feed(
+                job,
+                lambda now: job.dispatcher.on_attempt_failed(
+                    now, run.task_id, run.attempt, failure
+                ),
+            )
         else:
-            event = self._result(job, run, outcomes)
-        self._apply(job, event)
+            self._release(job, run)
+            self._feed(job, lambda now: self._result(job, run, outcomes, now))
+
+    def _result(self, job: Job, run: Run, outcomes: list[ItemOutcome], now: float) -> list[Action]:
+        return job.dispatcher.on_result(now, run.task_id, run.attempt, outcomes, run.peer)
 
     def _release(self, job: Job, run: Run) -> None:
         if job.attempts.pop((run.task_id, run.attempt), None) is not None:
-            self._out[run.peer] -= 1
-
-    def _failed(self, job: Job, run: Run, why: str) -> list[Action]:
-        self._release(job, run)
-        log.info("attempt %s/%d on %s lost: %s", run.task_id, run.attempt, run.peer, why)
-        return job.dispatcher.on_attempt_failed(self._now(), run.task_id, run.attempt, why)
-
-    def _result(self, job: Job, run: Run, outcomes: list[ItemOutcome]) -> list[Action]:
-        self._release(job, run)
-        return job.dispatcher.on_result(self._now(), run.task_id, run.attempt, outcomes, run.peer)
-
-    def _task_body(self, job: Job, run: Run, items: list[Any]) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "job": job.job_id,
-            "task": run.task_id,
-            "attempt": run.attempt,
-            "coordinator": self.self_address,
-            **job.work.to_json(),
-            "items": items,
-            "timeout_s": job.dispatcher.options.timeout_s,
-        }
-        if job.work.bundle is not None:
-            body["sources"] = self.holders(job.work.bundle, exclude=run.peer)
-        return body
-
-    # --- running here -----------------------------------------------------------------------
-
-    async def run_local(
-        self,
-        work: Work,
-        items: list[Any],
-        timeout_s: float | None,
-        sources: Sequence[str] = (),
-    ) -> list[ItemOutcome]:
-        """Run items on this peer's own executors (fetching the bundle first if need be)."""
-        if work.kind is Kind.BUNDLE:
-            assert work.bundle is not None
-            await self.ensure_bundle(work.bundle, sources)
-            pool = cast(BundleExecutor | None, getattr(self._peer, "pool", None))
-            if pool is None:
-                raise NotFound("this peer runs no worker pool")
-            # Shielded: an abandoned attempt stops being waited for, but the pool is left to
-            # finish what it already took (it may be starting workers, which must not be cut
-            # short); its results are dropped.
-            inner = asyncio.ensure_future(pool.run_batch(work.bundle, items, timeout_s=timeout_s))
-            inner.add_done_callback(_consume)
-            return await asyncio.shield(inner)
-        runner = cast(SnippetExecutor | None, getattr(self._peer, "snippets", None))
-        if runner is None:
-            raise NotFound("this peer runs no snippets")
-        return await runner.run_batch(
-            items, source=work.snippet, sha1=work.snippet_sha1, timeout_s=timeout_s
-        )
-
-    async def ensure_bundle(self, sha1: str, sources: Sequence[str]) -> None:
-        store = getattr(self._peer, "store", None)
-        if store is None or store.has(sha1):
-            return
-        candidates = [a for a in sources if a != self.self_address] or self.holders(
-            sha1, exclude=self.self_address
-        )
-        if not candidates:
-            raise NotFound(f"bundle {sha1} is not here and no peer is known to hold it")
-        await store.fetch(sha1, [Address.parse(a) for a in candidates])
-
-    async def serve_task(self, work: Work, body: dict[str, Any]) -> list[ItemOutcome]:
-        """Run an attempt another coordinator placed here (``POST /tasks``)."""
-        if self.stats.tasks_serving >= self.settings.tasks_served_max:
-            self.stats.rejected_overloaded += 1
-            raise Overloaded(
-                f"{self.stats.tasks_serving} tasks running here",
-                retry_after_s=self.settings.retry_after_s,
-            )
-        job_id, task_id = str(body["job"]), str(body["task"])
-        timeout = body.get("timeout_s")
-        sources = [str(s) for s in body.get("sources") or []]
-        coordinator = body.get("coordinator")
-        if isinstance(coordinator, str) and coordinator not in sources:
-            sources.append(coordinator)
-        current = asyncio.current_task()
-        assert current is not None
-        self._served.setdefault(job_id, {})[task_id] = current
-        self.stats.tasks_served += 1
-        self.stats.tasks_serving += 1
-        try:
-            return await self.run_local(
-                work, list(body["items"]), float(timeout) if timeout else None, sources
-            )
-        finally:
-            self.stats.tasks_serving -= 1
-            tasks = self._served.get(job_id, {})
-            if tasks.get(task_id) is current:
-                del tasks[task_id]
-            if not tasks:
-                self._served.pop(job_id, None)
-
-    def abandon_served(self, job_id: str, task_id: str | None = None) -> int:
-        """Stop attempts of a job running here for another coordinator; how many were stopped."""
-        tasks = self._served.get(job_id, {})
-        chosen = [t for k, t in tasks.items() if task_id is None or k == task_id]
-        for task in chosen:
-            task.cancel()
-        return len(chosen)
-
-    def serving(self) -> dict[str, list[str]]:
-        return {job: sorted(tasks) for job, tasks in self._served.items() if tasks}
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    """Retrieve an orphaned attempt's outcome so that its failure is not reported as lost."""
-    if not future.cancelled():
-        future.exception()
+            self.directory.out[run.peer] -= 1

@@ -1,20 +1,24 @@
 """The plan of one job, as a sans-IO state machine: ``(now, event) -> actions``.
 
 The dispatcher splits the items into tasks, places them on peers by the job's policy, and reacts
-to what the runner reports: a task's results, an attempt that failed (connection refused, the peer
-overloaded), a peer gone from the membership, the clock passing an attempt's deadline, a cancel.
-It answers with actions for the runner to carry out (``Run``, ``Abandon``, ``Finished``) and
-``Delivered`` index lists for streaming. Rules it keeps:
+to what the coordinator reports: a task's results, an attempt that failed (``AttemptFailure``: the
+peer unreachable, busy, the work refused...), the live peers with their load, the clock reaching
+``next_wakeup()`` (an attempt's deadline, a back-off's end), a cancel. It answers with actions for
+the coordinator to carry out (``Run``, ``Abandon``, ``Finished``) and ``Delivered`` index lists
+for streaming. Every decision about a job is made here, broadcast and back-off included; the
+coordinator only translates. Rules it keeps:
 
 - every item gets exactly one result (``ResultTable``), however many attempts ran it;
 - a lost attempt is placed again, avoiding the peer that lost it, at most ``PLACEMENTS_MAX`` times;
   then its items fail with ``peer-unreachable`` — so a job always finishes;
 - at most ``window`` attempts are out at once, so a huge job does not flood the peers;
-- items whose worker crashed or timed out run again up to ``retries`` times, alone, not their task.
+- items whose worker crashed or timed out run again up to ``retries`` times, alone, not their task;
+- no task is placed on a peer missing from the last live set, or held down as unreachable.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections import deque
@@ -23,8 +27,9 @@ from dataclasses import dataclass
 
 from ..errors import PeerUnreachable, TaskTimeout, WorkerCrashed
 from ..outcome import ItemOutcome
+from .faults import AttemptFailure, FailureKind, HoldDown
 from .model import JobOptions, JobState, ResultTable, Task, TaskState, task_id_for
-from .policies import PeerView, Policy, make_policy, pick_peers
+from .policies import BROADCAST, PeerView, PolicySet, pick_peers
 
 # A task lost this many times with its peers gives up (its items report peer-unreachable).
 PLACEMENTS_MAX = 6
@@ -81,14 +86,17 @@ class Dispatcher:
         rng: random.Random,
         *,
         self_address: str | None = None,
-        policy: Policy | None = None,
+        policies: PolicySet | None = None,
+        hold_down: HoldDown | None = None,
     ) -> None:
         self.job_id = job_id
         self.options = options
         self.rng = rng
         self.self_address = self_address
-        self.broadcast = options.policy == "broadcast"
-        self.policy = None if self.broadcast else (policy or make_policy(options.policy))
+        self.broadcast = options.policy == BROADCAST
+        # Shared with the peer's other jobs (so are the held-down peers), or this job's own.
+        self.policy = None if self.broadcast else (policies or PolicySet()).get(options.policy)
+        self.hold_down = hold_down or HoldDown()
         self.state = JobState.RUNNING
         self.tasks: dict[str, Task] = {}
         self.results = ResultTable(total)
@@ -101,11 +109,14 @@ class Dispatcher:
         self._item_tries: dict[int, int] = {}
         self._numbers = 0
         self._own_in_flight: dict[str, int] = {}
+        # (when, number, task id): attempt deadlines and back-off ends, stale ones skipped lazily.
+        self._timers: list[tuple[float, int, str]] = []
+        self._timer_numbers = 0
 
     # --- events -----------------------------------------------------------------------------
 
     def start(self, now: float, peers: Sequence[PeerView]) -> list[Action]:
-        self._set_peers(peers)
+        self._set_peers(now, peers)
         live = list(self._peers.values())
         if self.options.peer_list:
             self._allowed = set(self.options.peer_list)
@@ -126,7 +137,7 @@ class Dispatcher:
 
     def on_peers(self, now: float, peers: Sequence[PeerView]) -> list[Action]:
         """The live peer set (with fresh load figures); attempts on peers now gone are re-placed."""
-        self._set_peers(peers)
+        self._set_peers(now, peers)
         actions: list[Action] = []
         for task in self.tasks.values():
             if task.state is TaskState.RUNNING and task.peer not in self._peers:
@@ -178,35 +189,38 @@ class Dispatcher:
         return actions + self._pump(now) + self._check_finished()
 
     def on_attempt_failed(
-        self,
-        now: float,
-        task_id: str,
-        attempt: int,
-        reason: str,
-        retry_after_s: float | None = None,
+        self, now: float, task_id: str, attempt: int, failure: AttemptFailure
     ) -> list[Action]:
-        """An attempt could not run: the peer was unreachable, or overloaded (``retry_after_s``)."""
+        """An attempt could not run; what happens next depends on the kind (``faults.py``)."""
         task = self.tasks.get(task_id)
         if task is None or task.state is not TaskState.RUNNING or task.attempt != attempt:
             return []
-        if retry_after_s is not None:
+        if failure.kind is FailureKind.REFUSED and failure.outcome is not None:
+            # The work itself was refused: every peer would say the same.
+            refused = [failure.outcome] * len(task.indexes)
+            return self.on_result(now, task_id, attempt, refused, task.peer or "")
+        if failure.kind is FailureKind.BUSY and failure.retry_after_s is not None:
             # Not the peer's fault: back off and place again without counting a loss.
             self._release(task)
             task.state = TaskState.PENDING
-            task.not_before = now + retry_after_s
+            task.not_before = now + failure.retry_after_s
+            self._add_timer(task.not_before, task)
             self._pending.append(task.task_id)
             return self._pump(now)
+        if failure.kind is FailureKind.UNREACHABLE and task.peer not in (None, self.self_address):
+            assert task.peer is not None
+            self.hold_down.hold(task.peer, now)
+            self._peers.pop(task.peer, None)
         return self._lose(now, task, abandon=False) + self._pump(now) + self._check_finished()
 
     def on_tick(self, now: float) -> list[Action]:
-        """Re-place attempts past their deadline; place tasks whose back-off has passed."""
+        """The clock reached ``next_wakeup()``: re-place attempts past their deadline, place tasks
+        whose back-off has passed."""
         actions: list[Action] = []
-        for task in self.tasks.values():
-            if (
-                task.state is TaskState.RUNNING
-                and task.deadline is not None
-                and now >= task.deadline
-            ):
+        while self._timers and self._timers[0][0] <= now:
+            when, _, task_id = heapq.heappop(self._timers)
+            task = self.tasks[task_id]
+            if task.state is TaskState.RUNNING and task.deadline == when:
                 actions += self._lose(now, task, abandon=True)
         return actions + self._pump(now) + self._check_finished()
 
@@ -222,14 +236,12 @@ class Dispatcher:
         return {p: n for p, n in self._own_in_flight.items() if n}
 
     def next_wakeup(self) -> float | None:
-        """The earliest time ``on_tick`` has something to do, if any."""
-        times = [
-            t.deadline
-            for t in self.tasks.values()
-            if t.state is TaskState.RUNNING and t.deadline is not None
-        ]
-        times += [self.tasks[t].not_before for t in self._pending if self.tasks[t].not_before]
-        return min(times) if times else None
+        """The earliest time ``on_tick`` has something to do, if any (the coordinator's timer)."""
+        if self.state.finished:
+            return None
+        while self._timers and not self._timer_due(*self._timers[0]):
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
 
     # --- internals --------------------------------------------------------------------------
 
@@ -243,8 +255,20 @@ class Dispatcher:
     def _broadcast_slot(self, task: Task) -> int:
         return int(task.task_id.rsplit(".", 1)[1])
 
-    def _set_peers(self, peers: Sequence[PeerView]) -> None:
-        self._peers = {p.address: p for p in peers}
+    def _set_peers(self, now: float, peers: Sequence[PeerView]) -> None:
+        held = self.hold_down.held(now) - {self.self_address}
+        self._peers = {p.address: p for p in peers if p.address not in held}
+
+    def _add_timer(self, when: float, task: Task) -> None:
+        self._timer_numbers += 1
+        heapq.heappush(self._timers, (when, self._timer_numbers, task.task_id))
+
+    def _timer_due(self, when: float, _number: int, task_id: str) -> bool:
+        """Whether a timer still stands for something: its attempt's deadline or back-off end."""
+        task = self.tasks[task_id]
+        if task.state is TaskState.RUNNING:
+            return task.deadline == when
+        return task.state is TaskState.PENDING and task.not_before == when
 
     def _candidates(self) -> list[PeerView]:
         live = list(self._peers.values())
@@ -283,6 +307,8 @@ class Dispatcher:
             task.peer = peer
             task.attempt += 1
             task.deadline = self._deadline(now, task)
+            if task.deadline is not None:
+                self._add_timer(task.deadline, task)
             self._own_in_flight[peer] = self._own_in_flight.get(peer, 0) + 1
             out += 1
             actions.append(Run(task.task_id, task.attempt, peer, task.indexes))

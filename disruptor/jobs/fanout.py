@@ -1,22 +1,23 @@
-"""Cluster-wide calls: the same request made on all, N, or a list of peers, answers gathered.
+"""``FanOut``: the same request made on all, N, or a list of peers, answers gathered.
 
 ``POST /workers`` with ``peers: "all" | N | [HOST:PORT, ...]`` starts warm workers on those peers,
 ``DELETE /workers/<sha1>`` likewise stops them, and ``GET /workers?scope=cluster`` lists every
-peer's workers. The resource handler calls ``fan_out`` and ``gather_from_all``; each peer then
-runs the plain, single-peer request (without ``peers``), signed with the cluster secret. Rule: one
-peer failing never hides the others' answers — each address maps to its reply or its problem.
+peer's workers. The resource handler calls ``FanOut.fan_out``; each peer then runs the plain,
+single-peer request (without ``peers``), over the peer link. Rule: one peer failing never hides
+the others' answers — each address maps to its reply or its problem.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..address import Address
 from ..errors import BadRequest, DisruptorError, InvalidPayload, NotFound
-from .coordinator import JobCoordinator
+from ..link.peer_link import PeerLink
+from .directory import PeerDirectory
 from .policies import PeerView, pick_peers
 
 PEERS_LIST_MAX = 10_000
@@ -40,80 +41,85 @@ def choose_targets(
     raise InvalidPayload("'peers' must be \"all\", a count, or a list of HOST:PORT")
 
 
-async def deploy(runner: JobCoordinator, sha1: str, targets: Sequence[str]) -> dict[str, str]:
-    """Get the bundle onto every target, in waves, so no one peer sends every copy.
+class FanOut:
+    def __init__(
+        self,
+        directory: PeerDirectory,
+        link: PeerLink,
+        clock: Callable[[], float],
+    ) -> None:
+        self.directory = directory
+        self.link = link
+        self._clock = clock
 
-    Each wave pairs every peer lacking the bundle with a distinct holder (as far as there are
-    holders); a peer that got it becomes a holder for the next wave, so the holders double each
-    wave and deploying to N peers takes about log2(N) waves. Returns ``{address: why}`` for the
-    targets that could not get it.
-    """
-    holders = runner.holders(sha1)
-    lacking = [t for t in targets if t not in holders]
-    failed: dict[str, str] = {}
-    while lacking and holders:
-        wave, lacking = lacking[: len(holders)], lacking[len(holders) :]
-        sources = list(holders)
-        runner.rng.shuffle(sources)
+    async def deploy(self, sha1: str, targets: Sequence[str]) -> dict[str, str]:
+        """Get the bundle onto every target, in waves, so no one peer sends every copy.
 
-        answers = await asyncio.gather(
-            *(
-                _fetch(runner, sha1, target, [first, *(s for s in sources if s != first)])
-                for target, first in zip(wave, sources, strict=False)
+        Each wave pairs every peer lacking the bundle with a distinct holder (as far as there
+        are holders); a peer that got it becomes a holder for the next wave, so the holders
+        double each wave and deploying to N peers takes about log2(N) waves. Returns
+        ``{address: why}`` for the targets that could not get it.
+        """
+        holders = self.directory.holders(sha1, self._clock())
+        lacking = [t for t in targets if t not in holders]
+        failed: dict[str, str] = {}
+        while lacking and holders:
+            wave, lacking = lacking[: len(holders)], lacking[len(holders) :]
+            sources = list(holders)
+            self.directory.rng.shuffle(sources)
+            answers = await asyncio.gather(
+                *(
+                    self._fetch(sha1, target, [first, *(s for s in sources if s != first)])
+                    for target, first in zip(wave, sources, strict=False)
+                )
             )
-        )
-        for target, why in zip(wave, answers, strict=True):
-            if why is None:
-                holders.append(target)
-            else:
-                failed[target] = why
-    for target in lacking:
-        failed[target] = f"no peer holds bundle {sha1}"
-    return failed
+            for target, why in zip(wave, answers, strict=True):
+                if why is None:
+                    holders.append(target)
+                else:
+                    failed[target] = why
+        for target in lacking:
+            failed[target] = f"no peer holds bundle {sha1}"
+        return failed
 
-
-async def _fetch(runner: JobCoordinator, sha1: str, target: str, sources: list[str]) -> str | None:
-    """Ask ``target`` to fetch the bundle, trying ``sources`` in order; why it failed, if so."""
-    try:
-        await runner.calls.send_json(
-            target, "POST", "/tasks/fetch", {"bundle": sha1, "sources": sources}
-        )
-    except DisruptorError as error:
-        return error.detail
-    return None
-
-
-async def fan_out(
-    runner: JobCoordinator, method: str, path: str, body: dict[str, Any] | None, spec: Any
-) -> dict[str, Any]:
-    """Make the single-peer request on every target; ``{address: reply | {"error": problem}}``.
-
-    Starting workers (a POST naming a bundle) first deploys the bundle to the targets lacking it.
-    """
-    targets = choose_targets(spec, runner.views(), runner.self_address, runner.rng)
-    plain = {k: v for k, v in (body or {}).items() if k != "peers"}
-    if method == "POST" and isinstance(plain.get("bundle"), str):
-        failed = await deploy(runner, plain["bundle"], targets)
-        targets = [t for t in targets if t not in failed]
-        skipped = {
-            t: {"error": NotFound(f"could not get the bundle: {why}").to_problem()}
-            for t, why in failed.items()
-        }
-    else:
-        skipped = {}
-
-    async def one(address: str) -> Any:
+    async def _fetch(self, sha1: str, target: str, sources: list[str]) -> str | None:
+        """Ask ``target`` to fetch the bundle, trying ``sources`` in order; why it failed, if so."""
         try:
-            if method == "GET":
-                return await runner.calls.get_json(address, path)
-            return await runner.calls.send_json(address, method, path, plain)
+            await self.link.call_json(
+                "POST", target, "/tasks/fetch", {"bundle": sha1, "sources": sources}
+            )
         except DisruptorError as error:
-            return {"error": error.to_problem()}
+            return error.detail
+        return None
 
-    answers = await asyncio.gather(*(one(a) for a in targets))
-    return {**skipped, **dict(zip(targets, answers, strict=True))}
+    async def fan_out(
+        self, method: str, path: str, body: dict[str, Any] | None, spec: Any
+    ) -> dict[str, Any]:
+        """Make the single-peer request on every target; ``{address: reply | {"error": ...}}``.
 
+        Starting workers (a POST naming a bundle) first deploys the bundle to the targets
+        lacking it.
+        """
+        directory = self.directory
+        views = directory.views(self._clock())
+        targets = choose_targets(spec, views, directory.self_address, directory.rng)
+        plain = {k: v for k, v in (body or {}).items() if k != "peers"}
+        skipped: dict[str, Any] = {}
+        if method == "POST" and isinstance(plain.get("bundle"), str):
+            failed = await self.deploy(plain["bundle"], targets)
+            targets = [t for t in targets if t not in failed]
+            skipped = {
+                t: {"error": NotFound(f"could not get the bundle: {why}").to_problem()}
+                for t, why in failed.items()
+            }
 
-async def gather_from_all(runner: JobCoordinator, path: str) -> dict[str, Any]:
-    """``GET path`` on every live peer (this one included)."""
-    return await fan_out(runner, "GET", path, None, "all")
+        async def one(address: str) -> Any:
+            try:
+                return await self.link.call_json(
+                    method, address, path, None if method == "GET" else plain
+                )
+            except DisruptorError as error:
+                return {"error": error.to_problem()}
+
+        answers = await asyncio.gather(*(one(a) for a in targets))
+        return {**skipped, **dict(zip(targets, answers, strict=True))}

@@ -1,4 +1,4 @@
-"""One job as the runner holds it: its dispatcher, its items, who is waiting on it, its JSON form.
+"""One job as the coordinator holds it: its dispatcher, items, waiters, timer and JSON form.
 
 The dispatcher decides; this object only remembers the order in which results were delivered
 (for streaming) and wakes whoever waits. Rule: everything here runs on the event loop thread, so
@@ -39,8 +39,10 @@ class Job:
     # Attempts running now: (task id, attempt) -> (peer, the asyncio task carrying it).
     attempts: dict[tuple[str, int], tuple[str, asyncio.Task[None]]] = field(default_factory=dict)
     # The submitting request's context (its request id): every attempt runs in it, including
-    # those the ticker starts later, so calls to other peers carry the same id.
+    # those its timer starts later, so calls to other peers carry the same id.
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    # Armed at the dispatcher's next wakeup (a deadline, a back-off's end), if it has one.
+    timer: asyncio.TimerHandle | None = None
 
     @property
     def state(self) -> JobState:

@@ -13,18 +13,21 @@ generator they are handed (never the module-level ``random``), so a placement re
   (W = the sum of the weights) each peer receives exactly its weight's share, interleaved.
 - ``least-connections``: the peer with the fewest of this coordinator's tasks in flight.
 - ``broadcast`` is not a placement: the dispatcher gives every peer the whole job once.
+
+Adding a policy is one class with a ``name`` and a ``choose``, decorated with ``@register``: the
+API accepts its name, and jobs share one instance of it (``PolicySet``), from then on.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..errors import InvalidPayload
 
-POLICY_NAMES = ("least-loaded", "round-robin", "weighted", "least-connections", "broadcast")
+BROADCAST = "broadcast"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,18 @@ class Policy(Protocol):
         ...
 
 
+# Every placement policy, by name: filled by ``@register``, in the order the classes are defined.
+POLICIES: dict[str, Callable[[], Policy]] = {}
+P = TypeVar("P", bound=Policy)
+
+
+def register(cls: type[P]) -> type[P]:
+    """Make a policy class known by its ``name`` (to the API, the dispatcher and the docs)."""
+    POLICIES[cls.name] = cls
+    return cls
+
+
+@register
 class LeastLoaded:
     name = "least-loaded"
 
@@ -57,6 +72,7 @@ def _score(peer: PeerView) -> float:
     return peer.load + peer.in_flight
 
 
+@register
 class RoundRobin:
     name = "round-robin"
 
@@ -72,6 +88,7 @@ class RoundRobin:
         return chosen
 
 
+@register
 class Weighted:
     name = "weighted"
 
@@ -95,6 +112,7 @@ class Weighted:
         return best.address
 
 
+@register
 class LeastConnections:
     name = "least-connections"
 
@@ -104,17 +122,30 @@ class LeastConnections:
         return tied[0] if len(tied) == 1 else rng.choice(tied)
 
 
+# What a job may ask for: every registered policy, and broadcast.
+POLICY_NAMES = (*POLICIES, BROADCAST)
+
+
 def make_policy(name: str) -> Policy:
     """A fresh policy instance by name (``broadcast`` is handled by the dispatcher itself)."""
-    if name == "least-loaded":
-        return LeastLoaded()
-    if name == "round-robin":
-        return RoundRobin()
-    if name == "weighted":
-        return Weighted()
-    if name == "least-connections":
-        return LeastConnections()
-    raise InvalidPayload(f"unknown policy {name!r}; one of {', '.join(POLICY_NAMES)}")
+    make = POLICIES.get(name)
+    if make is None:
+        raise InvalidPayload(f"unknown policy {name!r}; one of {', '.join(POLICY_NAMES)}")
+    return make()
+
+
+class PolicySet:
+    """One instance per policy name, made on first use and shared by every job of a peer (so a
+    round-robin turn carries on across jobs)."""
+
+    def __init__(self) -> None:
+        self._instances: dict[str, Policy] = {}
+
+    def get(self, name: str) -> Policy:
+        policy = self._instances.get(name)
+        if policy is None:
+            policy = self._instances[name] = make_policy(name)
+        return policy
 
 
 def pick_peers(
@@ -128,8 +159,3 @@ def pick_peers(
     rng.shuffle(shuffled)
     ordered = sorted(shuffled, key=lambda p: (p.address != prefer, _score(p)))
     return ordered[: max(1, count)]
-
-
-def weights_for(peers: Sequence[str], configured: Mapping[str, float]) -> dict[str, float]:
-    """Each peer's weight: the configured one, else 1."""
-    return {p: float(configured.get(p, 1.0)) for p in peers}

@@ -19,11 +19,9 @@ class JobsSettings:
     jobs_kept_max: int = 256
     # Tasks other coordinators may have running here at once; one more gets 429.
     tasks_served_max: int = 512
-    # How often running jobs re-read the live peers' load and check attempt deadlines.
-    tick_s: float = 0.25
     # Per-peer weights for the ``weighted`` policy, by "HOST:PORT" (absent peers weigh 1).
     weights: Mapping[str, float] = field(default_factory=dict)
-    # A peer that does not accept a TCP connection within this long is treated as unreachable.
+    # A peer that does not accept a TCP connection for a task within this long is unreachable.
     connect_timeout_s: float = 5.0
     # A peer whose connection failed is left out of placements this long (or until membership
     # says it is gone): about the time gossip takes to declare a crashed peer dead.

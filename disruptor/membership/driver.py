@@ -2,9 +2,10 @@
 
 It feeds every datagram through the admission checks (size, rate per source, decryption, replay
 window) into the core, schedules one timer at the core's next deadline, carries push-pull
-requests to ``POST /membership/sync`` on the target peer (signed with the peer HMAC), refreshes
-local metadata from the peer, and tells subscribers about member changes. Rule: no protocol
-decisions here; a bad datagram is dropped and counted by reason, never raised.
+requests to ``POST /membership/sync`` on the target peer over the peer link (which signs them),
+refreshes local metadata from the provider it was given, and tells subscribers about member
+changes. Rule: no protocol decisions here; a bad datagram is dropped and counted by reason,
+never raised.
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from ..address import Address
-from ..api.auth import PEER_AUTH_HEADER, peer_auth_header
 from ..errors import DisruptorError, PayloadTooLarge, ProtocolError
+from ..link.peer_link import PeerLink
 from .codec import (
     NONCE_BYTES,
     CodecError,
@@ -97,6 +96,8 @@ class MembershipDriver:
         config: MembershipConfig,
         secret: bytes,
         cluster_name: str,
+        *,
+        link: PeerLink,
         seeds: Sequence[Address] = (),
         metadata_provider: Callable[[], PeerMeta] | None = None,
         secondary_secrets: Sequence[bytes] = (),
@@ -108,6 +109,7 @@ class MembershipDriver:
         self.keyring = Keyring(cluster_name, secret, secondary_secrets)
         self.seeds = tuple(str(s) for s in seeds)
         self.metadata_provider = metadata_provider
+        self.link = link
         self.stats = MembershipStats()
         self.protocol: Protocol | None = None
         self._guard = ReplayGuard(config.replay_window_s)
@@ -117,7 +119,6 @@ class MembershipDriver:
         self._session_id = random.SystemRandom().getrandbits(63)
         self._seq = 0
         self._udp: UdpEndpoint | None = None
-        self._http: aiohttp.ClientSession | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscribers: list[Subscriber] = []
@@ -130,9 +131,6 @@ class MembershipDriver:
         rng = random.Random(random.SystemRandom().getrandbits(64))  # noqa: S311 - not for keys
         self.protocol = Protocol(
             self.name, self.config, rng, loop.time(), self._read_meta(), self.seeds
-        )
-        self._http = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.config.push_pull_timeout_s)
         )
         self._udp = await open_udp(self.address, self._on_datagram)
         self._spawn(self._refresh_meta())
@@ -160,9 +158,6 @@ class MembershipDriver:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
 
     # --- queries ---
 
@@ -301,21 +296,22 @@ class MembershipDriver:
         reply: SyncState | None = None
         try:
             reply = await self._post_sync(request)
-        except (OSError, TimeoutError, aiohttp.ClientError, CodecError, ProtocolError) as exc:
+        except (DisruptorError, CodecError) as exc:
             log.debug("push-pull with %s failed: %s", request.target, exc)
         self._run(protocol.push_pull_done(asyncio.get_running_loop().time(), request.target, reply))
 
     async def _post_sync(self, request: PushPull) -> SyncState:
-        assert self._http is not None
-        url = Address.parse(request.target).url + SYNC_PATH
-        headers = {
-            PEER_AUTH_HEADER: peer_auth_header(self.secret, "POST", SYNC_PATH),
-            "Content-Type": "application/json",
-        }
-        async with self._http.post(url, data=encode_sync(request.state), headers=headers) as r:
-            if r.status != 200:
-                raise ProtocolError(f"push-pull answered {r.status}")
-            body = await r.content.read(self.config.sync_bytes_max + 1)
+        async with self.link.open(
+            "POST",
+            Address.parse(request.target),
+            SYNC_PATH,
+            body=encode_sync(request.state),
+            headers={"Content-Type": "application/json"},
+            timeout_s=self.config.push_pull_timeout_s,
+        ) as reply:
+            if reply.status != 200:
+                raise ProtocolError(f"push-pull answered {reply.status}")
+            body = await reply.body(self.config.sync_bytes_max)
         return decode_sync(body, self.config.sync_bytes_max)
 
     def _read_meta(self) -> PeerMeta:

@@ -1,62 +1,98 @@
-"""How a peer builds its membership driver: settings, secrets, and the metadata it gossips.
+"""How the composition root builds the membership driver: settings, secrets, the peer link, and
+the metadata this peer gossips about itself.
 
-The metadata provider reads the worker pool and the bundle store through ``getattr`` with
-defaults, so it works whichever of those parts a peer has. Rule: reading metadata never raises
-(a part that is missing or failing contributes zeros).
+The metadata comes from two narrow, typed sources the root hands over (the worker pool's load and
+the bundle store's list), never from the peer as a whole. Rule: reading metadata never raises (a
+source that fails contributes nothing, and gossip goes on).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
-from .. import __version__
-from .config import resolve
+from ..address import Address
+from ..link.peer_link import PeerLink
+from ..version import __version__
+from .config import MembershipConfig, resolve
 from .driver import MembershipDriver
 from .meta import META_BUNDLES_MAX, PeerLoad, PeerMeta
 
-if TYPE_CHECKING:
-    from ..peer import Peer
+log = logging.getLogger("disruptor.membership")
 
 # A previous cluster secret, kept during a rotation: gossip sealed with it is still accepted.
 PREVIOUS_SECRET_FILE = "cluster.secret.previous"  # noqa: S105 - a file name
 
 
-def metadata_of(peer: Any) -> PeerMeta:
-    pool = getattr(peer, "pool", None)
-    store = getattr(peer, "store", None)
-    running = _int(pool, "tasks_running")
-    free = _int(pool, "slots_free")
-    stats = getattr(pool, "stats", None)
-    queued = _int(stats, "queue_items")
-    bundles: list[str] = []
-    sha1s = getattr(store, "sha1s", None)
-    if callable(sha1s):
+class WorkLoad(Protocol):
+    """The worker pool, as gossip reads it."""
+
+    @property
+    def tasks_running(self) -> int: ...
+
+    @property
+    def queue_items(self) -> int: ...
+
+    @property
+    def slots_free(self) -> int: ...
+
+
+class HeldBundles(Protocol):
+    """The bundle store, as gossip reads it."""
+
+    def sha1s(self) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class LocalMetadata:
+    """The typed metadata provider: this peer's load and bundles, read when gossip asks."""
+
+    load: WorkLoad
+    bundles: HeldBundles
+
+    def __call__(self) -> PeerMeta:
         try:
-            bundles = sorted(sha1s())[:META_BUNDLES_MAX]
-        except Exception:  # a store mid-shutdown must not stop gossip
-            bundles = []
-    return PeerMeta(PeerLoad(running, queued, free), tuple(bundles), __version__)
+            load = PeerLoad(
+                max(0, self.load.tasks_running),
+                max(0, self.load.queue_items),
+                max(0, self.load.slots_free),
+            )
+        except Exception:  # a pool mid-shutdown must not stop gossip
+            log.exception("reading the load for gossip failed")
+            load = PeerLoad()
+        try:
+            bundles = tuple(sorted(self.bundles.sha1s())[:META_BUNDLES_MAX])
+        except Exception:  # nor a store mid-shutdown
+            log.exception("reading the bundle list for gossip failed")
+            bundles = ()
+        return PeerMeta(load, bundles, __version__)
 
 
-def _int(obj: Any, name: str) -> int:
-    try:
-        value = getattr(obj, name, 0)
-        value = value() if callable(value) else value
-        return max(0, int(value))
-    except Exception:
-        return 0
-
-
-def build_membership(peer: Peer) -> MembershipDriver:
-    config = resolve(peer.config.preset, peer.config.membership)
-    previous = peer.home.root / PREVIOUS_SECRET_FILE
+def build_membership(
+    address: Address,
+    *,
+    preset: str,
+    settings: MembershipConfig,
+    cluster_name: str,
+    seeds: Sequence[Address],
+    secret: bytes,
+    data_root: Path,
+    link: PeerLink,
+    metadata: LocalMetadata,
+) -> MembershipDriver:
+    config = resolve(preset, settings)
+    previous = data_root / PREVIOUS_SECRET_FILE
     secondaries = [previous.read_bytes().strip()] if previous.is_file() else []
     return MembershipDriver(
-        peer.address,
+        address,
         config,
-        peer.cluster_secret,
-        peer.config.cluster_name,
-        seeds=peer.config.seeds,
-        metadata_provider=lambda: metadata_of(peer),
+        secret,
+        cluster_name,
+        link=link,
+        seeds=seeds,
+        metadata_provider=metadata,
         secondary_secrets=secondaries,
     )

@@ -191,7 +191,7 @@ class HostPool:
 
     async def acquire(self) -> HostProcess:
         if self._closed:
-            raise Overloaded("the snippet runner is stopping", retry_after_s=1.0)
+            raise Overloaded("the snippet engine is stopping", retry_after_s=1.0)
         async with self._changed:
             while not self._idle and len(self._all) + self._starting >= self.limits.hosts_max:
                 if self._waiting >= self.limits.waiting_max:

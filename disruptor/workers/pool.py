@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..bundles.manifest import load_app_manifest
+from ..bundles.unpack import load_app_manifest
 from ..errors import (
     InvalidName,
     InvalidPayload,
@@ -126,6 +126,11 @@ class WorkerPool:
     @property
     def slots_free(self) -> int:
         return sum(w.spare for g in self._groups.values() for w in g.workers)
+
+    @property
+    def queue_items(self) -> int:
+        """Items queued here, waiting for a worker."""
+        return self.stats.queue_items
 
     @property
     def tasks_running(self) -> int:

@@ -39,7 +39,7 @@ from ..bundles.archives import (
     with_manifest,
     zst,
 )
-from ..cluster import free_port
+from ..cluster import eventually, free_port
 
 PROBLEM = "urn:disruptor:problem:"
 
@@ -400,15 +400,6 @@ def _raw_put_head(peer: Peer, sha1: str, manifest: SignedManifest, length: int) 
     ).encode()
 
 
-async def _wait(condition: object, what: str, timeout_s: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def test_client_disconnecting_half_way(
     peer: Peer, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
@@ -419,9 +410,9 @@ async def test_client_disconnecting_half_way(
     _reader, writer = await asyncio.open_connection(peer.address.host, peer.address.port)
     writer.write(_raw_put_head(peer, manifest.sha1, manifest, len(data)) + data[: len(data) // 2])
     await writer.drain()
-    await _wait(lambda: any(tmp_dir.iterdir()), "the upload's temporary file")
+    await eventually(lambda: any(tmp_dir.iterdir()), "the upload's temporary file")
     writer.transport.abort()  # a reset, as when a client dies
-    await _wait(lambda: not any(tmp_dir.iterdir()), "the temporary file to be removed")
+    await eventually(lambda: not any(tmp_dir.iterdir()), "the temporary file to be removed")
     assert peer.store.sha1s() == set()
     await still_serves(http, peer, tmp_path)
 
@@ -439,7 +430,7 @@ async def test_truncated_body(peer: Peer, http: aiohttp.ClientSession, tmp_path:
     status = answer.split(b"\r\n", 1)[0]
     assert status == b"" or b" 400 " in status  # answered 400, or closed: never stored
     assert peer.store is not None and peer.store.sha1s() == set()
-    await _wait(lambda: not any(peer.store.tmp_dir.iterdir()), "no temporary file")  # type: ignore[union-attr]
+    await eventually(lambda: not any(peer.store.tmp_dir.iterdir()), "no temporary file")  # type: ignore[union-attr]
     await still_serves(http, peer, tmp_path)
 
 

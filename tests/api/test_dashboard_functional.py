@@ -12,6 +12,8 @@ from disruptor.api.dashboard import HUB
 from disruptor.api.snapshot import SnapshotBuilder
 from disruptor.peer import Peer
 
+from ..cluster import eventually
+
 
 async def test_without_the_token_a_browser_is_sent_to_the_login_form(peer: Peer) -> None:
     async with aiohttp.ClientSession() as s:
@@ -104,11 +106,10 @@ async def test_open_browsers_share_one_snapshot_per_interval(peer: Peer) -> None
     # Nine events went out, but snapshots were built once per interval, not once per browser.
     assert hub.builds <= elapsed_s / dashboard.EVENT_INTERVAL_S + 2
     assert hub.builds < 9
-    # Nobody watching: the streams end on their next write and building stops.
-    await asyncio.wait_for(_until(lambda: hub.listeners == 0), timeout=15)
-    builds = hub.builds
-    await asyncio.sleep(1.5)  # nothing to wait on: we are checking that nothing happens
-    assert hub.builds <= builds + 1
+    # Nobody watching: the streams end on their next write and the building task ends, so
+    # nothing builds snapshots any more (only a new listener starts it again).
+    await eventually(lambda: hub.listeners == 0, "the streams to end", timeout_s=15)
+    await eventually(lambda: hub._task is None, "the snapshot builder to stop", timeout_s=15)
 
 
 async def test_stopping_the_peer_ends_open_event_streams(peer: Peer) -> None:
@@ -120,17 +121,13 @@ async def test_stopping_the_peer_ends_open_event_streams(peer: Peer) -> None:
         assert isinstance(rest, bytes)
 
 
-async def _until(condition: object) -> None:
-    assert callable(condition)
-    while not condition():
-        await asyncio.sleep(0.05)
-
-
-def test_snapshot_of_a_bare_peer_names_the_missing_parts(peer: Peer) -> None:
-    snapshot = SnapshotBuilder(peer).build()
+def test_snapshot_of_a_fresh_peer_has_every_section(peer: Peer) -> None:
+    snapshot = SnapshotBuilder(peer.parts, peer.metrics).build()
     json.dumps(snapshot)
-    assert snapshot["self"]["cluster"] == peer.config.cluster_name
+    assert snapshot["unavailable"] == []
+    assert snapshot["self"]["cluster"] == peer.settings.cluster_name
     assert snapshot["peers"][0]["state"] == "alive"
+    assert set(snapshot["stats"]) == {"membership", "store", "pool", "snippets", "jobs", "http"}
 
 
 async def test_event_streams_are_bounded(peer: Peer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,12 +11,13 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from disruptor.api.auth import PEER_AUTH_HEADER, peer_auth_header
 from disruptor.home import Home
 from disruptor.jobs.settings import JobsSettings
 from disruptor.peer import Peer
 
-from ..jobs.support import client_for, eventually, open_cluster
+from ..cluster import eventually
+from ..jobs.support import client_for, open_cluster
+from ..link.support import peer_headers
 
 DOUBLE = "def handle(item):\n    return item * 2\n"
 
@@ -73,7 +74,7 @@ async def test_async_job_202_then_get_then_delete(shared: Shared) -> None:
             async with s.get(job_url) as r:
                 return bool((await r.json())["state"] == "completed")
 
-        await eventually(finished, 30, "the job to complete")
+        await eventually(finished, "the job to complete", timeout_s=30)
         async with s.get(job_url) as r:
             job = await r.json()
         assert job["results"] == [
@@ -141,11 +142,12 @@ async def test_tasks_need_the_cluster_secret_or_token(shared: Shared) -> None:
     async with aiohttp.ClientSession() as s:
         async with s.post(peer.url + "/tasks", json=body) as r:
             assert r.status == 401
-        forged = {PEER_AUTH_HEADER: peer_auth_header(b"wrong" * 8, "POST", "/tasks")}
-        async with s.post(peer.url + "/tasks", json=body, headers=forged) as r:
+        data = json.dumps(body).encode()
+        forged = peer_headers(b"wrong" * 8, "POST", "/tasks", data)
+        async with s.post(peer.url + "/tasks", data=data, headers=forged) as r:
             assert r.status == 401
-        signed = {PEER_AUTH_HEADER: peer_auth_header(peer.cluster_secret, "POST", "/tasks")}
-        async with s.post(peer.url + "/tasks", json=body, headers=signed) as r:
+        signed = peer_headers(peer.cluster_secret, "POST", "/tasks", data)
+        async with s.post(peer.url + "/tasks", data=data, headers=signed) as r:
             assert r.status == 200
             assert (await r.json())["results"] == [{"value": 8}]
 
@@ -181,10 +183,9 @@ async def test_cluster_jobs_listing_names_the_live_peers(shared: Shared) -> None
 
 async def test_saturated_coordinator_answers_429_with_retry_after(shared: Shared) -> None:
     peers, _ = shared
-    runner = peers[0].jobs
-    assert runner is not None
-    saved = runner.settings
-    runner.settings = JobsSettings(jobs_running_max=0)
+    coordinator = peers[0].jobs
+    saved = coordinator.settings
+    coordinator.settings = JobsSettings(jobs_running_max=0)
     try:
         async with (
             aiohttp.ClientSession(headers=auth(peers[0])) as s,
@@ -193,28 +194,29 @@ async def test_saturated_coordinator_answers_429_with_retry_after(shared: Shared
             assert r.status == 429 and r.headers["Retry-After"] == "1"
             assert (await r.json(content_type=None))["type"].endswith(":overloaded")
     finally:
-        runner.settings = saved
+        coordinator.settings = saved
 
 
 async def test_saturated_peer_makes_the_coordinator_back_off_not_fail(shared: Shared) -> None:
     peers, home = shared
     async with client_for(peers[:1], home) as client:
-        busy = peers[1].jobs
-        assert busy is not None
+        busy = peers[1].tasks
         saved = busy.settings
         busy.settings = JobsSettings(tasks_served_max=0)
         try:
             job_id = await client.start_job(
                 DOUBLE, list(range(30)), chunk_size=1, policy="round-robin"
             )
-            await eventually(lambda: busy.stats.rejected_overloaded > 0, 30, "a refused task")
+            await eventually(
+                lambda: busy.stats.rejected_overloaded > 0, "a refused task", timeout_s=30
+            )
         finally:
             busy.settings = saved
 
         async def finished() -> bool:
             return bool((await client.job(job_id, results=False))["state"] == "completed")
 
-        await eventually(finished, 60, "the job to complete")
+        await eventually(finished, "the job to complete", timeout_s=60)
         job = await client.job(job_id)
         assert [r["value"] for r in job["results"]] == [2 * i for i in range(30)]
         assert str(peers[1].address) in {r["peer"] for r in job["results"]}

@@ -5,7 +5,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from disruptor.peer import Peer
 
-from ..test_metrics import promtool_check
+from ..test_metrics_functional import promtool_check
 
 
 async def test_metrics_need_the_token(peer: Peer) -> None:

@@ -6,16 +6,17 @@ import io
 
 import aiohttp
 
-from disruptor.api.auth import PEER_AUTH_HEADER, peer_auth_header
 from disruptor.membership.driver import SYNC_PATH
 from disruptor.peer import Peer
 
-from ..membership.test_driver_functional import driver, states, until
+from ..cluster import eventually
+from ..link.support import peer_headers
+from ..membership.test_driver_functional import driver, states
 
 
 async def test_peers_lists_self_first_then_the_others(pair: tuple[Peer, Peer]) -> None:
     a, b = pair
-    await until(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
+    await eventually(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
     headers = {"Authorization": f"Bearer {a.api_token}"}
     async with aiohttp.ClientSession() as s:
         async with s.get(a.url + "/peers", headers=headers) as r:
@@ -36,11 +37,11 @@ async def test_sync_needs_peer_auth_and_a_valid_body(pair: tuple[Peer, Peer]) ->
     async with aiohttp.ClientSession() as s:
         async with s.post(a.url + SYNC_PATH, data=b"{}") as r:
             assert r.status == 401
-        headers = {PEER_AUTH_HEADER: peer_auth_header(a.cluster_secret, "POST", SYNC_PATH)}
+        headers = peer_headers(a.cluster_secret, "POST", SYNC_PATH, b"not json")
         async with s.post(a.url + SYNC_PATH, data=b"not json", headers=headers) as r:
             assert r.status == 400
             assert (await r.json(content_type=None))["type"].endswith("protocol-error")
-        headers = {PEER_AUTH_HEADER: peer_auth_header(a.cluster_secret, "POST", SYNC_PATH)}
         big = b"x" * (driver(a).config.sync_bytes_max + 10)
+        headers = peer_headers(a.cluster_secret, "POST", SYNC_PATH, big)
         async with s.post(a.url + SYNC_PATH, data=io.BytesIO(big), headers=headers) as r:
             assert r.status == 413

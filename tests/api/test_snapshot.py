@@ -6,10 +6,16 @@ from types import SimpleNamespace
 from typing import Any
 
 from disruptor.address import Address
-from disruptor.api.snapshot import RECENT_REFRESH_S, SnapshotBuilder, jsonable, wall_time
-from disruptor.settings import PeerSettings
+from disruptor.api.snapshot import RECENT_REFRESH_S, SnapshotBuilder, from_monotonic, jsonable
+from disruptor.metrics import HttpStats
+from disruptor.timeseries import Series
 
 NOW, MONO = 1_800_000_000.0, 500.0
+
+
+@dataclass
+class Counted:
+    runs: int = 3
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class Member:
 
 
 class Membership:
+    stats = Counted()
+
     def members(self) -> list[Member]:
         return [
             Member(Address("10.0.0.3", 1), "dead", 4, NOW - 30, NOW - 40, Meta()),
@@ -54,8 +62,8 @@ class JobStats:
 
 
 class Jobs:
-    def __init__(self) -> None:
-        self.stats = JobStats()
+    def __init__(self, completed: int = 1) -> None:
+        self.stats = JobStats(completed)
         self.recent_calls = 0
 
     def in_flight(self) -> list[dict[str, Any]]:
@@ -84,6 +92,8 @@ class Worker:
 
 
 class Pool:
+    stats = Counted()
+
     def workers(self) -> list[Worker]:
         return [
             Worker("b" * 40, "primes", "ready", 1, 10),
@@ -95,20 +105,44 @@ class Pool:
         return {"d" * 40: "crash loop: 5 crashes in 60 s"}
 
 
-class BrokenStore:
+class Store:
+    stats = Counted()
+
+    def list(self) -> list[Any]:
+        return []
+
+
+class BrokenStore(Store):
     def list(self) -> list[Any]:
         raise RuntimeError("disk on fire")
+
+
+class NoMembers:
+    stats = Counted()
+
+    def members(self) -> list[Member]:
+        return []
 
 
 clock = {"mono": MONO}
 
 
-def builder(**parts: Any) -> SnapshotBuilder:
+def builder(**given: Any) -> SnapshotBuilder:
+    """A snapshot builder over fake parts: the ones given, plain working ones for the others."""
     clock["mono"] = MONO
+    parts = {
+        "membership": NoMembers(),
+        "store": Store(),
+        "pool": Pool(),
+        "snippets": SimpleNamespace(stats=Counted()),
+        "jobs": Jobs(completed=0),
+        **given,
+    }
     peer = SimpleNamespace(
-        address=Address("10.0.0.1", 1), url="http://10.0.0.1:1", config=PeerSettings(), **parts
+        address=Address("10.0.0.1", 1), url="http://10.0.0.1:1", cluster_name="disruptor", **parts
     )
-    return SnapshotBuilder(peer, clock=lambda: NOW, monotonic=lambda: clock["mono"])
+    metrics = SimpleNamespace(http=HttpStats(), series=Series(), started_s=NOW - 60)
+    return SnapshotBuilder(peer, metrics, clock=lambda: NOW, monotonic=lambda: clock["mono"])
 
 
 def test_peers_come_from_membership_self_first_then_by_state() -> None:
@@ -160,19 +194,21 @@ def test_jobs_are_trimmed_and_timed_and_recent_is_listed_only_after_a_finish() -
     assert jobs.recent_calls == 2
 
 
-def test_a_missing_or_broken_part_leaves_its_section_empty() -> None:
+def test_a_broken_part_leaves_its_section_empty_and_is_named(caplog: Any) -> None:
     snapshot = builder(store=BrokenStore()).build()
     assert snapshot["bundles"] == []
-    assert {"bundles", "peers", "workers", "jobs"} <= set(snapshot["unavailable"])
+    assert snapshot["unavailable"] == ["bundles"]
+    assert "disk on fire" in caplog.text  # never silently
+    # Membership lists nobody yet: this peer's own row stands in.
     assert [p["address"] for p in snapshot["peers"]] == ["10.0.0.1:1"]
+    assert snapshot["self"]["uptime_s"] == 60
     json.dumps(snapshot)
 
 
-def test_jsonable_and_wall_time() -> None:
+def test_jsonable_and_monotonic_times() -> None:
     assert jsonable({"a": (Address("h", 1), {3, 1}), "b": float("nan")}) == {
         "a": ["h:1", [1, 3]],
         "b": None,
     }
-    assert wall_time(NOW - 5, NOW, MONO) == NOW - 5
-    assert wall_time(MONO - 5, NOW, MONO) == NOW - 5
-    assert wall_time("x", NOW, MONO) is None
+    assert from_monotonic(MONO - 5, NOW, MONO) == NOW - 5
+    assert from_monotonic("x", NOW, MONO) is None

@@ -14,8 +14,7 @@ from disruptor.errors import InvalidName, InvalidPayload, NotFound, SnippetRejec
 from disruptor.home import Home
 from disruptor.peer import Peer
 
-from ..cluster import PeerProcess
-from ..snippets.support import wait_until
+from ..cluster import PeerProcess, eventually
 
 DOUBLE = "def handle(item):\n    return item * 2\n"
 
@@ -73,7 +72,7 @@ async def test_peer_answers_while_a_runaway_snippet_runs(peer: Peer, home: Home)
         runaway = asyncio.create_task(
             post_job(client, {"snippet": runaway_source, "items": [1], "timeout_s": 1.5})
         )
-        await wait_until(lambda: stats.batches_running >= 1, 30, "the runaway to start")
+        await eventually(lambda: stats.batches_running >= 1, "the runaway to start", timeout_s=30)
         health = await client.request_json("GET", "/health")
         quick = await post_job(client, {"snippet": DOUBLE, "items": [5]})
         assert not runaway.done(), "the runaway should still be running"

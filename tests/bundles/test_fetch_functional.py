@@ -7,11 +7,9 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from disruptor.address import Address
-from disruptor.bundles.fetch import _get_bytes
 from disruptor.bundles.pack import pack_to_file
 from disruptor.bundles.signing import generate_key, load_or_create_key, sign_manifest
 from disruptor.errors import NotFound, PeerUnreachable, UntrustedSigner
@@ -58,7 +56,7 @@ async def test_fetch_from_another_peer(peer: Peer, second: Peer, tmp_path: Path)
     sha1 = await held_by(peer, tmp_path)
     assert second.store is not None and peer.store is not None
     # The first source is down: the fetch moves on to the next.
-    await second.store.fetch(sha1, [dead_address(), peer.address])
+    await second.fetcher.fetch(sha1, [dead_address(), peer.address])
     assert second.store.path(sha1).read_bytes() == peer.store.path(sha1).read_bytes()
     assert second.store.manifest(sha1) == peer.store.manifest(sha1)
     assert second.store.stats.fetches == 1 and second.store.stats.uploads == 1
@@ -72,7 +70,7 @@ async def test_concurrent_fetches_are_one_transfer(
 ) -> None:
     sha1 = await held_by(peer, tmp_path)
     assert second.store is not None
-    await asyncio.gather(*(second.store.fetch(sha1, [peer.address]) for _ in range(6)))
+    await asyncio.gather(*(second.fetcher.fetch(sha1, [peer.address]) for _ in range(6)))
     assert second.store.stats.fetches == 1
     assert second.store.has(sha1)
 
@@ -86,8 +84,7 @@ async def test_a_broken_transfer_resumes_with_a_range(
     manifest = peer.store.manifest(sha1)
     partial = second.store.begin_upload(sha1)
     partial.write(data[: len(data) // 3])  # what arrived before the connection broke
-    async with aiohttp.ClientSession() as session:
-        await _get_bytes(session, second.store, peer.address, sha1, partial, manifest.size)
+    await second.fetcher._get_bytes(peer.address, sha1, partial, manifest.size)
     assert partial.size == len(data)
     assert await partial.commit(manifest) is True
     assert second.store.path(sha1).read_bytes() == data
@@ -96,9 +93,9 @@ async def test_a_broken_transfer_resumes_with_a_range(
 async def test_missing_everywhere_and_unreachable(peer: Peer, second: Peer, tmp_path: Path) -> None:
     assert second.store is not None
     with pytest.raises(PeerUnreachable):
-        await second.store.fetch("a" * 40, [peer.address, dead_address()])
+        await second.fetcher.fetch("a" * 40, [peer.address, dead_address()])
     with pytest.raises(NotFound):
-        await second.store.fetch("a" * 40, [])
+        await second.fetcher.fetch("a" * 40, [])
     assert second.store.stats.fetch_failures == 2
     assert list(second.store.tmp_dir.iterdir()) == []
 
@@ -106,16 +103,16 @@ async def test_missing_everywhere_and_unreachable(peer: Peer, second: Peer, tmp_
 async def test_an_untrusted_bundle_is_not_fetched(home: Home, second: Peer, tmp_path: Path) -> None:
     other_home = Home(tmp_path / "other").ensure()
     (other_home.root / "cluster.secret").write_bytes((home.root / "cluster.secret").read_bytes())
-    config = PeerSettings(
+    settings = PeerSettings(
         address=Address("127.0.0.1", free_port()), home=other_home.root, insecure_dev=True
     )
-    lax = Peer(config)
+    lax = Peer(settings)
     await lax.start()
     try:
         sha1 = await held_by(lax, tmp_path, key_from=other_home)
         assert second.store is not None
         with pytest.raises(UntrustedSigner):
-            await second.store.fetch(sha1, [lax.address])
+            await second.fetcher.fetch(sha1, [lax.address])
         assert not second.store.has(sha1)
         assert list(second.store.tmp_dir.iterdir()) == []
     finally:
@@ -153,7 +150,7 @@ async def test_a_transfer_cut_by_its_source_resumes_at_the_next(
     await site.start()
     flaky = Address("127.0.0.1", runner.addresses[0][1])
     try:
-        await second.store.fetch(sha1, [flaky, peer.address])
+        await second.fetcher.fetch(sha1, [flaky, peer.address])
     finally:
         await runner.cleanup()
     assert second.store.path(sha1).read_bytes() == data

@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from disruptor.bundles.manifest import (
     AppManifest,
     WorkerLimits,
-    load_app_manifest,
     parse_app_manifest,
 )
 from disruptor.errors import ManifestInvalid
@@ -48,16 +45,6 @@ def test_defaults_and_command() -> None:
     assert m.worker.handler is None
     assert (m.worker.concurrency, m.worker.count, m.worker.timeout_s) == (1, 1, 60.0)
     assert m.limits == WorkerLimits()
-
-
-def test_load_from_directory(tmp_path: Path) -> None:
-    (tmp_path / "bundle.toml").write_text(FULL)
-    assert load_app_manifest(tmp_path).name == "wordcount"
-
-
-def test_missing_manifest(tmp_path: Path) -> None:
-    with pytest.raises(ManifestInvalid, match="missing"):
-        load_app_manifest(tmp_path)
 
 
 @pytest.mark.parametrize(

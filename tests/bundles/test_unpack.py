@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from disruptor.bundles.settings import BundleSettings
 from disruptor.bundles.unpack import (
     check_archive,
     decompressed_chunks,
+    load_app_manifest,
     remove_tree,
     unpack_archive,
 )
@@ -123,11 +122,11 @@ def test_existing_destination_is_not_overwritten(tmp_path: Path) -> None:
     assert os.listdir(dest) == ["keep"]
 
 
-@pytest.mark.skipif(not shutil.which("zstd"), reason="needs the zstd CLI")
-def test_an_archive_made_by_the_tar_cli_unpacks(tmp_path: Path) -> None:
-    app = make_app(tmp_path / "app")
-    archive = tmp_path / "cli.tar.zst"
-    subprocess.run(["tar", "-I", "zstd -3", "-cf", str(archive), "-C", str(app), "."], check=True)
-    assert check_archive(archive, BundleSettings()).name == "demo"
-    dest = unpack_archive(archive, tmp_path / "out", tmp_path / "tmp", BundleSettings())
-    assert (dest / "pkg" / "data.txt").read_bytes() == b"hello\n" * 100
+def test_load_from_directory(tmp_path: Path) -> None:
+    (tmp_path / "bundle.toml").write_text(MANIFEST)
+    assert load_app_manifest(tmp_path).name == "demo"
+
+
+def test_missing_manifest(tmp_path: Path) -> None:
+    with pytest.raises(ManifestInvalid, match="missing"):
+        load_app_manifest(tmp_path)

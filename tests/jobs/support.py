@@ -1,10 +1,8 @@
-"""Helpers for the job tests: in-process clusters, a small test bundle, bounded waiting."""
+"""Helpers for the job tests: in-process clusters and a small test bundle."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +14,7 @@ from disruptor.jobs.settings import JobsSettings
 from disruptor.peer import Peer
 from disruptor.settings import PeerSettings
 
-from ..cluster import free_port
+from ..cluster import eventually, free_port
 
 CONVERGE_TIMEOUT_S = 30.0
 
@@ -50,21 +48,6 @@ def write_slow_bundle(root: Path) -> Path:
     return app
 
 
-async def eventually(
-    condition: Callable[[], bool | Awaitable[bool]], timeout_s: float, what: str
-) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
 @asynccontextmanager
 async def open_cluster(
     home: Home, count: int = 3, jobs: JobsSettings | None = None
@@ -75,20 +58,20 @@ async def open_cluster(
     peers: list[Peer] = []
     try:
         for port in ports:
-            config = PeerSettings(
+            settings = PeerSettings(
                 address=Address("127.0.0.1", port),
                 seeds=() if port == ports[0] else (first,),
                 home=home.root,
             )
             if jobs is not None:
-                config = replace(config, jobs=jobs)
-            peer = Peer(config)
+                settings = replace(settings, jobs=jobs)
+            peer = Peer(settings)
             await peer.start()
             peers.append(peer)
         await eventually(
-            lambda: all(p.jobs is not None and len(p.jobs.live_peers()) == count for p in peers),
-            CONVERGE_TIMEOUT_S,
+            lambda: all(len(p.jobs.live_peers()) == count for p in peers),
             f"{count} peers to see each other",
+            timeout_s=CONVERGE_TIMEOUT_S,
         )
         yield peers
     finally:

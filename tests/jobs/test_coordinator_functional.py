@@ -11,10 +11,10 @@ import pytest_asyncio
 
 from disruptor.errors import NotFound, TaskFailed
 from disruptor.home import Home
-from disruptor.jobs.settings import JobsSettings
 from disruptor.peer import Peer
 
-from .support import client_for, eventually, open_cluster, write_slow_bundle
+from ..cluster import eventually
+from .support import client_for, open_cluster, write_slow_bundle
 
 DOUBLE = "def handle(item):\n    return item * 2\n"
 
@@ -59,19 +59,18 @@ async def test_broadcast_reaches_every_peer_once(shared: tuple[list[Peer], Home]
 
 async def test_weighted_follows_weights(shared: tuple[list[Peer], Home]) -> None:
     peers, home = shared
-    runner = peers[0].jobs
-    assert runner is not None
+    directory = peers[0].jobs.directory
     ordered = sorted(str(p.address) for p in peers)
     # Weights name peers by address, known only once they are bound: set them now.
-    saved = runner.settings
-    runner.settings = JobsSettings(weights={ordered[0]: 4.0, ordered[1]: 2.0, ordered[2]: 1.0})
+    saved = directory.weights
+    directory.weights = {ordered[0]: 4.0, ordered[1]: 2.0, ordered[2]: 1.0}
     try:
         async with client_for(peers[:1], home) as client:
             outcomes = await client.outcomes(
                 DOUBLE, list(range(70)), policy="weighted", chunk_size=1
             )
     finally:
-        runner.settings = saved
+        directory.weights = saved
     counts = Counter(o.peer for o in outcomes)
     assert [counts[a] for a in ordered] == [40, 20, 10]
 
@@ -149,24 +148,20 @@ async def test_cancel_stops_the_work_on_every_peer(home: Home, tmp_path: Path) -
         job_id = await client.start_job(pushed.sha1, items, chunk_size=1, policy="round-robin")
 
         def started_everywhere() -> bool:
-            return all(p.jobs is not None and p.jobs.stats.tasks_served > 0 for p in peers[1:])
+            return all(p.jobs.stats.tasks_served > 0 for p in peers[1:])
 
-        await eventually(started_everywhere, 30, "every peer to run part of the job")
+        await eventually(started_everywhere, "every peer to run part of the job", timeout_s=30)
         answer = await client.cancel(job_id)
         assert answer["state"] == "cancelled"
 
         def idle_everywhere() -> bool:
             return all(
-                p.jobs is not None
-                and not p.jobs.serving()
-                and p.pool is not None
-                and p.pool.tasks_running == 0
-                and p.pool.stats.queue_items == 0
+                not p.tasks.serving() and p.pool.tasks_running == 0 and p.pool.queue_items == 0
                 for p in peers
             )
 
-        await eventually(idle_everywhere, 15, "every peer to stop the job's work")
-        served = [p.jobs.stats.tasks_served for p in peers if p.jobs is not None]
+        await eventually(idle_everywhere, "every peer to stop the job's work", timeout_s=15)
+        served = [p.jobs.stats.tasks_served for p in peers]
         job = await client.job(job_id)
         assert job["state"] == "cancelled"
         assert job["progress"]["done"] < len(items) / 2

@@ -7,51 +7,74 @@ from typing import Any
 import pytest
 
 from disruptor.errors import InvalidPayload, PeerUnreachable
-from disruptor.jobs.fanout import choose_targets, deploy
+from disruptor.jobs.directory import PeerDirectory
+from disruptor.jobs.fanout import FanOut, choose_targets
+from disruptor.jobs.faults import HoldDown
 from disruptor.jobs.policies import PeerView
 
 
-class RecordingCalls:
-    """Stands in for the HTTP calls: records who was asked to fetch from whom."""
+class RecordingLink:
+    """Stands in for the peer link: records who was asked to fetch from whom."""
 
     def __init__(self, broken: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         self.fetches: list[tuple[str, str]] = []
         self.broken = broken
 
-    async def send_json(self, peer: str, method: str, path: str, body: Any) -> Any:
-        assert (method, path) == ("POST", "/tasks/fetch")
+    async def call_json(self, method: str, peer: str, target: str, body: Any = None) -> Any:
+        assert (method, target) == ("POST", "/tasks/fetch")
         if peer in self.broken:
             raise PeerUnreachable(f"{peer}: refused")
         self.fetches.append((peer, body["sources"][0]))
         return {"held": True}
 
 
-class Runner:
-    def __init__(self, holders: list[str], calls: RecordingCalls) -> None:
-        self._holders = holders
-        self.calls = calls
-        self.rng = random.Random(5)
+class Cluster:
+    """Membership as the job layer sees it: every target live, ``holders`` holding the bundle."""
 
-    def holders(self, sha1: str) -> list[str]:
-        return list(self._holders)
+    def __init__(self, peers: list[str], holders: list[str]) -> None:
+        self.peers, self.holders = peers, holders
+
+    def live_addresses(self) -> list[str]:
+        return list(self.peers)
+
+    def load_of(self, address: str) -> float | None:
+        return 0.0
+
+    def holds(self, address: str, sha1: str) -> bool:
+        return address in self.holders
+
+    def subscribe(self, callback: Any) -> None:
+        pass
+
+
+class NoBundles:
+    def has(self, sha1: str) -> bool:
+        return False
+
+
+def fanout(peers: list[str], holders: list[str], link: RecordingLink) -> FanOut:
+    cluster = Cluster(peers, holders)
+    directory = PeerDirectory("me:1", cluster, NoBundles(), HoldDown(), {}, random.Random(5))
+    return FanOut(directory, link, lambda: 0.0)  # type: ignore[arg-type]
 
 
 async def test_deploy_spreads_copies_in_doubling_waves() -> None:
     targets = [f"p{i}:1" for i in range(16)]
-    calls = RecordingCalls()
-    failed = await deploy(Runner(["p0:1"], calls), "s" * 40, targets)  # type: ignore[arg-type]
+    link = RecordingLink()
+    failed = await fanout(targets, ["p0:1"], link).deploy("s" * 40, targets)
     assert failed == {}
-    assert sorted(t for t, _ in calls.fetches) == sorted(targets[1:])
+    assert sorted(t for t, _ in link.fetches) == sorted(targets[1:])
     # Holders double each wave: 1, 2, 4, 8 -> the first holder sends one copy per wave (4), not
     # fifteen.
-    assert max(Counter(source for _, source in calls.fetches).values()) <= 4
+    assert max(Counter(source for _, source in link.fetches).values()) <= 4
 
 
 async def test_deploy_reports_peers_that_cannot_fetch() -> None:
-    calls = RecordingCalls(broken={"p2:1"})
-    failed = await deploy(Runner(["p0:1"], calls), "s" * 40, ["p0:1", "p1:1", "p2:1"])  # type: ignore[arg-type]
+    link = RecordingLink(broken={"p2:1"})
+    peers = ["p0:1", "p1:1", "p2:1"]
+    failed = await fanout(peers, ["p0:1"], link).deploy("s" * 40, peers)
     assert set(failed) == {"p2:1"} and "refused" in failed["p2:1"]
-    nobody = await deploy(Runner([], RecordingCalls()), "s" * 40, ["p1:1"])  # type: ignore[arg-type]
+    nobody = await fanout(["p1:1"], [], RecordingLink()).deploy("s" * 40, ["p1:1"])
     assert "no peer holds" in nobody["p1:1"]
 
 

@@ -6,11 +6,9 @@ under its reason, and the peer must keep its view and keep serving.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 import aiohttp
@@ -25,17 +23,7 @@ from disruptor.membership.protocol import INCARNATION_JUMP_MAX
 from disruptor.peer import Peer
 from disruptor.settings import PeerSettings
 
-from ..cluster import free_port
-
-BOUND_S = 20.0
-
-
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = BOUND_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
+from ..cluster import eventually, free_port
 
 
 def driver(peer: Peer) -> MembershipDriver:
@@ -49,8 +37,8 @@ def states(peer: Peer) -> dict[str, str]:
 
 async def test_two_peers_find_each_other_and_list_each_other(pair: tuple[Peer, Peer]) -> None:
     a, b = pair
-    await until(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
-    await until(lambda: states(b).get(str(a.address)) == "alive", "b to list a")
+    await eventually(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
+    await eventually(lambda: states(b).get(str(a.address)) == "alive", "b to list a")
     assert set(driver(a).live_addresses()) == {a.address, b.address}
     assert driver(a).meta_of(b.address) is not None
     headers = {"Authorization": f"Bearer {a.api_token}"}
@@ -65,7 +53,7 @@ async def test_two_peers_find_each_other_and_list_each_other(pair: tuple[Peer, P
     assert {"since", "last_seen", "incarnation", "load", "bundles", "version"} <= set(row)
     assert abs(row["last_seen"] - time.time()) < 60
     stats = driver(a).stats
-    await until(lambda: stats.gossip_bytes_in > 0 and stats.probes > 0, "probes over UDP")
+    await eventually(lambda: stats.gossip_bytes_in > 0 and stats.probes > 0, "probes over UDP")
     assert stats.members_alive == 2 and stats.dropped_total == 0
 
 
@@ -79,9 +67,9 @@ async def test_subscribers_hear_about_a_graceful_leave(home: Home) -> None:
     )
     await b.start()
     try:
-        await until(lambda: (str(b.address), "alive") in seen, "a to hear b join")
+        await eventually(lambda: (str(b.address), "alive") in seen, "a to hear b join")
         await b.stop()
-        await until(lambda: states(a).get(str(b.address)) == "left", "a to show b as left")
+        await eventually(lambda: states(a).get(str(b.address)) == "left", "a to show b as left")
         assert (str(b.address), "left") in seen
     finally:
         await a.stop()
@@ -95,7 +83,7 @@ class Attacker:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.name = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.keyring = Keyring(target.config.cluster_name, secret)
+        self.keyring = Keyring(target.settings.cluster_name, secret)
         self.seq = 0
 
     def frame(self, *messages: Message, sent_at_s: float | None = None) -> bytes:
@@ -115,7 +103,7 @@ async def test_bad_datagrams_are_dropped_and_counted_never_believed(
     pair: tuple[Peer, Peer],
 ) -> None:
     a, b = pair
-    await until(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
+    await eventually(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
     stats = driver(a).stats
     me = str(a.address)
     good = Attacker(a, a.cluster_secret)
@@ -133,14 +121,14 @@ async def test_bad_datagrams_are_dropped_and_counted_never_believed(
         for length in (0, 1, 5, 40, 300, 1400):
             before_total = stats.dropped_total
             good.send(os.urandom(length))
-            await until(lambda n=before_total: stats.dropped_total > n, "random bytes dropped")  # type: ignore[misc]
+            await eventually(lambda n=before_total: stats.dropped_total > n, "random bytes dropped")  # type: ignore[misc]
         tampered = bytearray(good.frame(Ping(1, me)))
         tampered[20] ^= 0xFF
         cases.append(("auth", bytes(tampered)))
         for reason, data in cases:
             before = getattr(stats, f"dropped_{reason}")
             good.send(data)
-            await until(
+            await eventually(
                 lambda r=reason, n=before: getattr(stats, f"dropped_{r}") > n,  # type: ignore[misc]
                 f"a {reason} datagram to be dropped",
             )
@@ -149,12 +137,12 @@ async def test_bad_datagrams_are_dropped_and_counted_never_believed(
         good.send(packet)
         before = stats.dropped_replay
         good.send(packet)
-        await until(lambda: stats.dropped_replay > before, "the replay to be dropped")
+        await eventually(lambda: stats.dropped_replay > before, "the replay to be dropped")
         # "You are dead": refuted with a higher incarnation; we stay alive everywhere.
         incarnation = driver(a).protocol.incarnation  # type: ignore[union-attr]
         good.send(good.frame(Dead(incarnation, me, good.name)))
-        await until(lambda: driver(a).protocol.incarnation > incarnation, "a to refute")  # type: ignore[union-attr]
-        await until(
+        await eventually(lambda: driver(a).protocol.incarnation > incarnation, "a to refute")  # type: ignore[union-attr]
+        await eventually(
             lambda: any(
                 m.incarnation > incarnation and m.state == "alive"
                 for m in driver(b).members()
@@ -164,15 +152,15 @@ async def test_bad_datagrams_are_dropped_and_counted_never_believed(
         )
         # Absurd incarnations: out of range at decode, or a jump far beyond what we know.
         good.send(good.frame(Alive(INCARNATION_MAX + 1, str(b.address))))
-        await until(lambda: stats.dropped_incarnation > 0, "an out-of-range incarnation drop")
+        await eventually(lambda: stats.dropped_incarnation > 0, "an out-of-range incarnation drop")
         known = next(m.incarnation for m in driver(a).members() if m.address == b.address)
         good.send(good.frame(Dead(known + INCARNATION_JUMP_MAX + 1, str(b.address), good.name)))
-        await until(lambda: stats.absurd_incarnations > 0, "an absurd jump to be ignored")
+        await eventually(lambda: stats.absurd_incarnations > 0, "an absurd jump to be ignored")
         assert states(a)[str(b.address)] == "alive"
         # A flood from one address is rate-limited; the peer keeps serving.
         for _ in range(1500):
             good.send(os.urandom(64))
-        await until(lambda: stats.dropped_rate_limited > 0, "the flood to be rate-limited")
+        await eventually(lambda: stats.dropped_rate_limited > 0, "the flood to be rate-limited")
         async with aiohttp.ClientSession() as s, s.get(a.url + "/health") as r:
             assert r.status == 200
         assert states(a)[str(b.address)] == "alive"
@@ -193,11 +181,13 @@ async def test_unreachable_seed_is_retried_until_it_comes_up(home: Home) -> None
     late = Peer(config)
     await late.start()
     try:
-        await until(lambda: driver(late).stats.push_pulls_failed >= 2, "failed join attempts")
+        await eventually(lambda: driver(late).stats.push_pulls_failed >= 2, "failed join attempts")
         seed = Peer(PeerSettings(address=seed_address, home=home.root))
         await seed.start()
         try:
-            await until(lambda: states(seed).get(str(late.address)) == "alive", "the late join")
+            await eventually(
+                lambda: states(seed).get(str(late.address)) == "alive", "the late join"
+            )
         finally:
             await seed.stop()
     finally:

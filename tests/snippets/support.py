@@ -5,10 +5,8 @@ Everything but the process fence (rlimits, the watchdog) is the code a real host
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-from collections.abc import Callable
 from typing import Any
 
 from disruptor.snippets.compile import snippet_sha1
@@ -63,13 +61,3 @@ def error_of(source: str, item: Any = None, **kwargs: Any) -> dict[str, Any]:
     assert "error" in reply, f"snippet was expected to fail but returned {reply!r}"
     error: dict[str, Any] = reply["error"]
     return error
-
-
-async def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Yield to the loop until ``condition`` holds; fail with ``what`` after ``timeout_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.01)

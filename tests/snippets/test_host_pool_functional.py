@@ -13,7 +13,7 @@ from disruptor.snippets.compile import snippet_sha1
 from disruptor.snippets.host_pool import HostPool
 from disruptor.snippets.policy import SnippetSettings
 
-from .support import wait_until
+from ..cluster import eventually
 
 FAST = SnippetSettings(item_timeout_s=0.5, watchdog_grace_s=0.5, hosts_max=2, hosts_prestart=0)
 
@@ -91,7 +91,9 @@ async def test_two_hosts_serve_two_batches_at_once() -> None:
     pool = HostPool(FAST)
     try:
         runaway = asyncio.create_task(pool.run(request(slow), [1], timeout_s=1.5))
-        await wait_until(lambda: pool.stats.batches_running >= 1, 30, "the runaway to start")
+        await eventually(
+            lambda: pool.stats.batches_running >= 1, "the runaway to start", timeout_s=30
+        )
         result = await pool.run(request(quick), [41], timeout_s=1.5)
         # The quick batch finished while the runaway still holds the other host.
         assert not runaway.done()
@@ -106,7 +108,7 @@ async def test_stopping_while_hosts_start_leaves_no_process_behind() -> None:
     pool = HostPool(SnippetSettings(hosts_prestart=2, hosts_max=2))
     await pool.start()
     # Let the first host start, so that stop meets one running and one starting.
-    await wait_until(lambda: pool.stats.hosts_started >= 1, 30, "a host to start")
+    await eventually(lambda: pool.stats.hosts_started >= 1, "a host to start", timeout_s=30)
     await pool.stop()
     assert pool.stats.hosts_running == 0
     # Whatever had been spawned is gone (killed and reaped), and later calls are refused.

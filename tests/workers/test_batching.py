@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from disruptor.bundles.manifest import load_app_manifest
+from disruptor.bundles.unpack import load_app_manifest
 from disruptor.workers import batching
 from disruptor.workers.framing import LineTooLong
 from disruptor.workers.model import BundleGroup, PoolStats, Task, WorkerSlot

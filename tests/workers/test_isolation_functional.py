@@ -3,7 +3,6 @@ outgrow its memory, file or process limits, or leave anything running after it i
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from disruptor.workers.isolation import processes_of_uid
 
+from ..cluster import eventually
 from .conftest import HAS_BWRAP, IS_ROOT, MODES
 from .test_pool_functional import ECHO, values
 
@@ -139,7 +139,7 @@ async def test_fork_bomb_is_capped_and_cleaned_up(make_pool: Any) -> None:
     assert values(await pool.run_batch(sha1, ["bomb"])) == ["detonated"]
     (info,) = pool.workers()
     assert info.uid is not None
-    await _until(lambda: len(processes_of_uid(info.uid)) >= 8)
+    await eventually(lambda: len(processes_of_uid(info.uid)) >= 8, "eight processes of the uid")
     assert len(processes_of_uid(info.uid)) <= 8, "the process limit held"
     assert values(await pool.run_batch(other, ["peer still serving"])) == ["peer still serving"]
     await pool.stop_workers(sha1)
@@ -174,12 +174,3 @@ async def test_stopping_a_worker_kills_its_daemonised_grandchildren(
     assert len(before) >= 2, "the worker and its daemon run as the worker's uid"
     await pool.stop_workers(sha1)
     assert processes_of_uid(info.uid) == []
-
-
-async def _until(condition: Any, timeout_s: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)

@@ -16,6 +16,7 @@ from disruptor.errors import InvalidName, NotFound, Overloaded, Unprocessable
 from disruptor.outcome import ItemOutcome
 from disruptor.workers.isolation import processes_of_uid
 
+from ..cluster import eventually
 from .conftest import IS_ROOT, MODES
 
 ECHO = {"app.py": "def handle(item):\n    return item\n"}
@@ -171,7 +172,7 @@ async def test_stop_drains_work_in_flight_first(make_pool: Any) -> None:
     sha1 = bundles.add("slow", {"app.py": code})
     await pool.start_workers(sha1)
     running = asyncio.create_task(pool.run_batch(sha1, [0.5]))
-    await _until(lambda: pool.tasks_running == 1)
+    await eventually(lambda: pool.tasks_running == 1, "one task running")
     await pool.stop_workers(sha1)
     assert values(await running) == ["finished"]
     assert pool.workers() == [] and pool.stats.workers_running == 0
@@ -242,15 +243,6 @@ async def test_perl_worker_proves_the_protocol_is_language_neutral(
     assert pool.stats.crashes == 0, "the perl worker exits cleanly on shutdown"
 
 
-async def _until(condition: Any, timeout_s: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.01)
-
-
 def uid_processes(uid: int | None) -> list[int]:
     return processes_of_uid(uid) if uid is not None else []
 
@@ -281,9 +273,9 @@ async def test_cancelled_queued_work_never_reaches_a_worker(make_pool: Any) -> N
     )
     await pool.start_workers(sha1)
     blocking = asyncio.create_task(pool.run_batch(sha1, ["block"]))
-    await _until(lambda: pool.tasks_running == 1)
+    await eventually(lambda: pool.tasks_running == 1, "one task running")
     abandoned = asyncio.create_task(pool.run_batch(sha1, ["abandoned"]))
-    await _until(lambda: pool.stats.queue_items == 1)
+    await eventually(lambda: pool.queue_items == 1, "one item queued")
     abandoned.cancel()
     assert [o.value for o in await blocking] == ["blocked"]
     (seen,) = await pool.run_batch(sha1, ["seen"])

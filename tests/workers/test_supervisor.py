@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from disruptor.bundles.manifest import load_app_manifest
+from disruptor.bundles.unpack import load_app_manifest
 from disruptor.workers.model import BundleGroup, WorkerSlot
 from disruptor.workers.restarts import CrashHistory
 from disruptor.workers.session import Death, DeathKind

@@ -1,0 +1,82 @@
+"""``LocalExecutor``: running a task's items on this peer, for its own jobs or another's.
+
+A bundle task runs on the worker pool (after fetching the bundle from peers that hold it, if it
+is not here); a snippet task on the snippet engine. Both keep the executor contract of
+``disruptor.outcome``: one outcome per item, in order. Rule: an abandoned attempt stops being
+waited for, but the pool is left to finish what it already took (it may be starting workers,
+which must not be cut short); its results are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from ..address import Address
+from ..errors import NotFound
+from ..outcome import BundleExecutor, ItemOutcome, SnippetExecutor
+from .directory import BundleHolder, PeerDirectory
+from .model import Kind, Work
+
+
+class BundleFetch(Protocol):
+    """The bundle fetcher, as tasks need it."""
+
+    async def fetch(self, sha1: str, sources: Sequence[Address]) -> None: ...
+
+
+class LocalExecutor:
+    def __init__(
+        self,
+        pool: BundleExecutor,
+        snippets: SnippetExecutor,
+        bundles: BundleHolder,
+        fetcher: BundleFetch,
+        directory: PeerDirectory,
+        clock: Callable[[], float],
+    ) -> None:
+        self.pool = pool
+        self.snippets = snippets
+        self.bundles = bundles
+        self.fetcher = fetcher
+        self.directory = directory
+        self._clock = clock
+
+    async def run(
+        self,
+        work: Work,
+        items: list[Any],
+        timeout_s: float | None,
+        sources: Sequence[str] = (),
+    ) -> list[ItemOutcome]:
+        """Run items here (fetching the bundle first if need be)."""
+        if work.kind is Kind.BUNDLE:
+            assert work.bundle is not None
+            await self.ensure_bundle(work.bundle, sources)
+            inner = asyncio.ensure_future(
+                self.pool.run_batch(work.bundle, items, timeout_s=timeout_s)
+            )
+            inner.add_done_callback(_consume)
+            return await asyncio.shield(inner)
+        return await self.snippets.run_batch(
+            items, source=work.snippet, sha1=work.snippet_sha1, timeout_s=timeout_s
+        )
+
+    async def ensure_bundle(self, sha1: str, sources: Sequence[str]) -> None:
+        """Have the bundle here: fetch it from ``sources``, else from peers that hold it."""
+        if self.bundles.has(sha1):
+            return
+        me = self.directory.self_address
+        candidates = [a for a in sources if a != me] or self.directory.holders(
+            sha1, self._clock(), exclude=me
+        )
+        if not candidates:
+            raise NotFound(f"bundle {sha1} is not here and no peer is known to hold it")
+        await self.fetcher.fetch(sha1, [Address.parse(a) for a in candidates])
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve an orphaned attempt's outcome so that its failure is not reported as lost."""
+    if not future.cancelled():
+        future.exception()
