@@ -2,7 +2,9 @@
 
 Both local executors (the worker pool for bundles, the snippet runner for snippets) return one
 ``ItemOutcome`` per item, in the items' order, and never raise for one item's failure: an item's
-error is data, so the other items' results survive it. The JSON form is
+error is data, so the other items' results survive it. The worker pool also keeps that contract
+for a ``Chunk`` (``run_chunk``): one ``ChunkResult`` with one value slot per item, in order, its
+failures as per-item errors, without an object per item. The JSON form is
 ``{"value": V}`` or ``{"error": {"kind", "type", "message", "traceback"}}``, plus ``"peer"`` once
 the dispatcher knows where the item ran.
 """
@@ -11,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import DisruptorError, TaskFailed, error_from_problem
+
+if TYPE_CHECKING:  # chunks builds on this module
+    from .chunks import Chunk, ChunkResult
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,12 @@ class ItemOutcome:
 
 
 class BundleExecutor(Protocol):
-    """The worker pool, as the job layer sees it."""
+    """The worker pool, as the job layer sees it: a chunk in, its result out (``run_batch``: the
+    same for a list of items, one outcome each)."""
+
+    async def run_chunk(
+        self, bundle: str, chunk: Chunk, *, timeout_s: float | None = None
+    ) -> ChunkResult: ...
 
     async def run_batch(
         self, bundle: str, items: Sequence[Any], *, timeout_s: float | None = None
