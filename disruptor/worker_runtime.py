@@ -100,7 +100,14 @@ class _Protocol:
         try:
             line = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
-            line = _error_line(body.get("id"), "TypeError", f"reply is not JSON: {exc}")
+            if body.get("type") != "result":
+                line = _error_line(body.get("id"), "TypeError", f"reply is not JSON: {exc}")
+            else:
+                # Only now find the values JSON cannot hold: they fail alone, as their items'
+                # errors (checking every value up front would encode each one twice).
+                results = [_item_json(r["value"]) if "value" in r else r for r in body["results"]]
+                self.send({**body, "results": results})
+                return
         if len(line) > LINE_BYTES_MAX:
             line = _error_line(body.get("id"), "ValueError", "reply exceeds the line size limit")
         self._write(line + b"\n")
@@ -242,12 +249,12 @@ class Runner:
             except Exception as exc:  # the handler's failure is the call's error, not ours
                 self.protocol.send({"type": "error", "id": call_id, "error": _error_json(exc)})
                 return
-            results = [_item_json(v) for v in values]
+            results = [{"value": v} for v in values]
         else:
             results = []
             for item in items:
                 try:
-                    results.append(_item_json(self.invoke(item)))
+                    results.append({"value": self.invoke(item)})
                 except Exception as exc:  # one item's failure leaves the others alone
                     results.append({"error": _error_json(exc)})
         self.protocol.send({"type": "result", "id": call_id, "results": results})
