@@ -3,12 +3,13 @@
 Rule: every task (one chunk and its future) that enters a bundle's queue leaves it exactly once,
 ended with one result for its chunk (``finish``) or sent in a call to a worker with spare
 concurrency (``pump``); ``stats`` counts the items waiting as they come and go. A task whose
-caller gave up is dropped, never run. Chunks are moved as bytes: several waiting chunks travel as
-the parts of one call and their results come back per part, so nothing here decodes an item,
-except on two rare paths: a chunk cut to spread over workers that would otherwise stay idle
-(``spread``), and a call too large for one frame, cut in halves until it fits (a single item too
-large fails alone with ``InvalidPayload``). The functions take the bundle group, the pool's stats
-and limits as arguments and keep no state of their own: the pool owns the records (``model.py``).
+caller gave up is dropped when it reaches the front of the queue, never run. Chunks are moved as
+bytes: several waiting chunks travel as the parts of one call and their results come back per
+part, so nothing here decodes an item, except on two rare paths: a chunk cut to spread over
+workers that would otherwise stay idle (``spread``), and a call too large for one frame, cut in
+halves until it fits (a single item too large fails alone with ``InvalidPayload``). The functions
+take the bundle group, the pool's stats and limits as arguments and keep no state of their own:
+the pool owns the records (``model.py``).
 """
 
 from __future__ import annotations
@@ -61,19 +62,18 @@ def dequeue(group: BundleGroup, stats: PoolStats) -> Task:
 
 
 def drop_abandoned(group: BundleGroup, stats: PoolStats) -> None:
-    """Forget queued tasks whose caller gave up (a cancelled job): they must not run."""
-    if not any(task.future.done() for task in group.queue):
-        return
-    for task in [t for t in group.queue if t.future.done()]:
-        group.queue.remove(task)
-        group.queued_items -= task.count
-        stats.queue_items -= task.count
+    """Forget the tasks at the front of the queue whose caller gave up (a cancelled job): they
+    must not run. Checked as tasks reach the front, so a pump costs no scan of the queue."""
+    while group.queue and group.queue[0].future.done():
+        dequeue(group, stats)
 
 
 def pump(group: BundleGroup, stats: PoolStats, batch_items_max: int) -> None:
     """Hand waiting tasks to workers with spare concurrency, most spare first."""
-    drop_abandoned(group, stats)
-    while group.queue:
+    while True:
+        drop_abandoned(group, stats)
+        if not group.queue:
+            return
         candidates = [w for w in group.workers if w.spare > 0 and not w.stopping]
         if not candidates:
             return
@@ -86,13 +86,16 @@ def pump(group: BundleGroup, stats: PoolStats, batch_items_max: int) -> None:
         # rather than each; tasks that can run in parallel still do. A task that is being retried
         # travels alone, so that a chunk that kills its worker takes no other chunk down twice.
         size = tasks[0].count
-        while (
-            len(group.queue) > other_slots
-            and tasks[0].attempts == 0
-            and group.queue[0].attempts == 0
-            and group.queue[0].timeout_s == tasks[0].timeout_s
-            and size + group.queue[0].count <= batch_items_max
-        ):
+        while True:
+            drop_abandoned(group, stats)
+            if not (
+                len(group.queue) > other_slots
+                and tasks[0].attempts == 0
+                and group.queue[0].attempts == 0
+                and group.queue[0].timeout_s == tasks[0].timeout_s
+                and size + group.queue[0].count <= batch_items_max
+            ):
+                break
             tasks.append(dequeue(group, stats))
             size += tasks[-1].count
         assert worker.proc is not None
