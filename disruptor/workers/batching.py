@@ -7,7 +7,8 @@ caller gave up is dropped when it reaches the front of the queue, never run. Chu
 bytes: several waiting chunks travel as the parts of one call and their results come back per
 part, so nothing here decodes an item, except on two rare paths: a chunk cut to spread over
 workers that would otherwise stay idle (``spread``), and a call too large for one frame, cut in
-halves until it fits (a single item too large fails alone with ``InvalidPayload``). The functions
+halves until it fits (a single item too large, or one a version 1 worker's JSON cannot hold, fails
+alone with ``InvalidPayload``). The functions
 take the bundle group, the pool's stats and limits as arguments and keep no state of their own:
 the pool owns the records (``model.py``).
 """
@@ -122,7 +123,7 @@ def pump(group: BundleGroup, stats: PoolStats, batch_items_max: int) -> None:
 def split_oversized(group: BundleGroup, task: Task, reason: str, stats: PoolStats) -> None:
     """Queue ``task``'s chunk in halves at the front; its future ends when both halves do."""
     if task.count <= 1:
-        error = InvalidPayload(f"item too large for one protocol frame: {reason}")
+        error = InvalidPayload(f"item cannot be sent to its worker: {reason}")
         info = ErrorInfo(error.slug, "InvalidPayload", error.detail)
         finish(task, ChunkResult.failed(task.count, info), stats)
         return

@@ -146,7 +146,23 @@ async def test_a_chunk_too_large_for_a_frame_is_split_and_an_item_too_large_fail
     mixed = await pool.run_chunk(sha1, Chunk.of(["small", "y" * (limit + 1), "also small"]))
     assert mixed.values_list() == [5, None, 10]
     ((offset, error),) = mixed.errors
-    assert offset == 1 and error.kind == "invalid-payload" and "too large" in error.message
+    assert offset == 1 and error.kind == "invalid-payload" and "exceeds" in error.message
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_an_item_json_cannot_hold_fails_alone_on_version_1_only(
+    make_pool: Any, protocol: int
+) -> None:
+    pool, bundles = await make_pool(protocol_max=protocol)
+    code = "def handle(item):\n    return item if isinstance(item, bytes) else item * 2\n"
+    sha1 = bundles.add("double", {"app.py": code})
+    result = await pool.run_chunk(sha1, Chunk.of([1, b"raw", 3]))
+    if protocol == 2:
+        assert values_of(result) == [2, b"raw", 6]
+        return
+    assert result.values_list() == [2, None, 6]
+    ((offset, error),) = result.errors
+    assert offset == 1 and error.kind == "invalid-payload" and "as JSON" in error.message
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
