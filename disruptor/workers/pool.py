@@ -185,9 +185,9 @@ class WorkerPool:
     async def run_chunk(
         self, bundle_sha1: str, chunk: Chunk, *, timeout_s: float | None = None
     ) -> ChunkResult:
-        """Run ``chunk`` on the bundle's workers: one value slot per item, in order; every
-        failure is an item's error in the result, never an exception (``Overloaded`` and a bad
-        bundle name aside)."""
+        """Run ``chunk`` on the bundle's workers: one value slot per item, in order; an item's
+        failure is its error in the result, never an exception (the request as a whole may be
+        refused: ``Overloaded``, an unknown or misnamed bundle, a pool that is stopping)."""
         self._check_open()
         group = await self._group(bundle_sha1)
         if not chunk.count:
