@@ -25,7 +25,8 @@ goes from a Python list to a Python list: the pool's runs encode the chunks, kee
 expected list after the clock stops). Where Ray is importable, the same million on
 ``ray.init(num_cpus=2)`` as one task per chunk, every task submitted at once, results flattened.
 Systems run interleaved (A, B, C, A, B, C...), ``--repeat`` rounds (at least 3); min and median
-items/s and the ratios per round are printed with the load average.
+items/s and the ratios per round are printed with the load average, and the CPU the peer (and, in
+plain mode, its workers) used per million.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ MILLION_CHUNKS = (1_000, 10_000)
 # Items submitted and not yet answered, at most: within the pool's queue bound, and enough to
 # keep both workers busy while results travel back.
 MILLION_IN_FLIGHT = 40_000
+# (peer, workers) CPU seconds of each pool run, by "v<protocol>, <chunk size>".
+MILLION_CPU_S: dict[str, list[tuple[float, float | None]]] = {}
 
 ECHO_LOOP = r"""
 import json, sys
@@ -291,8 +294,20 @@ async def measure(isolation: str) -> dict[str, Any]:
     return {"base": (base_samples, base_rate), "pool": pool, "http": http, "dask": dask}
 
 
+def cpu_s_of(pid: int | None) -> float | None:
+    """CPU seconds a process has used, from /proc (None where it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def million_on_pool(pool: WorkerPool, sha1: str, size: int) -> float:
-    """Items/s for a million items through ``run_chunk``, list in, list out."""
+    """Items/s for a million items through ``run_chunk``, list in, list out; the CPU the peer
+    and (in plain mode, where a worker's pid is its interpreter's) its workers used is kept in
+    ``MILLION_CPU_S``."""
     xs = list(range(MILLION))
     window = asyncio.Semaphore(max(1, MILLION_IN_FLIGHT // size))
 
@@ -300,12 +315,21 @@ async def million_on_pool(pool: WorkerPool, sha1: str, size: int) -> float:
         async with window:
             return await pool.run_chunk(sha1, Chunk.of(xs[start : start + size]))
 
+    pids = [w.pid for w in pool.workers()] if pool.mode == "plain" else []
+    workers_before = [cpu_s_of(pid) for pid in pids]
+    cpu_before = time.process_time()
     began = time.perf_counter()
     results = await asyncio.gather(*(one(i) for i in range(0, MILLION, size)))
     # One flat list, as multiprocessing returns: the chunks' arrays joined, then decoded at once.
     values = decode(join_arrays([r.values for r in results]))
     elapsed = time.perf_counter() - began
+    peer_cpu_s = time.process_time() - cpu_before
+    workers_after = [cpu_s_of(pid) for pid in pids]
     assert all(not r.errors for r in results) and values == [x * 2 for x in xs]
+    used = [b - a for a, b in zip(workers_before, workers_after, strict=True) if a and b]
+    MILLION_CPU_S.setdefault(f"v{pool.settings.protocol_max}, {size}", []).append(
+        (peer_cpu_s, sum(used) if pids and len(used) == len(pids) else None)
+    )
     return MILLION / elapsed
 
 
@@ -378,6 +402,7 @@ async def measure_million(
             million_on_multiprocessing(mp_pool, MILLION_CHUNKS[0])
             if ray is not None:
                 million_on_ray(*ray, MILLION_CHUNKS[0])
+            MILLION_CPU_S.clear()  # the warm-up's figures are not counted
             for round_ in range(rounds):
                 for size in MILLION_CHUNKS:
                     for protocol in (2, 1):
@@ -415,6 +440,14 @@ def report_million(rates: dict[str, list[float]]) -> None:
             f"pool v2 / pool v1, chunks of {size}: "
             f"min {min(ratios):.2f}x, median {statistics.median(ratios):.2f}x"
         )
+        for protocol in (2, 1):
+            samples = MILLION_CPU_S.get(f"v{protocol}, {size}", [])
+            peer = statistics.median(p for p, _ in samples) if samples else float("nan")
+            workers = [w for _, w in samples if w is not None]
+            print(
+                f"pool v{protocol}, chunks of {size}: CPU per million, median: peer {peer:.3f} s, "
+                + (f"workers {statistics.median(workers):.3f} s" if workers else "workers n/a")
+            )
         if f"ray, tasks of {size}" in rates:
             ratios = [a / b for a, b in zip(v2, rates[f"ray, tasks of {size}"], strict=True)]
             print(
