@@ -16,13 +16,26 @@ Every figure is measured in this run:
   trips stop after ``FRAMEWORK_ROUND_TRIP_S`` if the 2,000 have not been reached by then.
 
 Each path is warmed up before it is timed (``WARM_UP`` calls, not counted).
+
+``--million``: a million tiny items (``item * 2``) through ``WorkerPool.run_chunk`` on 2 warm
+workers, in chunks of 1,000 and of 10,000, with the workers on protocol version 2 and on version 1,
+against ``multiprocessing.Pool(2).map(f, xs, chunksize=...)`` with the same chunk size. Each run
+goes from a Python list to a Python list: the pool's runs encode the chunks, keep at most
+``MILLION_IN_FLIGHT`` items submitted, and decode every chunk's values (checked against the
+expected list after the clock stops). Where Ray is importable, the same million on
+``ray.init(num_cpus=2)`` as one task per chunk, every task submitted at once, results flattened.
+Systems run interleaved (A, B, C, A, B, C...), ``--repeat`` rounds (at least 3); min and median
+items/s and the ratios per round are printed with the load average, and the CPU the peer (and, in
+plain mode, its workers) used per million.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -36,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 
 from disruptor.address import Address
+from disruptor.chunks import Chunk, ChunkResult, decode, join_arrays
 from disruptor.client import AsyncClient
 from disruptor.peer import Peer
 from disruptor.settings import PeerSettings
@@ -47,6 +61,14 @@ PIPELINED = 20000
 HTTP_ROUND_TRIPS = 1000
 WARM_UP = 50
 FRAMEWORK_ROUND_TRIP_S = 20.0
+MILLION = 1_000_000
+MILLION_WORKERS = 2
+MILLION_CHUNKS = (1_000, 10_000)
+# Items submitted and not yet answered, at most: within the pool's queue bound, and enough to
+# keep both workers busy while results travel back.
+MILLION_IN_FLIGHT = 40_000
+# (peer, workers) CPU seconds of each pool run, by "v<protocol>, <chunk size>".
+MILLION_CPU_S: dict[str, list[tuple[float, float | None]]] = {}
 
 ECHO_LOOP = r"""
 import json, sys
@@ -65,6 +87,10 @@ def echo(item: Any) -> Any:
 
 def echo_batch(items: list[Any]) -> list[Any]:
     return [echo(item) for item in items]
+
+
+def double(item: int) -> int:
+    return item * 2
 
 
 def percentiles(samples_s: list[float]) -> str:
@@ -268,10 +294,186 @@ async def measure(isolation: str) -> dict[str, Any]:
     return {"base": (base_samples, base_rate), "pool": pool, "http": http, "dask": dask}
 
 
+def cpu_s_of(pid: int | None) -> float | None:
+    """CPU seconds a process has used, from /proc (None where it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def million_on_pool(pool: WorkerPool, sha1: str, size: int) -> float:
+    """Items/s for a million items through ``run_chunk``, list in, list out; the CPU the peer
+    and (in plain mode, where a worker's pid is its interpreter's) its workers used is kept in
+    ``MILLION_CPU_S``."""
+    xs = list(range(MILLION))
+    window = asyncio.Semaphore(max(1, MILLION_IN_FLIGHT // size))
+
+    async def one(start: int) -> ChunkResult:
+        async with window:
+            return await pool.run_chunk(sha1, Chunk.of(xs[start : start + size]))
+
+    pids = [w.pid for w in pool.workers()] if pool.mode == "plain" else []
+    workers_before = [cpu_s_of(pid) for pid in pids]
+    cpu_before = time.process_time()
+    began = time.perf_counter()
+    results = await asyncio.gather(*(one(i) for i in range(0, MILLION, size)))
+    # One flat list, as multiprocessing returns: the chunks' arrays joined, then decoded at once.
+    values = decode(join_arrays([r.values for r in results]))
+    elapsed = time.perf_counter() - began
+    peer_cpu_s = time.process_time() - cpu_before
+    workers_after = [cpu_s_of(pid) for pid in pids]
+    assert all(not r.errors for r in results) and values == [x * 2 for x in xs]
+    used = [b - a for a, b in zip(workers_before, workers_after, strict=True) if a and b]
+    MILLION_CPU_S.setdefault(f"v{pool.settings.protocol_max}, {size}", []).append(
+        (peer_cpu_s, sum(used) if pids and len(used) == len(pids) else None)
+    )
+    return MILLION / elapsed
+
+
+def double_chunk(items: list[int]) -> list[int]:
+    return [item * 2 for item in items]
+
+
+def million_on_ray(ray: Any, remote: Any, size: int) -> float:
+    xs = list(range(MILLION))
+    began = time.perf_counter()
+    parts = ray.get([remote.remote(xs[i : i + size]) for i in range(0, MILLION, size)])
+    values = list(itertools.chain.from_iterable(parts))
+    elapsed = time.perf_counter() - began
+    assert values == [x * 2 for x in xs]
+    return MILLION / elapsed
+
+
+def start_ray() -> tuple[Any, Any] | None:
+    try:
+        import ray  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
+    ray.init(
+        num_cpus=MILLION_WORKERS,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+    )
+    remote = ray.remote(double_chunk)
+    ray.get([remote.remote([i]) for i in range(MILLION_WORKERS * 4)])  # workers up and warm
+    return ray, remote
+
+
+def million_on_multiprocessing(mp_pool: Any, size: int) -> float:
+    xs = list(range(MILLION))
+    began = time.perf_counter()
+    values = mp_pool.map(double, xs, chunksize=size)
+    elapsed = time.perf_counter() - began
+    assert values == [x * 2 for x in xs]
+    return MILLION / elapsed
+
+
+async def measure_million(
+    isolation: str, rounds: int, mp_pool: Any, ray: tuple[Any, Any] | None
+) -> dict[str, list[float]]:
+    rates: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-million-") as tmp:
+        root = Path(tmp)
+        bundle = root / "double"
+        bundle.mkdir()
+        (bundle / "bundle.toml").write_text(
+            'name = "double"\nversion = "1"\n[worker]\nhandler = "app:handle"\n'
+            f"count = {MILLION_WORKERS}\n"
+        )
+        (bundle / "app.py").write_text("def handle(item):\n    return item * 2\n")
+        sha1 = "d" * 40
+        pools: dict[int, WorkerPool] = {}
+        for protocol in (2, 1):
+            state = root / f"state-v{protocol}"
+            state.mkdir()
+            settings = WorkerSettings(isolation=isolation, protocol_max=protocol)
+            pools[protocol] = WorkerPool(DirectorySource({sha1: bundle}), state, settings)
+            await pools[protocol].start()
+            await pools[protocol].start_workers(sha1)
+            assert {w.protocol for w in pools[protocol].workers()} == {protocol}
+        try:
+            for size in MILLION_CHUNKS:  # warm up every path once, untimed
+                await million_on_pool(pools[2], sha1, size)
+            million_on_multiprocessing(mp_pool, MILLION_CHUNKS[0])
+            if ray is not None:
+                million_on_ray(*ray, MILLION_CHUNKS[0])
+            MILLION_CPU_S.clear()  # the warm-up's figures are not counted
+            for round_ in range(rounds):
+                for size in MILLION_CHUNKS:
+                    for protocol in (2, 1):
+                        rate = await million_on_pool(pools[protocol], sha1, size)
+                        rates.setdefault(f"pool v{protocol}, chunks of {size}", []).append(rate)
+                    rate = million_on_multiprocessing(mp_pool, size)
+                    rates.setdefault(f"multiprocessing, chunksize {size}", []).append(rate)
+                    if ray is not None:
+                        rate = million_on_ray(*ray, size)
+                        rates.setdefault(f"ray, tasks of {size}", []).append(rate)
+                print(f"round {round_ + 1}/{rounds} done, load average {os.getloadavg()[0]:.1f}")
+        finally:
+            for pool in pools.values():
+                await pool.stop()
+    return rates
+
+
+def report_million(rates: dict[str, list[float]]) -> None:
+    print(f"\nload average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"{'system':34} {'min items/s':>12} {'median items/s':>15}")
+    for name, values in rates.items():
+        print(f"{name:34} {min(values):12,.0f} {statistics.median(values):15,.0f}")
+    for size in MILLION_CHUNKS:
+        base = rates[f"multiprocessing, chunksize {size}"]
+        for protocol in (2, 1):
+            mine = rates[f"pool v{protocol}, chunks of {size}"]
+            ratios = [m / b for m, b in zip(mine, base, strict=True)]
+            print(
+                f"pool v{protocol} / multiprocessing, chunks of {size}: "
+                f"min {min(ratios):.2f}x, median {statistics.median(ratios):.2f}x"
+            )
+        v2, v1 = rates[f"pool v2, chunks of {size}"], rates[f"pool v1, chunks of {size}"]
+        ratios = [a / b for a, b in zip(v2, v1, strict=True)]
+        print(
+            f"pool v2 / pool v1, chunks of {size}: "
+            f"min {min(ratios):.2f}x, median {statistics.median(ratios):.2f}x"
+        )
+        for protocol in (2, 1):
+            samples = MILLION_CPU_S.get(f"v{protocol}, {size}", [])
+            peer = statistics.median(p for p, _ in samples) if samples else float("nan")
+            workers = [w for _, w in samples if w is not None]
+            print(
+                f"pool v{protocol}, chunks of {size}: CPU per million, median: peer {peer:.3f} s, "
+                + (f"workers {statistics.median(workers):.3f} s" if workers else "workers n/a")
+            )
+        if f"ray, tasks of {size}" in rates:
+            ratios = [a / b for a, b in zip(v2, rates[f"ray, tasks of {size}"], strict=True)]
+            print(
+                f"pool v2 / ray, chunks of {size}: "
+                f"min {min(ratios):.2f}x, median {statistics.median(ratios):.2f}x"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "plain"])
+    parser.add_argument("--million", action="store_true", help="only the million-item runs")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the million-item runs")
     args = parser.parse_args()
+    if args.million:
+        # Forked before any event loop or thread exists, and kept warm for every round.
+        with multiprocessing.get_context("fork").Pool(MILLION_WORKERS) as mp_pool:
+            ray = start_ray()
+            try:
+                rounds = max(3, args.repeat)
+                rates = asyncio.run(measure_million(args.isolation, rounds, mp_pool, ray))
+            finally:
+                if ray is not None:
+                    ray[0].shutdown()
+        report_million(rates)
+        return
     figures = asyncio.run(measure(args.isolation))
     others = {"ray": bench_ray(), "dask": figures["dask"]}  # Ray blocks: run outside the loop
     base_samples, base_rate = figures["base"]

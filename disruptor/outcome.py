@@ -2,16 +2,17 @@
 
 Both local executors (the worker pool for bundles, the snippet engine for snippets) return one
 ``ItemOutcome`` per item, in the items' order, and never raise for one item's failure: an item's
-error is data, so the other items' results survive it. The JSON form is
+error is data, so the other items' results survive it. The worker pool also keeps that contract
+for a ``Chunk`` (``run_chunk``): one ``ChunkResult`` with one value slot per item, in order, its
+failures as per-item errors, without an object per item. The JSON form is
 ``{"value": V}`` or ``{"error": {"kind", "type", "message", "traceback"}}``, plus ``"peer"`` once
 the dispatcher knows where the item ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from .errors import DisruptorError, TaskFailed, error_from_problem
 
@@ -84,24 +85,3 @@ class ItemOutcome:
         cls, kind: str, type_: str, message: str, traceback: str | None = None
     ) -> ItemOutcome:
         return cls(error=ErrorInfo(kind, type_, message, traceback))
-
-
-class BundleExecutor(Protocol):
-    """The worker pool, as the job layer sees it."""
-
-    async def run_batch(
-        self, bundle: str, items: Sequence[Any], *, timeout_s: float | None = None
-    ) -> list[ItemOutcome]: ...
-
-
-class SnippetExecutor(Protocol):
-    """The snippet engine, as the job layer sees it: by source, or by the SHA-1 of a stored one."""
-
-    async def run_batch(
-        self,
-        items: Sequence[Any],
-        *,
-        source: str | None = None,
-        sha1: str | None = None,
-        timeout_s: float | None = None,
-    ) -> list[ItemOutcome]: ...

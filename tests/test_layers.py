@@ -26,6 +26,7 @@ LAYERS = {
     "home": 2,
     "ports": 2,
     "worker_runtime": 2,
+    "chunks": 3,
     "link": 3,
     "bundles": 4,
     "workers": 5,

@@ -18,6 +18,7 @@ from .imports import PACKAGE, foreign_names, modules, reachable, tree
 
 SANS_IO = [
     "address.py",
+    "chunks.py",
     "errors.py",
     "histogram.py",
     "outcome.py",

@@ -1,55 +1,15 @@
-"""The worker runtime (the Python SDK) speaks the package's protocol: same constants, same frames.
+"""The worker runtime (the Python SDK) repeats the package's protocol constants exactly, and
+runs every item once, in order, whichever of its loops runs them.
 
 ``disruptor/worker_runtime.py`` imports nothing of the package (it runs where the package is not
-installed), so it repeats the protocol's constants; these tests pin them to the package's, and
-run the runtime's serve loop in-process on frames the pool would send, checking every line it
-writes with the pool's own parser.
+installed), so it repeats the protocol's constants; these tests pin them to the package's. The
+runtime run as a process, speaking both versions, is in ``test_worker_runtime_functional.py``.
 """
 
 from __future__ import annotations
 
-import io
-import json
-from typing import Any
-
 from disruptor import worker_runtime as runtime
-from disruptor.workers import framing, messages
-
-
-def test_the_runtime_repeats_the_protocol_constants_exactly() -> None:
-    assert runtime.PROTOCOL_VERSION == messages.PROTOCOL_VERSION
-    assert runtime.LINE_BYTES_MAX == framing.LINE_BYTES_MAX
-    assert runtime.TRACEBACK_CHARS_MAX == messages.TRACEBACK_CHARS_MAX
-
-
-def serve(handler: Any, *frames: dict[str, Any]) -> list[messages.Inbound]:
-    stdin = io.BytesIO(b"".join(json.dumps(f).encode() + b"\n" for f in frames))
-    out = io.BytesIO()
-    assert runtime.serve(handler, 1, stdin, runtime._Protocol(out)) == 0
-    return [messages.parse_inbound(json.loads(line)) for line in out.getvalue().splitlines()]
-
-
-def test_frames_the_pool_sends_get_replies_the_pool_accepts() -> None:
-    def handle(item: Any) -> Any:
-        return 10 // item
-
-    # Two replies, no more: the shutdown frame ends the loop without an answer.
-    ready, result = serve(handle, messages.call_frame(1, [2, 0]), messages.shutdown_frame())
-    assert isinstance(ready, messages.Ready) and ready.pid is not None
-    assert isinstance(result, messages.Result) and result.id == 1
-    assert result.results[0] == messages.ItemResult(value=5)
-    error = result.results[1].error
-    assert error is not None and error.type == "ZeroDivisionError"
-
-
-def test_a_failed_batch_is_a_call_error_the_pool_accepts() -> None:
-    @runtime.batch
-    def handle(items: list[Any]) -> list[Any]:
-        raise RuntimeError("the whole batch")
-
-    _, failed = serve(handle, messages.call_frame(7, [1, 2]), messages.shutdown_frame())
-    assert isinstance(failed, messages.CallError) and failed.id == 7
-    assert failed.error.type == "RuntimeError"
+from disruptor.workers import framing, isolation, messages
 
 
 def test_batch_decorator_marks_the_handler() -> None:
@@ -58,3 +18,30 @@ def test_batch_decorator_marks_the_handler() -> None:
         return items
 
     assert getattr(handle, "batch", False) is True
+
+
+def test_protocol_constants_match_the_package() -> None:
+    assert runtime.PROTOCOL_VERSIONS == messages.PROTOCOL_VERSIONS
+    assert runtime.LINE_BYTES_MAX == framing.LINE_BYTES_MAX
+    assert runtime.FRAME_BYTES_MAX == framing.FRAME_BYTES_MAX
+    assert runtime.FRAME_HEADER_BYTES == framing.FRAME_HEADER_BYTES
+    assert runtime.TRACEBACK_CHARS_MAX == messages.TRACEBACK_CHARS_MAX
+    assert runtime.LIB_DIR == isolation.RUNTIME_LIB
+
+
+def test_items_run_once_each_in_order_whichever_loop_runs_them() -> None:
+    seen: list[int] = []
+
+    def handler(x: int) -> int:
+        seen.append(x)
+        if x % 3 == 0:
+            raise ValueError(x)
+        return x * 2
+
+    assert runtime._EXTEND_KEEPS_PARTIAL, "CPython keeps what list.extend appended before a raise"
+    for run in (runtime._run_extending, runtime._run_looping):
+        seen.clear()
+        values, failures = run(handler, list(range(8)))
+        assert seen == list(range(8)), "no item runs twice"
+        assert values == [None, 2, 4, None, 8, 10, None, 14]
+        assert [offset for offset, _ in failures] == [0, 3, 6]

@@ -1,10 +1,10 @@
 """``LocalExecutor``: running a task's items on this peer, for its own jobs or another's.
 
 A bundle task runs on the worker pool (after fetching the bundle from peers that hold it, if it
-is not here); a snippet task on the snippet engine. Both keep the executor contract of
-``disruptor.outcome``: one outcome per item, in order. Rule: an abandoned attempt stops being
-waited for, but the pool is left to finish what it already took (it may be starting workers,
-which must not be cut short); its results are dropped.
+is not here); a snippet task on the snippet engine. Both keep the local-executor contract
+(``BundleExecutor``, ``SnippetExecutor`` below): one outcome per item, in order. Rule: an
+abandoned attempt stops being waited for, but the pool is left to finish what it already took (it
+may be starting workers, which must not be cut short); its results are dropped.
 """
 
 from __future__ import annotations
@@ -14,10 +14,37 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..address import Address
+from ..chunks import Chunk, ChunkResult
 from ..errors import NotFound
-from ..outcome import BundleExecutor, ItemOutcome, SnippetExecutor
+from ..outcome import ItemOutcome
 from .directory import BundleHolder, PeerDirectory
 from .model import Kind, Work
+
+
+class BundleExecutor(Protocol):
+    """The worker pool, as the job layer sees it: a chunk in, its result out (``run_batch``: the
+    same for a list of items, one outcome each)."""
+
+    async def run_chunk(
+        self, bundle: str, chunk: Chunk, *, timeout_s: float | None = None
+    ) -> ChunkResult: ...
+
+    async def run_batch(
+        self, bundle: str, items: Sequence[Any], *, timeout_s: float | None = None
+    ) -> list[ItemOutcome]: ...
+
+
+class SnippetExecutor(Protocol):
+    """The snippet engine, as the job layer sees it: by source, or by the SHA-1 of a stored one."""
+
+    async def run_batch(
+        self,
+        items: Sequence[Any],
+        *,
+        source: str | None = None,
+        sha1: str | None = None,
+        timeout_s: float | None = None,
+    ) -> list[ItemOutcome]: ...
 
 
 class BundleFetch(Protocol):

@@ -1,20 +1,33 @@
-"""NDJSON framing: bytes in, JSON objects or protocol violations out; never an exception.
+"""The worker protocol's two framings: bytes in, frames or protocol violations out; never an
+exception.
 
-Rule: one JSON object per ``\\n``-terminated UTF-8 line, no longer than ``LINE_BYTES_MAX``. A line
-that is too long, not UTF-8, not JSON, or not an object becomes one ``Violation`` event and the
-decoder resynchronises at the next newline, so whatever a worker writes, the reader's memory stays
-bounded and it keeps going. No IO here: the caller feeds bytes and acts on the events.
+Version 1 (``LineDecoder``): one JSON object per ``\\n``-terminated UTF-8 line, no longer than
+``LINE_BYTES_MAX``. A line that is too long, not UTF-8, not JSON, or not an object becomes one
+``Violation`` event and the decoder resynchronises at the next newline.
+
+Version 2 (``FrameDecoder``): a 4-byte big-endian length, then that many bytes (one MessagePack
+map, checked by ``messages``), no longer than ``FRAME_BYTES_MAX``. A length over the limit (or
+zero) is one ``Violation``; there is no delimiter to resynchronise on, so the decoder says nothing
+more after it (the session kills the worker anyway).
+
+Either way, whatever a worker writes, the reader's memory stays bounded by the limit. No IO here:
+the caller feeds bytes and acts on the events.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 # The largest line either side may write, newline excluded. Large enough for a batch of sizeable
 # items; small enough that a runaway writer cannot make the peer buffer much.
 LINE_BYTES_MAX = 16 * 1024 * 1024
+# The largest version 2 frame either side may write, its 4-byte length excluded: the same bound
+# as a line, so one chunk (``chunks.CHUNK_BYTES_MAX``) fits with a little to spare or is split.
+FRAME_BYTES_MAX = 16 * 1024 * 1024
+FRAME_HEADER_BYTES = 4
 # How much of a bad line a violation quotes (for the error message and the log).
 EXCERPT_BYTES = 80
 
@@ -27,6 +40,13 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class BinaryFrame:
+    """One whole version 2 frame: its body, not yet decoded."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Violation:
     """The other side broke the framing rules; ``reason`` says how, ``excerpt`` shows a bit."""
 
@@ -34,7 +54,7 @@ class Violation:
     excerpt: bytes = b""
 
 
-Event = Frame | Violation
+Event = Frame | BinaryFrame | Violation
 
 
 class LineDecoder:
@@ -94,6 +114,13 @@ class LineDecoder:
             return [Violation("stream ended inside a line (no final newline)", excerpt)]
         return []
 
+    def take_pending(self) -> bytes:
+        """Hand over the bytes of an unfinished line (the stream changes framing here)."""
+        pending = b"" if self._discarding else bytes(self._buffer)
+        self._buffer.clear()
+        self._discarding = False
+        return pending
+
 
 def decode_line(line: bytes) -> Event:
     """One line (without its newline) to a ``Frame`` or a ``Violation``."""
@@ -122,8 +149,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-class LineTooLong(ValueError):
+class Unsendable(ValueError):
+    """A call that cannot be written to this worker: too large, or items its framing cannot hold."""
+
+
+class LineTooLong(Unsendable):
     """We were asked to write a line over the limit (a local bug or an oversized item)."""
+
+
+class FrameTooLarge(Unsendable):
+    """We were asked to write a version 2 frame over the limit."""
 
 
 def encode_line(body: dict[str, Any], line_bytes_max: int = LINE_BYTES_MAX) -> bytes:
@@ -132,3 +167,72 @@ def encode_line(body: dict[str, Any], line_bytes_max: int = LINE_BYTES_MAX) -> b
     if len(data) > line_bytes_max:
         raise LineTooLong(f"a {len(data)}-byte line exceeds the {line_bytes_max}-byte limit")
     return data + b"\n"
+
+
+class FrameDecoder:
+    """Incremental decoder of length-prefixed frames with a bound on every frame."""
+
+    def __init__(self, frame_bytes_max: int = FRAME_BYTES_MAX) -> None:
+        self.frame_bytes_max = frame_bytes_max
+        self._buffer = bytearray()
+        # After a violation the frame boundaries are lost: nothing more is read.
+        self._broken = False
+        self._ended = False
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Take the next chunk of the stream and return the events it completes."""
+        if self._ended:
+            return [Violation("data after end of stream")] if data else []
+        if self._broken or not data:
+            return []
+        # The common case, whole frames in one read, is parsed straight from ``data``; only an
+        # unfinished frame is kept, and it is appended to rather than copied again on each read.
+        buffered = bool(self._buffer)
+        if buffered:
+            self._buffer += data
+        source: bytes | bytearray = self._buffer if buffered else data
+        events: list[Event] = []
+        start = 0
+        size = len(source)
+        while size - start >= FRAME_HEADER_BYTES:
+            (length,) = struct.unpack_from(">I", source, start)
+            if length == 0 or length > self.frame_bytes_max:
+                reason = (
+                    "empty frame"
+                    if length == 0
+                    else f"frame of {length} bytes exceeds the {self.frame_bytes_max}-byte limit"
+                )
+                events.append(Violation(reason, bytes(source[start : start + EXCERPT_BYTES])))
+                self._broken = True
+                self._buffer.clear()
+                return events
+            end = start + FRAME_HEADER_BYTES + length
+            if end > size:
+                break
+            events.append(BinaryFrame(bytes(source[start + FRAME_HEADER_BYTES : end])))
+            start = end
+        if buffered:
+            del self._buffer[:start]
+        elif start < size:
+            self._buffer += data[start:]
+        return events
+
+    def end(self) -> list[Event]:
+        """The stream closed: an unfinished last frame is a violation, not a message."""
+        self._ended = True
+        if self._buffer and not self._broken:
+            excerpt = bytes(self._buffer[:EXCERPT_BYTES])
+            self._buffer.clear()
+            return [Violation("stream ended inside a frame", excerpt)]
+        return []
+
+
+def encode_frame(body: bytes, frame_bytes_max: int = FRAME_BYTES_MAX) -> bytes:
+    """One frame: the body's length as 4 big-endian bytes, then the body."""
+    if len(body) > frame_bytes_max:
+        raise FrameTooLarge(f"a {len(body)}-byte frame exceeds the {frame_bytes_max}-byte limit")
+    return struct.pack(">I", len(body)) + body

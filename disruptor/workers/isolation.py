@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from ..bundles.manifest import AppManifest, WorkerLimits
 from ..errors import Unavailable
 from .settings import WorkerSettings
@@ -29,6 +31,8 @@ SANDBOX_BUNDLE = "/bundle"
 SANDBOX_SCRATCH = "/scratch"
 SANDBOX_RUNTIME_DIR = "/opt/disruptor"
 SANDBOX_RUNTIME = SANDBOX_RUNTIME_DIR + "/worker_runtime.py"
+# Beside the runtime: the packages it imports that the worker's interpreter may lack.
+RUNTIME_LIB = "lib"
 # The sandbox's own /tmp: a private tmpfs, not the host's.
 SANDBOX_TMP = "/tmp"  # noqa: S108
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -385,7 +389,10 @@ def _parent_dirs(path: str) -> list[str]:
 
 
 def install_runtime(directory: Path) -> Path:
-    """Copy the Python worker runtime where every worker (any uid, any mode) can read it."""
+    """Copy the Python worker runtime where every worker (any uid, any mode) can read it, with
+    the msgspec package it speaks protocol version 2 with in ``lib/`` beside it (the worker's
+    interpreter may not see the peer's packages; the runtime falls back to version 1 when this
+    copy does not import there)."""
     source = Path(__file__).resolve().parent.parent / "worker_runtime.py"
     directory.mkdir(parents=True, exist_ok=True)
     # Readable by the worker uids: the runtime is code, not a secret.
@@ -395,4 +402,17 @@ def install_runtime(directory: Path) -> Path:
     shutil.copyfile(source, tmp)
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
+    _install_package(Path(msgspec.__file__).resolve().parent, directory / RUNTIME_LIB)
     return target
+
+
+def _install_package(package: Path, lib: Path) -> None:
+    """Replace ``lib/<package>`` with a world-readable copy (no bytecode caches)."""
+    fresh = lib / f".{package.name}.tmp"
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(package, fresh, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [fresh, *fresh.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() or path.suffix == ".so" else 0o644)
+    os.chmod(lib, 0o755)  # noqa: S103
+    shutil.rmtree(lib / package.name, ignore_errors=True)
+    os.replace(fresh, lib / package.name)

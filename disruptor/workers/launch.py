@@ -121,6 +121,8 @@ class Launcher:
             started_at=loop.time(),
             timeouts=SessionTimeouts(self.settings.ready_timeout_s, self.settings.drain_timeout_s),
             line_bytes_max=self.settings.line_bytes_max,
+            frame_bytes_max=self.settings.frame_bytes_max,
+            protocol_max=self.settings.protocol_max,
         )
         proc = WorkerProcess(
             worker.id,

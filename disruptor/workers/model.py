@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..bundles.manifest import AppManifest
+from ..chunks import Chunk, ChunkResult
 from ..errors import NotFound
-from ..outcome import ItemOutcome
 from .isolation import UidClaim
 from .process import WorkerProcess
 from .restarts import CrashHistory
-from .session import Death
+from .session import Death, State
 
 
 class BundleSource(Protocol):
@@ -56,6 +56,10 @@ class PoolStats:
     queue_items: int = 0
     bundles_failed: int = field(default=0, metadata={"metric": "gauge"})
     overloaded_refusals: int = 0
+    chunks_done: int = 0  # chunks answered by a worker
+    chunks_batched: int = 0  # chunks that shared a call with the one before them
+    chunks_split: int = 0  # chunks cut to spread over idle workers or to fit in one frame
+    workers_v2: int = field(default=0, metadata={"metric": "gauge"})  # speaking version 2
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class WorkerInfo:
     uptime_s: float
     isolation: str
     uid: int | None
+    protocol: int = 1  # the worker protocol version it speaks
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,12 +82,16 @@ class WorkerInfo:
 
 @dataclass
 class Task:
-    """One call's worth of items from one ``run_batch``."""
+    """One chunk waiting for its result: all or part of what one ``run_chunk`` was given."""
 
-    items: list[Any]
+    chunk: Chunk
     timeout_s: float
-    future: asyncio.Future[list[ItemOutcome]]
+    future: asyncio.Future[ChunkResult]
     attempts: int = 0
+
+    @property
+    def count(self) -> int:
+        return self.chunk.count
 
 
 @dataclass
@@ -95,7 +104,7 @@ class WorkerSlot:
     started_at: float = 0.0
     restarts: int = 0
     tasks_done: int = 0
-    # Each call carries one or more waiting tasks' items, concatenated in order.
+    # Each call carries one or more waiting tasks' chunks, as its parts, in order.
     calls: dict[int, list[Task]] = field(default_factory=dict)
     lost: list[tuple[Task, Death]] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -109,6 +118,11 @@ class WorkerSlot:
     @property
     def spare(self) -> int:
         return self.proc.session.spare if self.proc is not None else 0
+
+    @property
+    def starting(self) -> bool:
+        """Its process runs but has not said ready yet."""
+        return self.proc is not None and self.proc.session.state is State.STARTING
 
 
 @dataclass

@@ -1,11 +1,13 @@
-"""The worker pool: warm workers per bundle, items batched onto them, crashes contained.
+"""The worker pool: warm workers per bundle, chunks of items batched onto them, crashes contained.
 
-Rule: every item handed to ``run_batch`` ends as exactly one ``ItemOutcome``, in order, whatever
-the workers do: answered, failed in the handler, timed out (its worker is killed and replaced),
-or lost with a crashed worker (retried once on another, then failed with that worker's last
-stderr lines). A bundle whose workers crash-loop is marked failed with the reason instead of being
-restarted for ever; starting its workers again clears the mark. Queues are bounded: a request
-that would overfill one is refused with ``Overloaded``.
+Rule: every chunk handed to ``run_chunk`` ends as exactly one ``ChunkResult`` with one value slot
+per item, in order, whatever the workers do: answered, failed in the handler, timed out (its
+worker is killed and replaced), or lost with a crashed worker (retried once on another, then
+failed with that worker's last stderr lines). A bundle whose workers crash-loop is marked failed
+with the reason instead of being restarted for ever; starting its workers again clears the mark.
+Queues are bounded: a request that would overfill one is refused with ``Overloaded``. A chunk's
+items and values stay encoded from the caller to a version 2 worker and back; ``run_batch`` is
+the same contract for a list of items (one ``ItemOutcome`` each), for callers that hold lists.
 
 This module is the pool's public surface and its bookkeeping of bundles and workers; it routes
 what workers say to the callers waiting for it. The rest is delegated, one concern each:
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bundles.unpack import load_app_manifest
+from ..chunks import CHUNK_BYTES_MAX, Chunk, ChunkResult, array_header, encode
 from ..errors import (
     InvalidName,
     InvalidPayload,
@@ -35,7 +38,7 @@ from ..errors import (
     Unprocessable,
     WorkerCrashed,
 )
-from ..outcome import ItemOutcome
+from ..outcome import ErrorInfo, ItemOutcome
 from . import batching
 from .launch import Launcher
 from .model import (
@@ -116,6 +119,7 @@ class WorkerPool:
                         uptime_s=round(now - worker.started_at, 3) if proc is not None else 0.0,
                         isolation=proc.plan.mode if proc is not None else self.mode,
                         uid=proc.plan.uid if proc is not None else None,
+                        protocol=proc.session.version if proc is not None else 1,
                     )
                 )
         return infos
@@ -137,7 +141,7 @@ class WorkerPool:
         """Items being worked on now (sent to a worker, not yet answered)."""
         workers = (w for g in self._groups.values() for w in g.workers)
         calls = (tasks for w in workers for tasks in w.calls.values())
-        return sum(len(task.items) for tasks in calls for task in tasks)
+        return sum(task.count for tasks in calls for task in tasks)
 
     async def start_workers(self, sha1: str, count: int | None = None) -> list[WorkerInfo]:
         """Start ``count`` more workers (default: the manifest's ``count``) and wait for ready."""
@@ -183,43 +187,60 @@ class WorkerPool:
             self._groups.pop(sha1, None)
             self._supervisor.refresh_gauges()
 
+    async def run_chunk(
+        self, bundle_sha1: str, chunk: Chunk, *, timeout_s: float | None = None
+    ) -> ChunkResult:
+        """Run ``chunk`` on the bundle's workers: one value slot per item, in order; an item's
+        failure is its error in the result, never an exception (the request as a whole may be
+        refused: ``Overloaded``, an unknown or misnamed bundle, a pool that is stopping)."""
+        self._check_open()
+        group = await self._group(bundle_sha1)
+        if not chunk.count:
+            return ChunkResult(0, array_header(0))
+        await self._ensure_workers(group)
+        if group.failed is not None:
+            self.stats.tasks_failed += chunk.count
+            error = ErrorInfo(WorkerCrashed.slug, "WorkerCrashed", group.failed)
+            return ChunkResult.failed(chunk.count, error)
+        self._admit(group, chunk.count)
+        call_timeout = timeout_s if timeout_s is not None else group.manifest.worker.timeout_s
+        loop = asyncio.get_running_loop()
+        parts = batching.spread(group, chunk)
+        if len(parts) > 1:
+            self.stats.chunks_split += 1
+        tasks = [Task(part, call_timeout, loop.create_future()) for part in parts]
+        for task in tasks:
+            batching.enqueue(group, task, self.stats)
+        self._pump(group)
+        if len(tasks) == 1:
+            return await tasks[0].future
+        whole: asyncio.Future[ChunkResult] = loop.create_future()
+        batching.gather(whole, tasks)
+        return await whole
+
     async def run_batch(
         self, bundle_sha1: str, items: Sequence[Any], *, timeout_s: float | None = None
     ) -> list[ItemOutcome]:
-        """Run ``items`` on the bundle's workers; one outcome per item, in order."""
+        """Run ``items`` on the bundle's workers; one outcome per item, in order.
+
+        The list is encoded as one chunk (as several when it is too large for one; an item too
+        large alone fails with ``InvalidPayload``) and run with ``run_chunk``.
+        """
         self._check_open()
         group = await self._group(bundle_sha1)
         if not items:
             return []
-        if not group.workers and group.failed is None:
-            async with self._lock(bundle_sha1):
-                if not group.workers and group.failed is None:
-                    count = max(1, group.manifest.worker.count)
-                    new = [self._new_worker(group) for _ in range(count)]
-                    # Shielded: a caller that gives up must not leave a half-spawned worker
-                    # that never reports gone (stop_workers would wait on it for ever).
-                    await asyncio.shield(asyncio.gather(*(self._supervisor.spawn(w) for w in new)))
-        if group.failed is not None:
-            error = WorkerCrashed(group.failed)
-            self.stats.tasks_failed += len(items)
-            return [ItemOutcome.failure(error.slug, "WorkerCrashed", group.failed)] * len(items)
-        if group.queued_items + len(items) > self.settings.queue_items_max:
-            self.stats.overloaded_refusals += 1
-            raise Overloaded(
-                f"bundle {bundle_sha1} has {group.queued_items} items waiting "
-                f"(limit {self.settings.queue_items_max})",
-                retry_after_s=1.0,
+        self._admit(group, len(items))
+        chunks = _encode(list(items))
+        results = await asyncio.gather(
+            *(
+                self.run_chunk(bundle_sha1, c, timeout_s=timeout_s)
+                if isinstance(c, Chunk)
+                else _done(c)
+                for c in chunks
             )
-        call_timeout = timeout_s if timeout_s is not None else group.manifest.worker.timeout_s
-        loop = asyncio.get_running_loop()
-        tasks = []
-        for chunk in batching.chunks(group, list(items), self.settings.batch_items_max):
-            task = Task(chunk, call_timeout, loop.create_future())
-            tasks.append(task)
-            batching.enqueue(group, task, self.stats)
-        self._pump(group)
-        results = await asyncio.gather(*(t.future for t in tasks))
-        return [outcome for chunk in results for outcome in chunk]
+        )
+        return [outcome for result in results for outcome in result.outcomes()]
 
     # --- groups, workers ---
 
@@ -245,6 +266,27 @@ class WorkerPool:
                 group = BundleGroup(sha1, manifest, Path(root), history)
                 self._groups[sha1] = group
         return group
+
+    async def _ensure_workers(self, group: BundleGroup) -> None:
+        """Start the manifest's workers for a bundle that has none (and has not failed)."""
+        if group.workers or group.failed is not None:
+            return
+        async with self._lock(group.sha1):
+            if not group.workers and group.failed is None:
+                count = max(1, group.manifest.worker.count)
+                new = [self._new_worker(group) for _ in range(count)]
+                # Shielded: a caller that gives up must not leave a half-spawned worker that
+                # never reports gone (stop_workers would wait on it for ever).
+                await asyncio.shield(asyncio.gather(*(self._supervisor.spawn(w) for w in new)))
+
+    def _admit(self, group: BundleGroup, count: int) -> None:
+        if group.queued_items + count > self.settings.queue_items_max:
+            self.stats.overloaded_refusals += 1
+            raise Overloaded(
+                f"bundle {group.sha1} has {group.queued_items} items waiting "
+                f"(limit {self.settings.queue_items_max})",
+                retry_after_s=1.0,
+            )
 
     def _lock(self, sha1: str) -> asyncio.Lock:
         return self._locks.setdefault(sha1, asyncio.Lock())
@@ -295,28 +337,20 @@ class WorkerPool:
         for output in outputs:
             if isinstance(output, BecameReady):
                 worker.ready.set()
+                self._supervisor.refresh_gauges()
             elif isinstance(output, Completed):
-                tasks = worker.calls.pop(output.id)
-                outcomes = [
-                    ItemOutcome(value=r.value)
-                    if r.error is None
-                    else ItemOutcome.failure(
-                        TaskFailed.slug, r.error.type, r.error.message, r.error.traceback
-                    )
-                    for r in output.results
-                ]
-                self._answered(worker, tasks, outcomes)
+                self._answered(worker, worker.calls.pop(output.id), output.results)
             elif isinstance(output, Failed):
                 tasks = worker.calls.pop(output.id)
                 e = output.error
-                failure = ItemOutcome.failure(TaskFailed.slug, e.type, e.message, e.traceback)
-                self._answered(worker, tasks, [failure] * sum(len(t.items) for t in tasks))
+                info = ErrorInfo(TaskFailed.slug, e.type, e.message, e.traceback)
+                self._answered(worker, tasks, [ChunkResult.failed(t.count, info) for t in tasks])
             elif isinstance(output, TimedOut):
                 self.stats.timeouts += 1
                 message = f"ran past its timeout of {output.timeout_s:g}s; its worker was replaced"
-                timeout = ItemOutcome.failure(TaskTimeout.slug, "TaskTimeout", message)
+                timeout = ErrorInfo(TaskTimeout.slug, "TaskTimeout", message)
                 for task in worker.calls.pop(output.id):
-                    batching.finish(task, [timeout] * len(task.items), self.stats)
+                    batching.finish(task, ChunkResult.failed(task.count, timeout), self.stats)
             elif isinstance(output, Lost):
                 worker.lost += [(task, output.death) for task in worker.calls.pop(output.id)]
             elif isinstance(output, Gone):
@@ -324,15 +358,17 @@ class WorkerPool:
                 self._supervisor.reap(worker, output, lost)
         self._pump(group)
 
-    def _answered(self, worker: WorkerSlot, tasks: list[Task], outcomes: list[ItemOutcome]) -> None:
-        worker.tasks_done += len(outcomes)
+    def _answered(
+        self, worker: WorkerSlot, tasks: list[Task], results: Sequence[ChunkResult]
+    ) -> None:
+        items = sum(task.count for task in tasks)
+        worker.tasks_done += items
         self.stats.calls_done += 1
-        self.stats.tasks_done += len(outcomes)
+        self.stats.tasks_done += items
+        self.stats.chunks_done += len(tasks)
         worker.group.crashes.recovered()
-        start = 0
-        for task in tasks:
-            batching.finish(task, outcomes[start : start + len(task.items)], self.stats)
-            start += len(task.items)
+        for task, result in zip(tasks, results, strict=True):
+            batching.finish(task, result, self.stats)
 
     def _worker_of(self, proc: WorkerProcess) -> WorkerSlot | None:
         for group in self._groups.values():
@@ -343,6 +379,26 @@ class WorkerPool:
 
     def _pump(self, group: BundleGroup) -> None:
         batching.pump(group, self.stats, self.settings.batch_items_max)
+
+
+def _encode(items: list[Any]) -> list[Chunk | ChunkResult]:
+    """``items`` as chunks, halved until each fits; an item too large alone is its own failure."""
+    try:
+        data = encode(items)
+    except (TypeError, OverflowError, ValueError):
+        Chunk.of(items)  # raises InvalidPayload naming the item that cannot be encoded
+        raise
+    if len(data) <= CHUNK_BYTES_MAX:
+        return [Chunk(len(items), data)]
+    if len(items) == 1:
+        error = InvalidPayload(f"item too large: it exceeds {CHUNK_BYTES_MAX} bytes encoded")
+        return [ChunkResult.failed(1, ErrorInfo(error.slug, "InvalidPayload", error.detail))]
+    half = (len(items) + 1) // 2
+    return _encode(items[:half]) + _encode(items[half:])
+
+
+async def _done(result: ChunkResult) -> ChunkResult:
+    return result
 
 
 __all__ = ["BundleSource", "DirectorySource", "PoolStats", "WorkerInfo", "WorkerPool"]

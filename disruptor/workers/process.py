@@ -2,9 +2,10 @@
 
 Rule: this module decides nothing. It spawns the ``LaunchPlan`` in a new session (its own process
 group), feeds stdout bytes and the exit to the session, keeps the last stderr lines for error
-messages, writes the lines the session gives it, arms a timer for the session's next deadline, and
-passes every session output to the pool's callback. Killing a worker kills its process group and,
-when it has a uid of its own, every process of that uid, so nothing it started survives it.
+messages, writes the bytes the session gives it (a ``Send`` before anything else), arms a timer
+for the session's next deadline, and passes every session output to the pool's callback. Killing
+a worker kills its process group and, when it has a uid of its own, every process of that uid, so
+nothing it started survives it.
 
 It uses a ``SubprocessProtocol`` rather than streams because the exit must be seen when it
 happens: a daemonised grandchild may hold the worker's stdout open long after the worker is gone,
@@ -19,11 +20,12 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..chunks import Chunk
 from .isolation import LaunchPlan, processes_of_uid
-from .session import Gone, Kill, Output, Session
+from .session import Gone, Kill, Output, Send, Session
 
 log = logging.getLogger("disruptor.workers")
 
@@ -108,7 +110,7 @@ class WorkerProcess:
 
     # --- commands ---
 
-    def write(self, line: bytes) -> None:
+    def write(self, data: bytes) -> None:
         if self._transport is None or self._transport.is_closing():
             return
         stdin = self._transport.get_pipe_transport(0)
@@ -116,18 +118,19 @@ class WorkerProcess:
             return
         assert isinstance(stdin, asyncio.WriteTransport)
         with contextlib.suppress(ConnectionError, RuntimeError):
-            stdin.write(line)
+            stdin.write(data)
 
-    def call(self, items: list[Any], timeout_s: float | None) -> int:
-        call_id, line = self.session.call(self._loop.time(), items, timeout_s)
-        self.write(line)
+    def call(self, parts: Sequence[Chunk], timeout_s: float | None) -> int:
+        """Send one call of ``parts`` (raises ``Unsendable`` when it cannot be written)."""
+        call_id, data = self.session.call(self._loop.time(), parts, timeout_s)
+        self.write(data)
         self._rearm()
         return call_id
 
     def shutdown(self) -> None:
-        line = self.session.shutdown(self._loop.time())
-        if line is not None:
-            self.write(line)
+        data = self.session.shutdown(self._loop.time())
+        if data is not None:
+            self.write(data)
             self._rearm()
 
     async def stop(self) -> None:
@@ -206,7 +209,9 @@ class WorkerProcess:
         if not outputs:
             return
         for output in outputs:
-            if isinstance(output, Kill):
+            if isinstance(output, Send):
+                self.write(output.data)
+            elif isinstance(output, Kill):
                 log.info("killing worker %s: %s", self.name, output.reason)
                 self._kill_now()
             elif isinstance(output, Gone) and self._timer is not None:

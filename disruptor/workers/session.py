@@ -2,36 +2,69 @@
 
 Rule: no IO and no clock of its own. The adapter feeds it the worker's stdout bytes, the process's
 exit, and the time (``now``, seconds on any monotonic clock); the session returns what happened
-(``Output`` events) and what the adapter must do (``Kill``). It tracks every call in flight by id,
-with its deadline, so that however a worker dies, each call it held ends exactly once: completed,
-failed, timed out, or lost with the worker.
+(``Output`` events) and what the adapter must do (``Send``, ``Kill``). It tracks every call in
+flight by id, with its deadline, so that however a worker dies, each call it held ends exactly
+once: completed, failed, timed out, or lost with the worker.
 
     starting --ready--> ready <--call/reply--> busy     (busy: no spare concurrency)
         |                 |                      |
         +-----------------+------shutdown--------+--> draining --exit--> dead
         any state --exit / violation / deadline--> dead
+
+It also knows which protocol version it speaks. Every worker starts in version 1 (NDJSON); when
+its ready line offers version 2 (and ``protocol_max`` allows it), the session answers with one
+version 1 ``protocol`` line and from then on reads and writes length-prefixed MessagePack frames.
+A call is a list of chunks (its parts) and a completed call gives one ``ChunkResult`` per part,
+whatever the version: in version 2 the arrays pass through as bytes; in version 1 the session
+transcodes them to and from JSON, item by item.
 """
 
 from __future__ import annotations
 
 import enum
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .framing import LINE_BYTES_MAX, Frame, LineDecoder, encode_line
+from ..chunks import Chunk, ChunkResult
+from ..errors import InvalidPayload, TaskFailed
+from ..outcome import ErrorInfo
+from .framing import (
+    FRAME_BYTES_MAX,
+    LINE_BYTES_MAX,
+    Event,
+    Frame,
+    FrameDecoder,
+    FrameTooLarge,
+    LineDecoder,
+    Unsendable,
+    Violation,
+    encode_frame,
+    encode_line,
+)
 from .messages import (
+    V1,
+    V2,
     BadMessage,
     CallError,
     CallId,
-    ItemResult,
+    PartsResult,
     Ready,
     Result,
     WorkerError,
+    call_body,
     call_frame,
     parse_inbound,
+    parse_inbound_v2,
+    protocol_frame,
+    shutdown_body,
     shutdown_frame,
 )
+
+# Bytes a version 2 call frame adds around its parts' arrays (map keys, id, array headers): a
+# generous bound, so that a call is known to fit before it is encoded.
+CALL_ENVELOPE_BYTES = 64
 
 
 class State(enum.Enum):
@@ -63,8 +96,10 @@ class BecameReady:
 
 @dataclass(frozen=True)
 class Completed:
+    """The worker answered the call: one result per part, in the parts' order."""
+
     id: CallId
-    results: tuple[ItemResult, ...]
+    results: tuple[ChunkResult, ...]
 
 
 @dataclass(frozen=True)
@@ -90,6 +125,13 @@ class Lost:
 
 
 @dataclass(frozen=True)
+class Send:
+    """The adapter must write ``data`` to the worker now, before anything else it writes."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Kill:
     """The adapter must kill the worker (and everything it started) now."""
 
@@ -104,7 +146,7 @@ class Gone:
     clean: bool
 
 
-Output = BecameReady | Completed | Failed | TimedOut | Lost | Kill | Gone
+Output = BecameReady | Completed | Failed | TimedOut | Lost | Send | Kill | Gone
 
 
 class SessionClosed(RuntimeError):
@@ -113,9 +155,13 @@ class SessionClosed(RuntimeError):
 
 @dataclass
 class _InFlight:
-    items: int
+    counts: tuple[int, ...]  # items in each part
     deadline: float | None
     timeout_s: float | None
+
+    @property
+    def items(self) -> int:
+        return sum(self.counts)
 
 
 @dataclass
@@ -130,13 +176,17 @@ class Session:
     started_at: float
     timeouts: SessionTimeouts = field(default_factory=SessionTimeouts)
     line_bytes_max: int = LINE_BYTES_MAX
+    frame_bytes_max: int = FRAME_BYTES_MAX
+    # The highest version this side may switch to (1 keeps every worker on NDJSON).
+    protocol_max: int = V2
     state: State = State.STARTING
+    version: int = V1
     pid: int | None = None
     death: Death | None = None
     calls_done: int = 0
 
     def __post_init__(self) -> None:
-        self._decoder = LineDecoder(self.line_bytes_max)
+        self._decoder: LineDecoder | FrameDecoder = LineDecoder(self.line_bytes_max)
         self._in_flight: dict[CallId, _InFlight] = {}
         self._next_id: CallId = 1
         self._ready_deadline: float | None = self.started_at + self.timeouts.ready_s
@@ -167,25 +217,49 @@ class Session:
 
     # --- commands from the pool ---
 
-    def call(self, now: float, items: list[Any], timeout_s: float | None) -> tuple[CallId, bytes]:
-        """Start a call; returns its id and the line to write. Raises ``LineTooLong``."""
+    def call(
+        self, now: float, parts: Sequence[Chunk], timeout_s: float | None
+    ) -> tuple[CallId, bytes]:
+        """Start a call of ``parts``; returns its id and the bytes to write.
+
+        Raises ``Unsendable`` (nothing started) when the call does not fit in one frame, or, in
+        version 1, when an item cannot be written as JSON.
+        """
         if self.spare <= 0:
             raise SessionClosed(f"worker is {self.state.value} with {self.in_flight} calls")
         call_id = self._next_id
-        line = encode_line(call_frame(call_id, items), self.line_bytes_max)
+        if self.version == V2:
+            size = sum(len(p.data) for p in parts) + CALL_ENVELOPE_BYTES
+            if size > self.frame_bytes_max:
+                raise FrameTooLarge(f"a call of {size} bytes exceeds {self.frame_bytes_max}")
+            data = encode_frame(call_body(call_id, [p.data for p in parts]), self.frame_bytes_max)
+        else:
+            data = self._call_line(call_id, parts)
         self._next_id += 1
         deadline = now + timeout_s if timeout_s is not None else None
-        self._in_flight[call_id] = _InFlight(len(items), deadline, timeout_s)
+        self._in_flight[call_id] = _InFlight(tuple(p.count for p in parts), deadline, timeout_s)
         self._update_busy()
-        return call_id, line
+        return call_id, data
+
+    def _call_line(self, call_id: CallId, parts: Sequence[Chunk]) -> bytes:
+        """Version 1: the parts' items decoded and written again as one JSON line."""
+        items = [item for part in parts for item in part.items()]
+        try:
+            return encode_line(call_frame(call_id, items), self.line_bytes_max)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, Unsendable):
+                raise
+            raise Unsendable(f"an item cannot be written as JSON for this worker: {exc}") from None
 
     def shutdown(self, now: float) -> bytes | None:
-        """Ask the worker to finish its calls and exit; returns the line to write, if any."""
+        """Ask the worker to finish its calls and exit; returns the bytes to write, if any."""
         if self.state is State.DEAD or self.state is State.DRAINING:
             return None
         self.state = State.DRAINING
         self._ready_deadline = None
         self._drain_deadline = now + self.timeouts.drain_s
+        if self.version == V2:
+            return encode_frame(shutdown_body(), self.frame_bytes_max)
         return encode_line(shutdown_frame(), self.line_bytes_max)
 
     def kill(self, reason: str) -> list[Output]:
@@ -198,11 +272,26 @@ class Session:
         if self.state is State.DEAD:
             return []
         outputs: list[Output] = []
-        for event in self._decoder.feed(data):
+        events = self._decoder.feed(data)
+        for index, event in enumerate(events):
+            version = self.version
             outputs += self._on_event(event)
             if self.death is not None:
                 break  # nothing a dead worker said afterwards counts
+            if self.version != version:
+                outputs += self._switched(now, events[index + 1 :])
+                break
         return outputs
+
+    def _switched(self, now: float, rest: list[Event]) -> list[Output]:
+        """The framing changed after the event just read; read what followed it anew."""
+        if rest:
+            detail = "worker wrote after its ready line before reading the protocol switch"
+            return self._die(Death(DeathKind.PROTOCOL, detail), kill=True)
+        assert isinstance(self._decoder, LineDecoder)
+        pending = self._decoder.take_pending()
+        self._decoder = FrameDecoder(self.frame_bytes_max)
+        return self.receive(now, pending) if pending else []
 
     def eof(self, now: float, *, exited: bool = False) -> list[Output]:
         """The worker's stdout closed (``exited``: because the process ended, reported next)."""
@@ -247,16 +336,18 @@ class Session:
 
     # --- internals ---
 
-    def _on_event(self, event: Any) -> list[Output]:
-        if not isinstance(event, Frame):
+    def _on_event(self, event: Event) -> list[Output]:
+        if isinstance(event, Violation):
             excerpt = event.excerpt.decode("utf-8", "replace")
-            detail = f"worker broke the protocol on stdout: {event.reason}: {excerpt!r}"
-            return self._die(Death(DeathKind.PROTOCOL, detail), kill=True)
+            return self._broke(f"{event.reason}: {excerpt!r}")
         try:
-            message = parse_inbound(event.body)
+            message = (
+                parse_inbound(event.body)
+                if isinstance(event, Frame)
+                else parse_inbound_v2(event.data)
+            )
         except BadMessage as exc:
-            detail = f"worker broke the protocol on stdout: {exc}"
-            return self._die(Death(DeathKind.PROTOCOL, detail), kill=True)
+            return self._broke(str(exc))
         if isinstance(message, Ready):
             if self.state is not State.STARTING:
                 return []  # a repeated ready changes nothing
@@ -264,28 +355,39 @@ class Session:
             self.state = State.READY
             self._ready_deadline = None
             self._update_busy()
-            return [BecameReady(message.info)]
+            outputs: list[Output] = []
+            if V2 in message.protocols and self.protocol_max >= V2:
+                self.version = V2
+                outputs.append(Send(encode_line(protocol_frame(V2), self.line_bytes_max)))
+            return [*outputs, BecameReady(message.info)]
         if self.state is State.STARTING:
-            detail = "worker answered a call before saying ready"
-            return self._die(Death(DeathKind.PROTOCOL, detail), kill=True)
+            return self._broke("worker answered a call before saying ready")
         flight = self._in_flight.pop(message.id, None)
         if flight is None:
-            detail = f"worker answered call {message.id}, which is not in flight"
-            return self._die(Death(DeathKind.PROTOCOL, detail), kill=True)
-        self.calls_done += 1
-        self._update_busy()
+            return self._broke(f"worker answered call {message.id}, which is not in flight")
         if isinstance(message, CallError):
+            self._answered()
             return [Failed(message.id, message.error)]
-        assert isinstance(message, Result)
-        if len(message.results) != flight.items:
+        try:
+            results = (
+                _results_v1(message, flight)
+                if isinstance(message, Result)
+                else _results_v2(message, flight)
+            )
+        except BadMessage as exc:
             # The call's items cannot be matched to replies; the worker cannot be trusted.
             self._in_flight[message.id] = flight
-            detail = (
-                f"worker replied to call {message.id} with {len(message.results)} results "
-                f"for {flight.items} items"
-            )
-            return self._die(Death(DeathKind.PROTOCOL, detail), kill=True)
-        return [Completed(message.id, message.results)]
+            return self._broke(f"worker replied to call {message.id} with {exc}")
+        self._answered()
+        return [Completed(message.id, results)]
+
+    def _answered(self) -> None:
+        self.calls_done += 1
+        self._update_busy()
+
+    def _broke(self, detail: str) -> list[Output]:
+        death = Death(DeathKind.PROTOCOL, f"worker broke the protocol on stdout: {detail}")
+        return self._die(death, kill=True)
 
     def _update_busy(self) -> None:
         if self.state in (State.READY, State.BUSY):
@@ -302,6 +404,43 @@ class Session:
             outputs.append(Kill(death.detail))
         outputs.append(Gone(death, clean))
         return outputs
+
+
+def _results_v1(message: Result, flight: _InFlight) -> tuple[ChunkResult, ...]:
+    """A version 1 reply cut back into its parts, each encoded as a chunk result."""
+    if len(message.values) != flight.items:
+        raise BadMessage(f"{len(message.values)} results for {flight.items} items")
+    results: list[ChunkResult] = []
+    errors = list(message.errors)
+    start = 0
+    for count in flight.counts:
+        end = start + count
+        mine = [(offset - start, _info(e)) for offset, e in errors if start <= offset < end]
+        results.append(ChunkResult.of(message.values[start:end], mine))
+        start = end
+    return tuple(results)
+
+
+def _results_v2(message: PartsResult, flight: _InFlight) -> tuple[ChunkResult, ...]:
+    """A version 2 reply's parts, checked against the call's parts; values stay encoded."""
+    if len(message.parts) != len(flight.counts):
+        raise BadMessage(f"{len(message.parts)} parts for {len(flight.counts)}")
+    results: list[ChunkResult] = []
+    for index, (part, count) in enumerate(zip(message.parts, flight.counts, strict=True)):
+        if part.error is not None:
+            results.append(ChunkResult.failed(count, _info(part.error)))
+            continue
+        assert part.values is not None
+        try:
+            errors = [(offset, _info(e)) for offset, e in part.errors]
+            results.append(ChunkResult.checked(count, part.values, errors))
+        except InvalidPayload as exc:
+            raise BadMessage(f"a wrong result for part {index}: {exc.detail}") from None
+    return tuple(results)
+
+
+def _info(error: WorkerError) -> ErrorInfo:
+    return ErrorInfo(TaskFailed.slug, error.type, error.message, error.traceback)
 
 
 def describe_exit(returncode: int) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .framing import LINE_BYTES_MAX
+from .framing import FRAME_BYTES_MAX, LINE_BYTES_MAX
+from .messages import V2
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,10 @@ class WorkerSettings:
     drain_timeout_s: float = 10.0
     # Items waiting for a worker on one bundle; beyond this a request is refused with 429.
     queue_items_max: int = 100_000
-    # Items in one call to a worker: amortises the round trip without starving other workers.
-    batch_items_max: int = 256
+    # Items that several waiting chunks may total to travel in one call to a worker (a single
+    # chunk always travels whole): amortises the round trip of many small jobs without making
+    # one call hold a worker much longer than its largest chunk would.
+    batch_items_max: int = 10_000
     # Restart backoff after a crash: doubles from initial to max, with jitter.
     restart_backoff_initial_s: float = 0.1
     restart_backoff_max_s: float = 10.0
@@ -40,4 +43,10 @@ class WorkerSettings:
     workers_per_bundle_max: int = 64
     # A worker's private /tmp under bubblewrap is a tmpfs of this size (it is memory).
     tmp_bytes_max: int = 64 * 1024 * 1024
+    # The largest line (protocol version 1) and frame (version 2) accepted from a worker, and
+    # written to one (a larger call is split; an item too large alone fails).
     line_bytes_max: int = LINE_BYTES_MAX
+    frame_bytes_max: int = FRAME_BYTES_MAX
+    # The highest worker protocol version to switch to when a worker offers it; 1 keeps every
+    # worker on NDJSON (for a worker that offers version 2 but cannot keep to it).
+    protocol_max: int = V2

@@ -19,10 +19,12 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
+from ..chunks import ChunkResult
 from ..errors import DisruptorError, WorkerCrashed
-from ..outcome import ItemOutcome
+from ..outcome import ErrorInfo
 from . import batching
 from .launch import Launcher, discard_scratch, release
+from .messages import V2
 from .model import BundleGroup, PoolStats, Task, WorkerSlot
 from .session import Death, DeathKind, Gone, State
 from .settings import WorkerSettings
@@ -121,12 +123,14 @@ class Supervisor:
         self.refresh_gauges()
 
     def refresh_gauges(self) -> None:
-        self.stats.workers_running = sum(
-            1
+        sessions = [
+            w.proc.session
             for g in self._groups.values()
             for w in g.workers
             if w.proc is not None and w.proc.session.state is not State.DEAD
-        )
+        ]
+        self.stats.workers_running = len(sessions)
+        self.stats.workers_v2 = sum(1 for s in sessions if s.version == V2)
         self.stats.bundles_failed = sum(1 for g in self._groups.values() if g.failed)
 
     async def wait_background(self) -> None:
@@ -163,9 +167,8 @@ class Supervisor:
 
     def _fail_lost(self, worker: WorkerSlot, lost: list[tuple[Task, Death]]) -> None:
         for task, death in lost:
-            message = last_words(worker, death)
-            outcome = ItemOutcome.failure(death.kind.value, _type_name(death.kind), message)
-            batching.finish(task, [outcome] * len(task.items), self.stats)
+            info = ErrorInfo(death.kind.value, _type_name(death.kind), last_words(worker, death))
+            batching.finish(task, ChunkResult.failed(task.count, info), self.stats)
 
     def _background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``coro`` as a task kept here (and awaited when the pool stops)."""

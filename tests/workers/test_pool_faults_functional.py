@@ -32,9 +32,21 @@ PROTOCOL_WRITER = """\
 """
 
 
-@pytest.mark.parametrize(("item", "words"), [("garbage", "not JSON"), ("long", "longer than")])
-async def test_garbage_or_over_long_stdout_line(make_pool: Any, item: str, words: str) -> None:
-    pool, bundles = await make_pool(line_bytes_max=64 * 1024)
+@pytest.mark.parametrize(
+    ("protocol", "item", "words"),
+    [
+        (1, "garbage", "not JSON"),
+        (1, "long", "longer than"),
+        (2, "garbage", "exceeds the 65536-byte limit"),
+        (2, "long", "exceeds the 65536-byte limit"),
+    ],
+)
+async def test_garbage_or_over_long_stdout_line(
+    make_pool: Any, protocol: int, item: str, words: str
+) -> None:
+    pool, bundles = await make_pool(
+        line_bytes_max=64 * 1024, frame_bytes_max=64 * 1024, protocol_max=protocol
+    )
     sha1 = bundles.add("writer", {"app.py": PROTOCOL_WRITER})
     other = bundles.add("echo", ECHO)
     (outcome,) = await pool.run_batch(sha1, [item])
