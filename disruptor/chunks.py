@@ -108,8 +108,9 @@ class Chunk:
     data: bytes
 
     @classmethod
-    def of(cls, items: Sequence[Any]) -> Chunk:
-        """Encode ``items``; an item MessagePack cannot hold is ``InvalidPayload`` naming it."""
+    def of(cls, items: Sequence[Any], first_index: int = 0) -> Chunk:
+        """Encode ``items``; an item MessagePack cannot hold is ``InvalidPayload`` naming it
+        (by its index in the job, when ``first_index`` says where the chunk starts)."""
         try:
             data = _encoder.encode(items)
         except (TypeError, OverflowError, ValueError):
@@ -117,7 +118,8 @@ class Chunk:
                 try:
                     _encoder.encode(item)
                 except (TypeError, OverflowError, ValueError) as exc:
-                    raise InvalidPayload(f"item {offset} cannot be encoded: {exc}") from None
+                    index = first_index + offset
+                    raise InvalidPayload(f"item {index} cannot be encoded: {exc}") from None
             raise
         if len(data) > CHUNK_BYTES_MAX:
             raise InvalidPayload(f"a chunk of {len(items)} items exceeds {CHUNK_BYTES_MAX} bytes")

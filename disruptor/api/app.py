@@ -24,6 +24,7 @@ from . import (
     peers,
     snippets,
     stream,
+    tasks,
     workers,
 )
 from .auth import API_TOKEN, PEER_CALLS, PUBLIC_PATHS, PUBLIC_PREFIXES, auth_middleware
@@ -35,6 +36,7 @@ from .problem import problem_middleware
 ROUTE_MODULES = [
     health,
     jobs,
+    tasks,
     stream,
     observe,
     metrics,

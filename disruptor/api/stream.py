@@ -19,7 +19,8 @@ from aiohttp import WSMsgType, web
 
 from ..errors import DisruptorError, InvalidPayload
 from ..jobs.model import JobOptions, Work
-from .jobs import coordinator_of, parse_work
+from ..jobs.wire import JobSpec, decode_json, work_of
+from .jobs import coordinator_of
 
 STREAM_IN_FLIGHT_MAX = 1024
 STREAM_MESSAGE_BYTES_MAX = 4 * 1024 * 1024
@@ -38,7 +39,8 @@ async def get_stream(request: web.Request) -> web.WebSocketResponse:
         try:
             job = coordinator.submit(work, [item], options)
             await job.done.wait()
-            outcome = job.dispatcher.results.get(0)
+            outcomes = job.dispatcher.results.outcomes()
+            outcome = outcomes[0] if outcomes else None
             reply = {"id": item_id, **(outcome.to_json() if outcome else {"error": None})}
         except DisruptorError as error:
             reply = {"id": item_id, "error": {"kind": error.slug, "message": error.detail}}
@@ -56,10 +58,9 @@ async def get_stream(request: web.Request) -> web.WebSocketResponse:
                 if not isinstance(body, dict):
                     raise InvalidPayload("each message must be a JSON object")
                 if work is None:
-                    work = parse_work(body)
-                    timeout = body.get("timeout_s")
-                    if timeout is not None:
-                        options = JobOptions(timeout_s=float(timeout))
+                    spec = decode_json(message.data.encode(), JobSpec)
+                    work = work_of(spec)
+                    options = JobOptions(timeout_s=spec.timeout_s)
                     await socket.send_str(json.dumps({"ready": True}))
                     continue
                 if "item" not in body:

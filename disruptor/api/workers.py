@@ -17,9 +17,27 @@ from aiohttp import web
 from ..errors import InvalidPayload
 from ..workers.pool import WorkerPool
 from .context import PARTS
-from .jobs import cluster_workers, read_json_object
+from .bodies import read_json_object
 
 COUNT_MAX = 1024
+
+
+async def cluster_workers(
+    request: web.Request, method: str, body: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``/workers`` on several peers: ``{"peers": {address: reply | {"error": problem}}}``.
+
+    The scope is ``peers`` in a POST body, ``?peers=all|N|HOST:PORT,...`` on a DELETE, and
+    every live peer for ``GET /workers?scope=cluster``.
+    """
+    spec: Any = "all"
+    if body is not None:
+        spec = body.get("peers")
+    elif method == "DELETE":
+        text = request.query.get("peers", "all")
+        spec = int(text) if text.isdigit() else ("all" if text == "all" else text.split(","))
+    fanout = request.app[PARTS].fanout
+    return {"peers": await fanout.fan_out(method, request.path, body, spec)}
 
 
 def pool_of(request: web.Request) -> WorkerPool:

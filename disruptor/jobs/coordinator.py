@@ -24,8 +24,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
+from ..chunks import Chunk, ChunkResult
 from ..errors import DisruptorError, NotFound, Overloaded
-from ..outcome import ItemOutcome
+from .answer import fold_input
 from .directory import PeerDirectory
 from .dispatcher import Abandon, Action, Delivered, Dispatcher, Finished, Run
 from .faults import FailureKind, HoldDown, failure_of
@@ -34,7 +35,7 @@ from .local import LocalExecutor
 from .model import JobOptions, JobState, Kind, Work
 from .policies import PolicySet
 from .reduce import reduce_values
-from .remote import TaskCalls, task_body
+from .remote import TaskCalls, task_request
 from .settings import JobsSettings, JobStats
 
 log = logging.getLogger("disruptor.jobs")
@@ -157,12 +158,14 @@ class JobCoordinator:
     def submit(
         self,
         work: Work,
-        items: list[Any],
+        items: Sequence[Any] | None,
         options: JobOptions,
         *,
+        chunks: Sequence[Chunk] = (),
         reduce: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
+        """Start a job of ``items`` (decoded JSON) or ``chunks`` (as a client sent them)."""
         if idempotency_key is not None and idempotency_key in self._by_key:
             existing = self._jobs.get(self._by_key[idempotency_key])
             if existing is not None:
@@ -175,10 +178,11 @@ class JobCoordinator:
             )
         if work.kind is Kind.BUNDLE and work.bundle is not None:
             self._check_bundle_known(work.bundle)
+        total = len(items) if items is not None else sum(c.count for c in chunks)
         job_id = uuid.uuid4().hex[:16]
         dispatcher = Dispatcher(
             job_id,
-            len(items),
+            total,
             options,
             random.Random(self.rng.getrandbits(64)),  # noqa: S311 - placement
             self_address=self.self_address,
@@ -186,13 +190,16 @@ class JobCoordinator:
             hold_down=self.hold_down,
         )
         now = self._clock()
-        job = Job(job_id, work, items, dispatcher, now, idempotency_key, reduce)
+        views = self.directory.views(now)
+        size = dispatcher.task_size(_peers_for(options, len(views)))
+        segments = _segments(items, chunks, size)
+        job = Job(job_id, work, segments, dispatcher, now, idempotency_key, reduce)
         self._jobs[job_id] = job
         if idempotency_key is not None:
             self._by_key[idempotency_key] = job_id
         self.stats.submitted += 1
         self.stats.running += 1
-        self._apply(job, dispatcher.start(now, self.directory.views(now)))
+        self._apply(job, dispatcher.start(now, views, [s.count for s in segments]))
         return job
 
     async def prepare(self, work: Work) -> Work:
@@ -254,7 +261,7 @@ class JobCoordinator:
             elif isinstance(action, Abandon):
                 self._abandon(job, action)
             elif isinstance(action, Delivered):
-                job.delivered.extend(action.indexes)
+                job.delivered.extend(action.pieces)
                 woke = True
             elif isinstance(action, Finished):
                 self._finish(job, action.state)
@@ -289,7 +296,8 @@ class JobCoordinator:
         self.stats.running -= 1
         self.stats.tasks_replaced += job.dispatcher.replaced
         self.stats.items_retried += job.dispatcher.retried
-        progress = job.dispatcher.results.progress
+        job.release_items()
+        progress = job.progress
         self.stats.items_failed += progress.failed
         self.stats.items_completed += progress.done - progress.failed
         if state is JobState.COMPLETED:
@@ -312,8 +320,7 @@ class JobCoordinator:
     async def _reduce_then_done(self, job: Job) -> None:
         try:
             assert job.reduce is not None
-            values = [o.value for o in job.dispatcher.results.outcomes() if o and o.ok]
-            job.reduced = await reduce_values(self.snippets, job.reduce, values)
+            job.reduced = await reduce_values(self.snippets, job.reduce, fold_input(job))
         except DisruptorError as error:
             job.reduce_error = {"kind": error.slug, "message": error.detail}
         finally:
@@ -321,29 +328,23 @@ class JobCoordinator:
             job.wake()
 
     async def _attempt(self, job: Job, run: Run) -> None:
-        items = [job.items[i] for i in run.indexes]
+        chunk = job.chunk_for(run.indexes)
         timeout_s = job.dispatcher.options.timeout_s
         try:
             if run.peer == self.self_address:
                 self.stats.tasks_local += 1
-                outcomes = await self.local.run(job.work, items, timeout_s)
+                result = await self.local.run(job.work, chunk, timeout_s)
             else:
                 self.stats.tasks_forwarded += 1
-                sources = None
+                sources: list[str] = []
                 if job.work.bundle is not None:
                     now = self._clock()
                     sources = self.directory.holders(job.work.bundle, now, exclude=run.peer)
-                body = task_body(
-                    job.job_id,
-                    run.task_id,
-                    run.attempt,
-                    self.self_address,
-                    job.work,
-                    items,
-                    timeout_s,
-                    sources,
-                )
-                outcomes = await self.calls.run_task(run.peer, body, len(items))
+                request = task_request(
+                    job.job_id, run.task_id, run.attempt, self.self_address, job.work, chunk,
+                    timeout_s, sources,
+                )  # fmt: skip
+                result = await self.calls.run_task(run.peer, request)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -361,11 +362,34 @@ class JobCoordinator:
             )
         else:
             self._release(job, run)
-            self._feed(job, lambda now: self._result(job, run, outcomes, now))
+            self._feed(job, lambda now: self._result(job, run, result, now))
 
-    def _result(self, job: Job, run: Run, outcomes: list[ItemOutcome], now: float) -> list[Action]:
-        return job.dispatcher.on_result(now, run.task_id, run.attempt, outcomes, run.peer)
+    def _result(self, job: Job, run: Run, result: ChunkResult, now: float) -> list[Action]:
+        return job.dispatcher.on_result(now, run.task_id, run.attempt, result, run.peer)
 
     def _release(self, job: Job, run: Run) -> None:
         if job.attempts.pop((run.task_id, run.attempt), None) is not None:
             self.directory.out[run.peer] -= 1
+
+
+def _peers_for(options: JobOptions, live: int) -> int:
+    """How many peers a job's tasks will spread over, for its task size."""
+    if options.peer_list:
+        return len(options.peer_list)
+    if options.peer_count is not None:
+        return min(options.peer_count, live)
+    return live
+
+
+def _segments(items: Sequence[Any] | None, chunks: Sequence[Chunk], size: int) -> list[Chunk]:
+    """The job's items as chunks of at most ``size``: JSON items encoded once, chunks a client
+    sent kept as they are (cut only when larger)."""
+    if items is not None:
+        return [
+            Chunk.of(items[start : start + size], first_index=start)
+            for start in range(0, len(items), size)
+        ]
+    segments: list[Chunk] = []
+    for chunk in chunks:
+        segments.extend(chunk.split(size))
+    return segments

@@ -4,11 +4,13 @@ The dispatcher splits the items into tasks, places them on peers by the job's po
 to what the coordinator reports: a task's results, an attempt that failed (``AttemptFailure``: the
 peer unreachable, busy, the work refused...), the live peers with their load, the clock reaching
 ``next_wakeup()`` (an attempt's deadline, a back-off's end), a cancel. It answers with actions for
-the coordinator to carry out (``Run``, ``Abandon``, ``Finished``) and ``Delivered`` index lists
-for streaming. Every decision about a job is made here, broadcast and back-off included; the
-coordinator only translates. Rules it keeps:
+the coordinator to carry out (``Run``, ``Abandon``, ``Finished``) and ``Delivered`` pieces of
+results for streaming. Results come as ``ChunkResult``s, one per attempt: the dispatcher looks
+only at their sparse errors, never at their values. Every decision about a job is made here,
+broadcast and back-off included; the coordinator only translates. Rules it keeps:
 
-- every item gets exactly one result (``ResultTable``), however many attempts ran it;
+- every item gets exactly one result (``ResultTable``; ``PeerResults`` for broadcast), however
+  many attempts ran it;
 - a lost attempt is placed again, avoiding the peer that lost it, at most ``PLACEMENTS_MAX`` times;
   then its items fail with ``peer-unreachable`` — so a job always finishes;
 - at most ``window`` attempts are out at once, so a huge job does not flood the peers;
@@ -25,11 +27,13 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..chunks import ChunkResult
 from ..errors import PeerUnreachable, TaskTimeout, WorkerCrashed
-from ..outcome import ItemOutcome
+from ..outcome import ErrorInfo
 from .faults import AttemptFailure, FailureKind, HoldDown
-from .model import JobOptions, JobState, ResultTable, Task, TaskState, task_id_for
+from .model import JobOptions, JobState, Task, TaskState, task_id_for
 from .policies import BROADCAST, PeerView, PolicySet, pick_peers
+from .results import PeerResults, Piece, Progress, ResultTable
 
 # A task lost this many times with its peers gives up (its items report peer-unreachable).
 PLACEMENTS_MAX = 6
@@ -62,7 +66,7 @@ class Abandon:
 
 @dataclass(frozen=True)
 class Delivered:
-    indexes: list[int]
+    pieces: list[Piece]
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class Dispatcher:
         self.state = JobState.RUNNING
         self.tasks: dict[str, Task] = {}
         self.results = ResultTable(total)
+        self.peer_results = PeerResults([])  # broadcast: one result per peer
         self.total = total
         self.replaced = 0  # attempts placed again because their peer was lost
         self.retried = 0  # items run again because their worker crashed or timed out
@@ -115,7 +120,11 @@ class Dispatcher:
 
     # --- events -----------------------------------------------------------------------------
 
-    def start(self, now: float, peers: Sequence[PeerView]) -> list[Action]:
+    def start(
+        self, now: float, peers: Sequence[PeerView], sizes: Sequence[int] | None = None
+    ) -> list[Action]:
+        """Split the job into tasks (of ``sizes`` items in turn, when the items came in chunks
+        already; else of ``task_size_for``) and place the first ones."""
         self._set_peers(now, peers)
         live = list(self._peers.values())
         if self.options.peer_list:
@@ -126,13 +135,19 @@ class Dispatcher:
         candidates = self._candidates()
         if self.broadcast:
             # One task per peer, each the whole item list; its one result is that peer's list.
-            self.results = ResultTable(len(candidates))
-            for peer in sorted(p.address for p in candidates):
+            self.peer_results = PeerResults(sorted(p.address for p in candidates))
+            for peer in self.peer_results.peers:
                 self._new_task(range(self.total)).pinned = peer
         else:
-            size = self.options.chunk_size or chunk_size_for(self.total, max(1, len(candidates)))
-            for start in range(0, self.total, size):
-                self._new_task(range(start, min(self.total, start + size)))
+            if sizes is None:
+                size = self.task_size(len(candidates))
+                sizes = [min(size, self.total - s) for s in range(0, self.total, size)]
+            if sum(sizes) != self.total:
+                raise ValueError(f"task sizes add up to {sum(sizes)}, not {self.total} items")
+            start = 0
+            for size in sizes:
+                self._new_task(range(start, start + size))
+                start += size
         return self._pump(now) + self._check_finished()
 
     def on_peers(self, now: float, peers: Sequence[PeerView]) -> list[Action]:
@@ -145,8 +160,9 @@ class Dispatcher:
         return actions + self._pump(now) + self._check_finished()
 
     def on_result(
-        self, now: float, task_id: str, attempt: int, outcomes: Sequence[ItemOutcome], peer: str
+        self, now: float, task_id: str, attempt: int, result: ChunkResult, peer: str
     ) -> list[Action]:
+        """An attempt's results: one per item of its task (for broadcast: of the whole job)."""
         task = self.tasks.get(task_id)
         if task is None or self.state.finished or task.state is TaskState.DONE:
             return []  # a duplicate, or too late: the item already has its one result
@@ -158,34 +174,35 @@ class Dispatcher:
                 actions.append(Abandon(task.task_id, task.attempt, task.peer))
         task.state = TaskState.DONE
         task.deadline = None
+        if result.peer is None:
+            result = result.with_peer(peer)
         if self.broadcast:
-            value = [o.to_json() for o in outcomes]
-            accepted = self.results.offer(
-                [self._broadcast_slot(task)], [ItemOutcome(value=value, peer=peer)]
-            )
-            return [*actions, Delivered(accepted), *self._pump(now), *self._check_finished()]
-        indexes: list[int] = []
-        offered: list[ItemOutcome] = []
-        again: list[int] = []
-        for index, outcome in zip(task.indexes, outcomes, strict=True):
-            if (
-                outcome.error is not None
-                and outcome.error.kind in RETRYABLE_KINDS
-                and self._item_tries.get(index, 0) < self.options.retries
-                and not self.results.has(index)
-            ):
-                self._item_tries[index] = self._item_tries.get(index, 0) + 1
-                again.append(index)
-                continue
-            indexes.append(index)
-            offered.append(outcome if outcome.peer else _with_peer(outcome, peer))
-        accepted = self.results.offer(indexes, offered)
+            piece = self.peer_results.offer(task.pinned or peer, result)
+            delivered: list[Action] = [Delivered([piece])] if piece is not None else []
+            return [*actions, *delivered, *self._pump(now), *self._check_finished()]
+        indexes: Sequence[int] = task.indexes
+        again = [
+            offset
+            for offset, error in result.errors
+            if error.kind in RETRYABLE_KINDS
+            and self._item_tries.get(indexes[offset], 0) < self.options.retries
+            and not self.results.has(indexes[offset])
+        ]
         if again:
-            self.retried += len(again)
-            self._new_task(tuple(again))
-        actions += [Delivered(accepted)] if accepted else []
-        if self.options.fail_fast and any(not offered[i].ok for i in range(len(offered))):
-            return actions + self._stop(JobState.FAILED)
+            # Crashed or timed-out items run again, alone; the others' results stand.
+            retry = tuple(indexes[offset] for offset in again)
+            for index in retry:
+                self._item_tries[index] = self._item_tries.get(index, 0) + 1
+            skip = set(again)
+            keep = [offset for offset in range(result.count) if offset not in skip]
+            indexes, result = tuple(indexes[offset] for offset in keep), result.take(keep)
+            self.retried += len(retry)
+            self._new_task(retry)
+        piece = self.results.offer(indexes, result)
+        if piece is not None:
+            actions.append(Delivered([piece]))
+            if self.options.fail_fast and piece.result.failures:
+                return actions + self._stop(JobState.FAILED)
         return actions + self._pump(now) + self._check_finished()
 
     def on_attempt_failed(
@@ -195,9 +212,10 @@ class Dispatcher:
         task = self.tasks.get(task_id)
         if task is None or task.state is not TaskState.RUNNING or task.attempt != attempt:
             return []
-        if failure.kind is FailureKind.REFUSED and failure.outcome is not None:
+        if failure.kind is FailureKind.REFUSED and failure.error is not None:
             # The work itself was refused: every peer would say the same.
-            refused = [failure.outcome] * len(task.indexes)
+            count = self.total if self.broadcast else len(task.indexes)
+            refused = ChunkResult.failed(count, failure.error)
             return self.on_result(now, task_id, attempt, refused, task.peer or "")
         if failure.kind is FailureKind.BUSY and failure.retry_after_s is not None:
             # Not the peer's fault: back off and place again without counting a loss.
@@ -232,6 +250,15 @@ class Dispatcher:
     # --- queries ----------------------------------------------------------------------------
 
     @property
+    def progress(self) -> Progress:
+        return self.peer_results.progress if self.broadcast else self.results.progress
+
+    def task_size(self, peers: int) -> int:
+        """Items per task when the job does not say: about ``TASKS_PER_PEER`` tasks per peer,
+        at most ``CHUNK_MAX`` items each."""
+        return self.options.chunk_size or chunk_size_for(self.total, max(1, peers))
+
+    @property
     def in_flight(self) -> dict[str, int]:
         return {p: n for p, n in self._own_in_flight.items() if n}
 
@@ -251,9 +278,6 @@ class Dispatcher:
         self.tasks[task.task_id] = task
         self._pending.append(task.task_id)
         return task
-
-    def _broadcast_slot(self, task: Task) -> int:
-        return int(task.task_id.rsplit(".", 1)[1])
 
     def _set_peers(self, now: float, peers: Sequence[PeerView]) -> None:
         held = self.hold_down.held(now) - {self.self_address}
@@ -360,15 +384,16 @@ class Dispatcher:
 
     def _give_up(self, task: Task, why: str) -> list[Action]:
         task.state = TaskState.DONE
-        failure = ItemOutcome.failure(PeerUnreachable.slug, "PeerUnreachable", why, None)
+        error = ErrorInfo(PeerUnreachable.slug, "PeerUnreachable", why)
         if self.broadcast:
-            failure = ItemOutcome(error=failure.error, peer=task.pinned)
-            indexes = [self._broadcast_slot(task)]
+            piece = self.peer_results.offer(
+                task.pinned or "", ChunkResult.failed(self.total, error, task.pinned)
+            )
         else:
-            indexes = [i for i in task.indexes if not self.results.has(i)]
-        accepted = self.results.offer(indexes, [failure] * len(indexes))
-        actions: list[Action] = [Delivered(accepted)] if accepted else []
-        if self.options.fail_fast and accepted:
+            missing = self.results.missing(task.indexes)
+            piece = self.results.offer(missing, ChunkResult.failed(len(missing), error))
+        actions: list[Action] = [Delivered([piece])] if piece is not None else []
+        if self.options.fail_fast and piece is not None:
             actions += self._stop(JobState.FAILED)
         return actions
 
@@ -385,11 +410,8 @@ class Dispatcher:
         return [*actions, Finished(state)]
 
     def _check_finished(self) -> list[Action]:
-        if self.state.finished or not self.results.complete:
+        done = self.peer_results.complete if self.broadcast else self.results.complete
+        if self.state.finished or not done:
             return []
         self.state = JobState.COMPLETED
         return [Finished(JobState.COMPLETED)]
-
-
-def _with_peer(outcome: ItemOutcome, peer: str) -> ItemOutcome:
-    return ItemOutcome(value=outcome.value, error=outcome.error, peer=peer)

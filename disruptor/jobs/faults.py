@@ -28,7 +28,7 @@ from ..errors import (
     Unavailable,
     Unprocessable,
 )
-from ..outcome import ItemOutcome
+from ..outcome import ErrorInfo
 
 # How long a peer whose connection failed stays out of placements (or until membership says it
 # is gone), unless the settings say otherwise.
@@ -47,7 +47,7 @@ class AttemptFailure:
     kind: FailureKind
     detail: str
     retry_after_s: float | None = None  # BUSY: when to place the task again
-    outcome: ItemOutcome | None = None  # REFUSED: what each of the task's items reports
+    error: ErrorInfo | None = None  # REFUSED: what each of the task's items reports
 
 
 def failure_of(error: BaseException) -> AttemptFailure:
@@ -57,8 +57,8 @@ def failure_of(error: BaseException) -> AttemptFailure:
     if isinstance(error, Overloaded | Unavailable):
         return AttemptFailure(FailureKind.BUSY, error.detail, error.retry_after_s)
     if isinstance(error, BadRequest | Unprocessable):
-        outcome = ItemOutcome.failure(error.slug, type(error).__name__, error.detail)
-        return AttemptFailure(FailureKind.REFUSED, error.detail, outcome=outcome)
+        refused = ErrorInfo(error.slug, type(error).__name__, error.detail)
+        return AttemptFailure(FailureKind.REFUSED, error.detail, error=refused)
     if isinstance(error, DisruptorError):
         return AttemptFailure(FailureKind.LOST, error.detail)
     return AttemptFailure(FailureKind.LOST, f"{type(error).__name__}: {error}")

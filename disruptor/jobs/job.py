@@ -1,29 +1,34 @@
-"""One job as the coordinator holds it: its dispatcher, items, waiters, timer and JSON form.
+"""One job as the coordinator holds it: its dispatcher, its items in chunks, waiters and timer.
 
-The dispatcher decides; this object only remembers the order in which results were delivered
-(for streaming) and wakes whoever waits. Rule: everything here runs on the event loop thread, so
-a dispatcher call and the bookkeeping after it are never interleaved with another event.
+The dispatcher decides; this object holds the items as the chunks they came in (or were cut into
+once), hands each task its chunk, remembers the order in which results were delivered (for
+streaming) and wakes whoever waits. Rule: everything here runs on the event loop thread, so a
+dispatcher call and the bookkeeping after it are never interleaved with another event; the items
+are let go when the job finishes (only results are kept).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..chunks import Chunk, join_arrays
 from ..errors import JobCancelled
-from ..outcome import ItemOutcome
 from .dispatcher import Dispatcher
 from .model import JobState, Work
+from .results import Piece, Progress
 
 
 @dataclass
 class Job:
     job_id: str
     work: Work
-    items: list[Any]
+    # The items, in chunks that follow one another; the first tasks are exactly these.
+    segments: list[Chunk]
     dispatcher: Dispatcher
     created_s: float  # loop time (monotonic)
     idempotency_key: str | None = None
@@ -31,8 +36,8 @@ class Job:
     finished_s: float | None = None
     reduced: Any = None
     reduce_error: dict[str, Any] | None = None
-    # Item indexes in the order their results were accepted (what a stream sends, in turn).
-    delivered: list[int] = field(default_factory=list)
+    # Results in the order they were accepted (what a stream sends, in turn).
+    delivered: list[Piece] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     # Streams waiting for the next delivery; woken (all at once) by ``wake``.
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
@@ -43,6 +48,15 @@ class Job:
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
     # Armed at the dispatcher's next wakeup (a deadline, a back-off's end), if it has one.
     timer: asyncio.TimerHandle | None = None
+    # Where each segment starts (item index), for finding a task's items.
+    starts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        position = 0
+        self.starts = []
+        for segment in self.segments:
+            self.starts.append(position)
+            position += segment.count
 
     @property
     def state(self) -> JobState:
@@ -52,12 +66,40 @@ class Job:
     def broadcast(self) -> bool:
         return self.dispatcher.broadcast
 
+    @property
+    def progress(self) -> Progress:
+        return self.dispatcher.progress
+
+    def chunk_for(self, indexes: Sequence[int]) -> Chunk:
+        """The items at ``indexes`` as one chunk: a segment as it is (the usual case), all of
+        them joined (broadcast), or picked out of the segments (a retry of a few items)."""
+        if isinstance(indexes, range) and indexes.step == 1 and indexes:
+            at = bisect.bisect_right(self.starts, indexes.start) - 1
+            segment = self.segments[at]
+            if self.starts[at] == indexes.start and segment.count == len(indexes):
+                return segment
+            if indexes.start == 0 and len(indexes) == self.dispatcher.total:
+                return Chunk(len(indexes), join_arrays([s.data for s in self.segments]))
+        decoded: dict[int, list[Any]] = {}
+        items = []
+        for index in indexes:
+            at = bisect.bisect_right(self.starts, index) - 1
+            if at not in decoded:
+                decoded[at] = self.segments[at].items()
+            items.append(decoded[at][index - self.starts[at]])
+        return Chunk.of(items)
+
+    def release_items(self) -> None:
+        """The job has finished: its items are no longer needed (its results are kept)."""
+        self.segments = []
+        self.starts = []
+
     def summary(self) -> dict[str, Any]:
         """State and progress without the results (for listings and the dashboard)."""
         body: dict[str, Any] = {
             "id": self.job_id,
             "state": self.state.value,
-            "progress": self.dispatcher.results.progress.to_json(),
+            "progress": self.progress.to_json(),
             "policy": self.dispatcher.options.policy,
             # Attempts placed again after their peer was lost; items rerun after a crash.
             "replaced": self.dispatcher.replaced,
@@ -72,36 +114,14 @@ class Job:
             body["duration_s"] = round(self.finished_s - self.created_s, 6)
         return body
 
-    def to_json(self, *, results: bool = True) -> dict[str, Any]:
-        body = self.summary()
-        if results:
-            body["results"] = [
-                None if o is None else self.outcome_json(o)
-                for o in self.dispatcher.results.outcomes()
-            ]
-        if self.reduce is not None and self.state is JobState.COMPLETED:
-            if self.reduce_error is not None:
-                body["reduce_error"] = self.reduce_error
-            else:
-                body["reduced"] = self.reduced
-        return body
-
-    def outcome_json(self, outcome: ItemOutcome) -> dict[str, Any]:
-        if self.broadcast:
-            # One result per peer: the list of that peer's item outcomes, or its one error.
-            if outcome.error is not None:
-                return outcome.to_json()
-            return {"peer": outcome.peer, "results": outcome.value}
-        return outcome.to_json()
-
     def wake(self) -> None:
         waiters, self.waiters = self.waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def results_as_completed(self) -> AsyncIterator[tuple[int, ItemOutcome]]:
-        """Each item's ``(index, outcome)`` as it is accepted; ends when the job finishes."""
+    async def pieces_as_delivered(self) -> AsyncIterator[Piece]:
+        """Each piece of results as it is accepted; ends when the job finishes."""
         cursor = 0
         while True:
             if cursor >= len(self.delivered) and not self.done.is_set():
@@ -109,11 +129,8 @@ class Job:
                 self.waiters.append(waiter)
                 await waiter
             while cursor < len(self.delivered):
-                index = self.delivered[cursor]
                 cursor += 1
-                outcome = self.dispatcher.results.get(index)
-                if outcome is not None:
-                    yield index, outcome
+                yield self.delivered[cursor - 1]
             if self.done.is_set() and cursor >= len(self.delivered):
                 return
 

@@ -2,7 +2,7 @@
 
 A bundle task runs on the worker pool (after fetching the bundle from peers that hold it, if it
 is not here); a snippet task on the snippet engine. Both keep the local-executor contract
-(``BundleExecutor``, ``SnippetExecutor`` below): one outcome per item, in order. Rule: an
+(``BundleExecutor``, ``SnippetExecutor`` below): a chunk in, one value slot per item out. Rule: an
 abandoned attempt stops being waited for, but the pool is left to finish what it already took (it
 may be starting workers, which must not be cut short); its results are dropped.
 """
@@ -16,35 +16,31 @@ from typing import Any, Protocol
 from ..address import Address
 from ..chunks import Chunk, ChunkResult
 from ..errors import NotFound
-from ..outcome import ItemOutcome
 from .directory import BundleHolder, PeerDirectory
 from .model import Kind, Work
 
 
 class BundleExecutor(Protocol):
-    """The worker pool, as the job layer sees it: a chunk in, its result out (``run_batch``: the
-    same for a list of items, one outcome each)."""
+    """The worker pool, as the job layer sees it: a chunk in, its result out, one value slot per
+    item in order, every failure an item's error (never raised for one item)."""
 
     async def run_chunk(
         self, bundle: str, chunk: Chunk, *, timeout_s: float | None = None
     ) -> ChunkResult: ...
 
-    async def run_batch(
-        self, bundle: str, items: Sequence[Any], *, timeout_s: float | None = None
-    ) -> list[ItemOutcome]: ...
-
 
 class SnippetExecutor(Protocol):
-    """The snippet engine, as the job layer sees it: by source, or by the SHA-1 of a stored one."""
+    """The snippet engine, as the job layer sees it: the same contract, for a snippet given by
+    source or by the SHA-1 of a stored one."""
 
-    async def run_batch(
+    async def run_chunk(
         self,
-        items: Sequence[Any],
+        chunk: Chunk,
         *,
         source: str | None = None,
         sha1: str | None = None,
         timeout_s: float | None = None,
-    ) -> list[ItemOutcome]: ...
+    ) -> ChunkResult: ...
 
 
 class BundleFetch(Protocol):
@@ -73,21 +69,22 @@ class LocalExecutor:
     async def run(
         self,
         work: Work,
-        items: list[Any],
+        chunk: Chunk,
         timeout_s: float | None,
         sources: Sequence[str] = (),
-    ) -> list[ItemOutcome]:
-        """Run items here (fetching the bundle first if need be)."""
+    ) -> ChunkResult:
+        """Run a chunk here (fetching the bundle first if need be)."""
         if work.kind is Kind.BUNDLE:
             assert work.bundle is not None
-            await self.ensure_bundle(work.bundle, sources)
+            if not self.bundles.has(work.bundle):
+                await self.ensure_bundle(work.bundle, sources)
             inner = asyncio.ensure_future(
-                self.pool.run_batch(work.bundle, items, timeout_s=timeout_s)
+                self.pool.run_chunk(work.bundle, chunk, timeout_s=timeout_s)
             )
             inner.add_done_callback(_consume)
             return await asyncio.shield(inner)
-        return await self.snippets.run_batch(
-            items, source=work.snippet, sha1=work.snippet_sha1, timeout_s=timeout_s
+        return await self.snippets.run_chunk(
+            chunk, source=work.snippet, sha1=work.snippet_sha1, timeout_s=timeout_s
         )
 
     async def ensure_bundle(self, sha1: str, sources: Sequence[str]) -> None:

@@ -1,50 +1,57 @@
 """``TaskCalls``: the calls a coordinating peer makes to the peers it places tasks on.
 
-``POST /tasks`` runs one attempt of a task on another peer and returns its outcomes; ``DELETE
-/tasks/<job id>`` abandons a job's attempts there. Both go over the peer link, which signs them
-and maps connection failures to ``PeerUnreachable``; a problem+json reply is the peer's own error.
-Rule: a reply that is not exactly one outcome per item is a ``ProtocolError``.
+``POST /tasks`` runs one attempt of a task on another peer: a ``TaskRequest`` in MessagePack,
+its chunk of items carried as the bytes it already is, and a ``TaskReply`` back, its values one
+encoded array. ``DELETE /tasks/<job id>`` abandons a job's attempts there. Both go over the peer
+link, which signs them and maps connection failures to ``PeerUnreachable``; a problem+json reply
+is the peer's own error. Rule: a reply that is not exactly one value per item is a
+``ProtocolError``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import quote
 
-from ..errors import DisruptorError, ProtocolError
+import msgspec
+
+from ..chunks import CHUNK_BYTES_MAX, MSGPACK, Chunk, ChunkResult
+from ..errors import DisruptorError, InvalidPayload, ProtocolError
 from ..link.peer_link import PeerLink
-from ..outcome import ItemOutcome
 from .model import Work
+from .wire import TaskReply, TaskRequest, decode_msgpack, encode_msgpack
 
 TASKS_PATH = "/tasks"
 # The answer to an abandon is a few bytes of JSON; more than this is not read.
 ABANDON_REPLY_BYTES_MAX = 64 * 1024
+# A task's reply: its values (bounded like any chunk) and its errors' messages and tracebacks.
+TASK_REPLY_BYTES_MAX = 2 * CHUNK_BYTES_MAX
 
 
-def task_body(
+def task_request(
     job_id: str,
     task_id: str,
     attempt: int,
     coordinator: str,
     work: Work,
-    items: list[Any],
+    chunk: Chunk,
     timeout_s: float | None,
-    sources: Sequence[str] | None,
-) -> dict[str, Any]:
-    """What ``POST /tasks`` carries: the attempt, the work, its items, where to get the bundle."""
-    body: dict[str, Any] = {
-        "job": job_id,
-        "task": task_id,
-        "attempt": attempt,
-        "coordinator": coordinator,
-        **work.to_json(),
-        "items": items,
-        "timeout_s": timeout_s,
-    }
-    if sources is not None:
-        body["sources"] = list(sources)
-    return body
+    sources: Sequence[str],
+) -> TaskRequest:
+    """What ``POST /tasks`` carries: the attempt, the work, its chunk, where to get the bundle."""
+    return TaskRequest(
+        job=job_id,
+        task=task_id,
+        attempt=attempt,
+        coordinator=coordinator,
+        count=chunk.count,
+        items=msgspec.Raw(chunk.data),
+        bundle=work.bundle,
+        snippet=work.snippet,
+        snippet_sha1=work.snippet_sha1,
+        timeout_s=timeout_s,
+        sources=list(sources),
+    )
 
 
 class TaskCalls:
@@ -52,18 +59,22 @@ class TaskCalls:
         self.link = link
         self.connect_timeout_s = connect_timeout_s
 
-    async def run_task(self, peer: str, body: dict[str, Any], count: int) -> list[ItemOutcome]:
-        """Run one attempt on ``peer``; exactly ``count`` outcomes come back, or an error."""
-        reply = await self.link.call_json(
-            "POST", peer, TASKS_PATH, body, connect_timeout_s=self.connect_timeout_s
+    async def run_task(self, peer: str, request: TaskRequest) -> ChunkResult:
+        """Run one attempt on ``peer``; one value per item comes back, or an error."""
+        raw = await self.link.call_bytes(
+            "POST",
+            peer,
+            TASKS_PATH,
+            encode_msgpack(request),
+            MSGPACK,
+            limit_bytes=TASK_REPLY_BYTES_MAX,
+            connect_timeout_s=self.connect_timeout_s,
         )
-        results = reply.get("results") if isinstance(reply, dict) else None
-        if not isinstance(results, list) or len(results) != count:
-            raise ProtocolError(f"{peer} answered a task of {count} items with a bad result list")
         try:
-            return [ItemOutcome.from_json(r) for r in results]
-        except (AttributeError, TypeError) as exc:
-            raise ProtocolError(f"{peer} sent a malformed outcome: {exc}") from None
+            reply = decode_msgpack(raw, TaskReply)
+            return ChunkResult.checked(request.count, bytes(reply.values), reply.errors, reply.peer)
+        except InvalidPayload as exc:
+            raise ProtocolError(f"{peer} answered a task badly: {exc.detail}") from None
 
     async def abandon(self, peer: str, job_id: str, task_id: str | None = None) -> None:
         """Ask ``peer`` to stop the job's attempts (one task's, if named); best effort."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..chunks import Chunk, ChunkResult
 from ..errors import Overloaded
-from ..outcome import ItemOutcome
 from .local import LocalExecutor
 from .model import Work
 from .settings import JobsSettings, JobStats
+from .wire import TaskRequest
 
 
 class TaskServer:
@@ -25,7 +26,7 @@ class TaskServer:
         self.stats = stats
         self._served: dict[str, dict[str, asyncio.Task[Any]]] = {}
 
-    async def serve_task(self, work: Work, body: dict[str, Any]) -> list[ItemOutcome]:
+    async def serve_task(self, work: Work, request: TaskRequest) -> ChunkResult:
         """Run an attempt another coordinator placed here."""
         if self.stats.tasks_serving >= self.settings.tasks_served_max:
             self.stats.rejected_overloaded += 1
@@ -33,28 +34,24 @@ class TaskServer:
                 f"{self.stats.tasks_serving} tasks running here",
                 retry_after_s=self.settings.retry_after_s,
             )
-        job_id, task_id = str(body["job"]), str(body["task"])
-        timeout = body.get("timeout_s")
-        sources = [str(s) for s in body.get("sources") or []]
-        coordinator = body.get("coordinator")
-        if isinstance(coordinator, str) and coordinator not in sources:
-            sources.append(coordinator)
+        chunk = Chunk.from_bytes(bytes(request.items), request.count)
+        sources = list(request.sources)
+        if request.coordinator not in sources:
+            sources.append(request.coordinator)
         current = asyncio.current_task()
         assert current is not None
-        self._served.setdefault(job_id, {})[task_id] = current
+        self._served.setdefault(request.job, {})[request.task] = current
         self.stats.tasks_served += 1
         self.stats.tasks_serving += 1
         try:
-            return await self.local.run(
-                work, list(body["items"]), float(timeout) if timeout else None, sources
-            )
+            return await self.local.run(work, chunk, request.timeout_s, sources)
         finally:
             self.stats.tasks_serving -= 1
-            tasks = self._served.get(job_id, {})
-            if tasks.get(task_id) is current:
-                del tasks[task_id]
+            tasks = self._served.get(request.job, {})
+            if tasks.get(request.task) is current:
+                del tasks[request.task]
             if not tasks:
-                self._served.pop(job_id, None)
+                self._served.pop(request.job, None)
 
     def abandon_served(self, job_id: str, task_id: str | None = None) -> int:
         """Stop attempts of a job running here for another coordinator; how many were stopped."""

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..chunks import ChunkResult
 from ..errors import WorkerCrashed
-from ..outcome import ItemOutcome
+from ..outcome import ErrorInfo
 from .dispatcher import Abandon, Action, Delivered, Dispatcher, Finished, Run
 from .faults import AttemptFailure, FailureKind, HoldDown
 from .model import JobOptions, JobState
@@ -63,7 +64,8 @@ class Faults:
 @dataclass
 class SimJob:
     dispatcher: Dispatcher
-    delivered: list[int] = field(default_factory=list)
+    # Items delivered, by index (for broadcast: the peers whose results were delivered).
+    delivered: list[Any] = field(default_factory=list)
     timer_at: float | None = None
 
     @property
@@ -139,7 +141,9 @@ class JobSimulator:
         for job in self.jobs.values():
             self.result.states[job.job_id] = job.dispatcher.state
             if job.dispatcher.state is JobState.COMPLETED:
-                expected = list(range(len(job.dispatcher.results)))
+                expected: list[Any] = list(range(job.dispatcher.total))
+                if job.dispatcher.broadcast:
+                    expected = sorted(job.dispatcher.peer_results.peers)
                 if sorted(job.delivered) != expected:
                     self._broken(f"{job.job_id} completed without delivering every item once")
         return self.result
@@ -149,7 +153,11 @@ class JobSimulator:
         for job in self.jobs.values():
             if len(set(job.delivered)) != len(job.delivered):
                 self._broken(f"{job.job_id} delivered an item twice")
-            if any(job.dispatcher.results.get(i) is None for i in job.delivered):
+            dispatcher = job.dispatcher
+            has = (
+                dispatcher.peer_results.has_peer if dispatcher.broadcast else dispatcher.results.has
+            )
+            if not all(has(key) for key in job.delivered):
                 self._broken(f"{job.job_id} delivered an item without its result")
 
     def _broken(self, what: str) -> None:
@@ -192,7 +200,11 @@ class JobSimulator:
                     attempt.dropped = self.rng.random() >= self.faults.late_after_abandon
                     attempt.late = not attempt.dropped
             elif isinstance(action, Delivered):
-                job.delivered.extend(action.indexes)
+                for piece in action.pieces:
+                    if job.dispatcher.broadcast:
+                        job.delivered.append(piece.result.peer)
+                    else:
+                        job.delivered.extend(piece.indexes)
             elif isinstance(action, Finished):
                 for attempt in self.attempts.values():
                     if attempt.job_id == job.job_id and not attempt.dropped:
@@ -242,19 +254,21 @@ class JobSimulator:
     def _answer_later(self, attempt: Attempt, delay_s: float, failure: FailureKind | None) -> None:
         self._schedule(delay_s, "answer", (attempt, failure))
 
-    def _outcomes(self, run: Run) -> list[ItemOutcome]:
-        crash = ItemOutcome.failure(WorkerCrashed.slug, "WorkerCrashed", "the worker died")
-        return [
-            crash if self.rng.random() < self.faults.item_crash else ItemOutcome(value=i * 2)
-            for i in run.indexes
-        ]
+    def _result(self, job: SimJob, run: Run) -> ChunkResult:
+        crash = ErrorInfo(WorkerCrashed.slug, "WorkerCrashed", "the worker died")
+        indexes = range(job.dispatcher.total) if job.dispatcher.broadcast else run.indexes
+        values: list[Any] = [i * 2 for i in indexes]
+        crashed = [o for o in range(len(values)) if self.rng.random() < self.faults.item_crash]
+        for offset in crashed:
+            values[offset] = None
+        return ChunkResult.of(values, [(offset, crash) for offset in crashed])
 
     def _failure(self, kind: FailureKind) -> AttemptFailure:
         if kind is FailureKind.BUSY:
             return AttemptFailure(kind, "busy", retry_after_s=self.rng.uniform(0.1, 1.0))
         if kind is FailureKind.REFUSED:
-            refused = ItemOutcome.failure("snippet-rejected", "SnippetRejected", "refused")
-            return AttemptFailure(kind, "refused", outcome=refused)
+            refused = ErrorInfo("snippet-rejected", "SnippetRejected", "refused")
+            return AttemptFailure(kind, "refused", error=refused)
         return AttemptFailure(kind, kind.value)
 
     # --- events ---------------------------------------------------------------------------------
@@ -295,11 +309,11 @@ class JobSimulator:
         self.result.answers += 1
         self.result.late_answers += attempt.late
         if kind is None:
-            outcomes = self._outcomes(run)
+            result = self._result(job, run)
             self._feed(
                 job,
                 event=lambda now: job.dispatcher.on_result(
-                    now, run.task_id, run.attempt, outcomes, run.peer
+                    now, run.task_id, run.attempt, result, run.peer
                 ),
             )
         else:

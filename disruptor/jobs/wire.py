@@ -12,13 +12,17 @@ Rule: every number has a finite range and every list a bound, stated here beside
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from ..chunks import CHUNK_BYTES_MAX
+from ..address import Address as PeerAddress
+from ..chunks import CHUNK_BYTES_MAX, Chunk
 from ..errors import InvalidPayload
 from ..outcome import ErrorInfo
+from .model import JobOptions, Kind, Work
+from .policies import POLICY_NAMES
 
 # A job's items in all (JSON or chunks), and its chunks.
 ITEMS_MAX = 1_000_000
@@ -34,6 +38,7 @@ SNIPPET_CHARS_MAX = 1_000_000
 IDEMPOTENCY_KEY_CHARS_MAX = 128
 POLICY_NAME_CHARS_MAX = 64
 
+SHA1_PATTERN = re.compile("[0-9a-f]{40}")
 Sha1 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{40}$")]
 Source = Annotated[str, msgspec.Meta(min_length=1, max_length=SNIPPET_CHARS_MAX)]
 Address = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]
@@ -105,6 +110,61 @@ class TaskReply(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 T = TypeVar("T")
 
+def work_of(message: JobSpec | TaskRequest) -> Work:
+    """What a job or a task runs: exactly one of bundle, snippet, snippet_sha1."""
+    named = [
+        name
+        for name, value in (
+            ("bundle", message.bundle),
+            ("snippet", message.snippet),
+            ("snippet_sha1", message.snippet_sha1),
+        )
+        if value is not None
+    ]
+    if len(named) != 1:
+        raise InvalidPayload("a job names exactly one of 'bundle', 'snippet' or 'snippet_sha1'")
+    if message.bundle is not None:
+        return Work(Kind.BUNDLE, bundle=message.bundle)
+    if message.snippet is not None:
+        return Work(Kind.SNIPPET, snippet=message.snippet)
+    return Work(Kind.SNIPPET, snippet_sha1=message.snippet_sha1)
+
+
+def options_of(spec: JobSpec) -> JobOptions:
+    if spec.policy not in POLICY_NAMES:
+        raise InvalidPayload(f"'policy' must be one of {', '.join(POLICY_NAMES)}")
+    peer_count: int | None = None
+    peer_list: tuple[str, ...] = ()
+    if isinstance(spec.peers, list):
+        peer_list = tuple(str(PeerAddress.parse(p)) for p in spec.peers)
+    elif isinstance(spec.peers, int):
+        peer_count = spec.peers
+    elif spec.peers not in (None, "all"):
+        raise InvalidPayload(f"'peers' must be {RANGES['peers']}")
+    return JobOptions(
+        policy=spec.policy,
+        chunk_size=spec.chunk_size,
+        timeout_s=spec.timeout_s,
+        retries=spec.retries,
+        fail_fast=spec.fail_fast,
+        peer_count=peer_count,
+        peer_list=peer_list,
+    )
+
+
+def chunks_of(spec: JobSpec) -> tuple[list[Any] | None, list[Chunk]]:
+    """The job's items: decoded JSON items, or the chunks as sent (each checked, none decoded)."""
+    if (spec.items is None) == (spec.chunks is None):
+        raise InvalidPayload("a job carries exactly one of 'items' or 'chunks'")
+    if spec.items is not None:
+        return spec.items, []
+    assert spec.chunks is not None
+    chunks = [Chunk.from_bytes(bytes(raw)) for raw in spec.chunks]
+    if sum(c.count for c in chunks) > ITEMS_MAX:
+        raise InvalidPayload(f"at most {ITEMS_MAX} items in one job")
+    return None, chunks
+
+
 _json_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 _msgpack_decoders: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
 _msgpack_encoder = msgspec.msgpack.Encoder()
@@ -155,6 +215,9 @@ def _explain(message: str) -> str:
 __all__ = [
     "CHUNK_BYTES_MAX",
     "JobSpec",
+    "chunks_of",
+    "options_of",
+    "work_of",
     "TaskReply",
     "TaskRequest",
     "decode_json",

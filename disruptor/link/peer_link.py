@@ -202,3 +202,30 @@ class PeerLink:
             if reply.status >= 400:
                 raise await reply.error()
             return await reply.json()
+
+    async def call_bytes(
+        self,
+        method: str,
+        peer: Address | str,
+        target: str,
+        body: bytes,
+        content_type: str,
+        *,
+        limit_bytes: int,
+        timeout_s: float | None = None,
+        connect_timeout_s: float | None = None,
+    ) -> bytes:
+        """A call with an encoded body (MessagePack between peers); its reply's bytes, or the
+        peer's error raised."""
+        async with self.open(
+            method,
+            peer,
+            target,
+            body=body,
+            headers={"Content-Type": content_type, "Accept": content_type},
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+        ) as reply:
+            if reply.status >= 400:
+                raise await reply.error()
+            return await reply.body(limit_bytes)
