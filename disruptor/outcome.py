@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import DisruptorError, TaskFailed, error_from_problem
+
+if TYPE_CHECKING:
+    from .chunks import Chunk, ChunkResult
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,21 @@ class BundleExecutor(Protocol):
 
 
 class SnippetExecutor(Protocol):
-    """The snippet runner, as the job layer sees it: by source, or by the SHA-1 of a stored one."""
+    """The snippet runner, as the job layer sees it: by source, or by the SHA-1 of a stored one.
+
+    ``run_chunk`` is the contract: one value slot per item of the chunk, in order, failures as
+    sparse errors. ``run_batch`` is its wrapper for lists of items (``Chunk.of`` in,
+    ``ChunkResult.outcomes()`` out) until every caller carries chunks.
+    """
+
+    async def run_chunk(
+        self,
+        chunk: Chunk,
+        *,
+        source: str | None = None,
+        sha1: str | None = None,
+        timeout_s: float | None = None,
+    ) -> ChunkResult: ...
 
     async def run_batch(
         self,

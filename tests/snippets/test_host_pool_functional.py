@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+from msgspec import Raw
 
+from disruptor.chunks import Chunk
 from disruptor.errors import Overloaded
+from disruptor.outcome import ItemOutcome
 from disruptor.snippets.compile import snippet_sha1
 from disruptor.snippets.host_pool import HostPool
+from disruptor.snippets.host_wire import Mode, Run
 from disruptor.snippets.policy import SnippetSettings
 
 from .support import wait_until
@@ -29,8 +34,13 @@ def host_children() -> list[int]:
     return found
 
 
-def request(source: str) -> dict[str, object]:
-    return {"sha1": snippet_sha1(source), "source": source, "mode": "map"}
+async def run_items(
+    pool: HostPool, source: str, items: list[Any], timeout_s: float
+) -> list[ItemOutcome]:
+    """Map ``source`` over ``items`` on the pool, as one chunk; one outcome per item."""
+    chunk = Chunk.of(items)
+    run = Run(snippet_sha1(source), source, Mode.MAP, timeout_s, chunk.count, Raw(chunk.data))
+    return (await pool.run(run)).outcomes()
 
 
 async def test_watchdog_kills_a_host_stuck_in_c_code() -> None:
@@ -41,7 +51,7 @@ async def test_watchdog_kills_a_host_stuck_in_c_code() -> None:
     )
     pool = HostPool(FAST)
     try:
-        outcomes = await pool.run(request(source), [0, 64, 0], timeout_s=0.5)
+        outcomes = await run_items(pool, source, [0, 64, 0], timeout_s=0.5)
     finally:
         await pool.stop()
     assert outcomes[0].value == "fine" and outcomes[2].value == "fine"
@@ -54,8 +64,8 @@ async def test_memory_limit_fails_the_item_and_the_next_batch_runs() -> None:
     source = "def handle(item):\n    return len([bytes(10**6) for i in range(item)])\n"
     pool = HostPool(FAST)
     try:
-        first = await pool.run(request(source), [10_000], timeout_s=5)
-        second = await pool.run(request(source), [3], timeout_s=5)
+        first = await run_items(pool, source, [10_000], timeout_s=5)
+        second = await run_items(pool, source, [3], timeout_s=5)
     finally:
         await pool.stop()
     assert first[0].error is not None and first[0].error.kind == "snippet-budget"
@@ -90,9 +100,9 @@ async def test_two_hosts_serve_two_batches_at_once() -> None:
     quick = "def handle(item):\n    return item + 1\n"
     pool = HostPool(FAST)
     try:
-        runaway = asyncio.create_task(pool.run(request(slow), [1], timeout_s=1.5))
+        runaway = asyncio.create_task(run_items(pool, slow, [1], timeout_s=1.5))
         await wait_until(lambda: pool.stats.batches_running >= 1, 30, "the runaway to start")
-        result = await pool.run(request(quick), [41], timeout_s=1.5)
+        result = await run_items(pool, quick, [41], timeout_s=1.5)
         # The quick batch finished while the runaway still holds the other host.
         assert not runaway.done()
         assert result[0].value == 42
