@@ -12,6 +12,8 @@ large encodings go through a thread so the event loop never waits on them.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,11 @@ from .store import SnippetStore
 ITEMS_INLINE_MAX = 1000
 # A fold's values, encoded, leave this much of a request frame to the snippet's source.
 FOLD_BYTES_MAX = REQUEST_BYTES_MAX - 2 * 1024 * 1024
+# Sources of the snippets run lately, by SHA-1, so that a job's thousand chunks do not each go to
+# the disk; an entry older than KNOWN_REFRESH_S goes through the store again (which marks it used,
+# so the store does not evict a snippet in use).
+KNOWN_MAX = 64
+KNOWN_REFRESH_S = 10.0
 
 
 class SnippetEngine:
@@ -49,6 +56,7 @@ class SnippetEngine:
         )
         self.stats = SnippetStats()
         self.hosts = HostPool(settings, self.stats)
+        self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     async def start(self) -> None:
         await self.hosts.start()
@@ -87,14 +95,34 @@ class SnippetEngine:
             raise InvalidPayload("a snippet run needs its source or its SHA-1")
         if source is None:
             assert sha1 is not None
-            return await self.get(sha1), sha1
+            known = self._recent(check_sha1(sha1))
+            if known is not None:
+                return known, sha1
+            text = await self.get(sha1)
+            self._remember(sha1, text)
+            return text, sha1
         check_source_size(source, self.settings.source_bytes_max)
         actual = snippet_sha1(source)
         if sha1 is not None and check_sha1(sha1) != actual:
             raise InvalidPayload(f"the snippet's SHA-1 is {actual}, not {sha1}")
-        # Keep it, so that later jobs may name it by SHA-1 alone.
-        await asyncio.to_thread(self.store.put, source, actual)
+        if self._recent(actual) is None:
+            # Keep it, so that later jobs may name it by SHA-1 alone.
+            await asyncio.to_thread(self.store.put, source, actual)
+            self._remember(actual, source)
         return source, actual
+
+    def _recent(self, sha1: str) -> str | None:
+        entry = self._known.get(sha1)
+        if entry is None or time.monotonic() - entry[1] > KNOWN_REFRESH_S:
+            return None
+        self._known.move_to_end(sha1)
+        return entry[0]
+
+    def _remember(self, sha1: str, source: str) -> None:
+        self._known[sha1] = (source, time.monotonic())
+        self._known.move_to_end(sha1)
+        while len(self._known) > KNOWN_MAX:
+            self._known.popitem(last=False)
 
     def _timeout(self, timeout_s: float | None) -> float:
         if timeout_s is None:

@@ -88,6 +88,8 @@ class SnippetStats:
     protocol_errors: int = 0
     # Reply parts received (a chunk comes back in one or more).
     parts: int = 0
+    # Hosts stopped after staying idle for ``hosts_idle_s``.
+    hosts_expired: int = 0
 
 
 def host_command(limits: SnippetSettings) -> list[str]:
@@ -110,6 +112,8 @@ class HostProcess:
         self.pid = proc.pid
         self.broken = False
         self.reader = FrameReader()
+        # While idle: the timer that stops it after ``hosts_idle_s``.
+        self.idle_timer: asyncio.TimerHandle | None = None
 
     @classmethod
     async def spawn(cls, command: Sequence[str]) -> HostProcess:
@@ -203,6 +207,7 @@ class HostPool:
         self._changed = asyncio.Condition()
         self._closed = False
         self._prestart: asyncio.Task[None] | None = None
+        self._expiring: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Start the warm hosts in the background (the peer does not wait for them)."""
@@ -246,7 +251,11 @@ class HostPool:
                 finally:
                     self._waiting -= 1
             if self._idle:
-                return self._idle.pop()
+                host = self._idle.pop()
+                if host.idle_timer is not None:
+                    host.idle_timer.cancel()
+                    host.idle_timer = None
+                return host
             self._starting += 1
         try:
             return await self._spawn()
@@ -262,7 +271,21 @@ class HostPool:
             return
         async with self._changed:
             self._idle.append(host)
+            if self.limits.hosts_idle_s > 0:
+                loop = asyncio.get_running_loop()
+                host.idle_timer = loop.call_later(self.limits.hosts_idle_s, self._expire, host)
             self._changed.notify()
+
+    def _expire(self, host: HostProcess) -> None:
+        """Stop a host that stayed idle for ``hosts_idle_s``: an idle peer holds no host."""
+        host.idle_timer = None
+        if self._closed or host not in self._idle:
+            return
+        self._idle.remove(host)
+        self.stats.hosts_expired += 1
+        task = asyncio.create_task(self.discard(host))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
 
     async def discard(self, host: HostProcess) -> None:
         await host.kill()
@@ -282,6 +305,11 @@ class HostPool:
                 self._prestart.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._prestart
+        for host in self._idle:
+            if host.idle_timer is not None:
+                host.idle_timer.cancel()
+        if self._expiring:
+            await asyncio.gather(*self._expiring, return_exceptions=True)
         for host in list(self._all):
             await host.kill()
         self._all.clear()
