@@ -26,7 +26,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import msgspec
 
 from disruptor.address import Address, free_port
 from disruptor.chunks import Chunk
@@ -119,9 +118,7 @@ def bench_guards(runs: int) -> None:
 
 def map_run(source: str, items: list[Any], timeout_s: float = 5.0) -> Run:
     chunk = Chunk.of(items)
-    return Run(
-        snippet_sha1(source), source, Mode.MAP, timeout_s, chunk.count, msgspec.Raw(chunk.data)
-    )
+    return Run(snippet_sha1(source), source, Mode.MAP, timeout_s, chunk.count, chunk.data)
 
 
 def bench_host_loop(runs: int) -> None:
@@ -261,7 +258,7 @@ async def bench_first_use() -> None:
     cold, warm = [], []
     for _ in range(5):
         pool = HostPool(SnippetSettings(hosts_max=1))
-        run = Run(snippet_sha1(source), source, Mode.MAP, 5.0, chunk.count, msgspec.Raw(chunk.data))
+        run = Run(snippet_sha1(source), source, Mode.MAP, 5.0, chunk.count, chunk.data)
         try:
             started = time.perf_counter()
             await pool.run(run)

@@ -317,7 +317,7 @@ class BudgetPolicy(ast.NodeTransformer):
         return node
 
     def _range_variable(self, target: ast.expr, iterable: ast.expr) -> tuple[str, int] | None:
-        """(name, magnitude) if ``target`` iterates a checked constant range (after the guard)."""
+        """(name, magnitude) if ``target`` iterates a checked constant range (guarded or not)."""
         if not isinstance(target, ast.Name) or target.id in self.declared:
             return None
         if (
@@ -326,10 +326,9 @@ class BudgetPolicy(ast.NodeTransformer):
             and iterable.func.id == "_getiter_"
             and len(iterable.args) == 1
         ):
-            found = _constant_range(iterable.args[0], RANGE)
-            if found is not None:
-                return target.id, found[1]
-        return None
+            iterable = iterable.args[0]
+        found = _constant_range(iterable, RANGE)
+        return None if found is None else (target.id, found[1])
 
     def _ticked(self, iterable: ast.expr) -> ast.expr:
         return ast.copy_location(_call(COMPRESS, iterable, ast.Name(TICKS, ast.Load())), iterable)

@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from ..chunks import (
     CHUNK_BYTES_MAX,
     CHUNK_ITEMS_MAX,
@@ -146,9 +144,9 @@ class SnippetEngine:
             mode=mode,
             timeout_s=self._timeout(timeout_s),
             count=count,
-            items=msgspec.Raw(items),
+            items=items,
             has_initial=initial is not None,
-            initial=msgspec.Raw(b"\xc0" if initial is None else initial),
+            initial=b"\xc0" if initial is None else initial,
         )
         try:
             result = await self.hosts.run(run)

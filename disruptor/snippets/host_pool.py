@@ -318,7 +318,7 @@ class HostPool:
 
     async def check(self, sha1: str, source: str, timeout_s: float) -> None:
         """Compile a snippet on a host (``SnippetRejected`` if it does not compile)."""
-        run = Run(sha1, source, Mode.CHECK, timeout_s, 0, msgspec.Raw(b"\x90"), flush_each=True)
+        run = Run(sha1, source, Mode.CHECK, timeout_s, 0, b"\x90", flush_each=True)
         host = await self.acquire()
         try:
             await self._drive(host, run, ChunkCollector(0))

@@ -5,10 +5,12 @@ host's blocking read of one request (``read_frame``) is the only function that t
 
 A frame is a 4-byte big-endian body length, one byte of wire version, then the body: one
 MessagePack array ``[tag, field...]`` (a msgspec ``Struct``, ``array_like``, tagged with an
-explicit, append-only number). Items and values travel as ``msgspec.Raw``, the MessagePack array
-exactly as the chunk carries it, so the peer never decodes them.
+explicit, append-only number). A reply's values travel as ``msgspec.Raw``, the MessagePack array
+exactly as the host encoded it, so the peer never decodes them.
 
-Peer -> host: ``Run`` (one chunk, or a fold's values). Host -> peer: ``Ready`` once at start, then
+Peer -> host: ``Run`` (one chunk, or a fold's values, carried as MessagePack ``bin``: opaque bytes
+the peer never looks into and the host decodes itself, so a malformed chunk is the host's
+``BadItems``, not a broken frame). Host -> peer: ``Ready`` once at start, then
 per ``Run``: ``Rejected`` or ``BadItems`` (and nothing else), or ``Started``, ``Part``... ,
 ``Done``. A ``Part`` answers the items ``first .. first + n - 1`` of the chunk: ``values`` is one
 MessagePack array of ``n`` values (nil where an item failed), ``errors`` pairs an item's offset in
@@ -63,7 +65,7 @@ Text = Annotated[str, msgspec.Meta(max_length=ERROR_TEXT_MAX)]
 Offset = Annotated[int, msgspec.Meta(ge=0)]
 
 
-NIL = msgspec.Raw(b"\xc0")
+NIL = b"\xc0"
 
 
 class Run(msgspec.Struct, array_like=True, frozen=True, tag=16):
@@ -74,7 +76,7 @@ class Run(msgspec.Struct, array_like=True, frozen=True, tag=16):
     mode: Mode
     timeout_s: Annotated[float, msgspec.Meta(gt=0)]
     count: Offset
-    items: msgspec.Raw
+    items: bytes
     first: Offset = 0
     # One part per item, so that a watchdog kill names the item that hung.
     flush_each: bool = False
@@ -82,7 +84,7 @@ class Run(msgspec.Struct, array_like=True, frozen=True, tag=16):
     values_bytes_max: Offset = CHUNK_BYTES_MAX
     # COMBINE only: the fold's start (a MessagePack value), if ``has_initial``.
     has_initial: bool = False
-    initial: msgspec.Raw = NIL
+    initial: bytes = NIL
 
 
 class Ready(msgspec.Struct, array_like=True, frozen=True, tag=1):

@@ -23,7 +23,6 @@ from disruptor.snippets.host_wire import (
     Rejected,
     Run,
     Started,
-    encode_raw,
 )
 from disruptor.snippets.policy import SnippetSettings
 
@@ -47,11 +46,11 @@ def make_run(
         mode=mode,
         timeout_s=timeout_s,
         count=len(items),
-        items=encode_raw(items),
+        items=msgspec.msgpack.encode(items),
         first=first,
         flush_each=flush_each,
         has_initial=has_initial,
-        initial=encode_raw(initial),
+        initial=msgspec.msgpack.encode(initial),
     )
 
 

@@ -83,8 +83,9 @@ def test_items_that_are_not_the_array_announced_are_refused() -> None:
     run = make_run(source, [1, 2, 3])
     for bad in (
         msgspec.structs.replace(run, count=4),
-        msgspec.structs.replace(run, items=msgspec.Raw(b"\x93\x01")),
-        msgspec.structs.replace(run, items=msgspec.Raw(msgspec.msgpack.encode({"a": 1}))),
+        msgspec.structs.replace(run, items=b"\x93\x01"),
+        msgspec.structs.replace(run, items=b"\x93\xc1\xc1\xc1"),
+        msgspec.structs.replace(run, items=msgspec.msgpack.encode({"a": 1})),
     ):
         host.out = io.BytesIO()
         host.handle(bad)

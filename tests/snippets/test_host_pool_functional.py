@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import struct
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from msgspec import Raw
 
 from disruptor.chunks import Chunk
-from disruptor.errors import Overloaded
+from disruptor.errors import Overloaded, Unavailable
 from disruptor.outcome import ItemOutcome
 from disruptor.snippets.compile import snippet_sha1
-from disruptor.snippets.host_pool import HostPool
-from disruptor.snippets.host_wire import Mode, Run
+from disruptor.snippets.host_pool import HostPool, host_command
+from disruptor.snippets.host_wire import Mode, Part, Ready, Run, Started, encode_frame, encode_raw
 from disruptor.snippets.policy import SnippetSettings
 
 from .support import wait_until
@@ -34,12 +36,16 @@ def host_children() -> list[int]:
     return found
 
 
+async def values_of(pool: HostPool, source: str, items: list[Any]) -> list[Any]:
+    return [o.value for o in await run_items(pool, source, items, 2.0)]
+
+
 async def run_items(
     pool: HostPool, source: str, items: list[Any], timeout_s: float
 ) -> list[ItemOutcome]:
     """Map ``source`` over ``items`` on the pool, as one chunk; one outcome per item."""
     chunk = Chunk.of(items)
-    run = Run(snippet_sha1(source), source, Mode.MAP, timeout_s, chunk.count, Raw(chunk.data))
+    run = Run(snippet_sha1(source), source, Mode.MAP, timeout_s, chunk.count, chunk.data)
     return (await pool.run(run)).outcomes()
 
 
@@ -123,3 +129,103 @@ async def test_stopping_while_hosts_start_leaves_no_process_behind() -> None:
     assert host_children() == []
     with pytest.raises(Overloaded):
         await pool.acquire()
+
+
+async def test_the_watchdog_blames_one_item_of_a_long_chunk_and_the_rest_complete() -> None:
+    source = (
+        "import re\ndef handle(item):\n"
+        "    return bool(re.match('(a+)+$', 'a' * 64 + 'b')) if item == 1500 else item * 3\n"
+    )
+    pool = HostPool(FAST)
+    try:
+        outcomes = await run_items(pool, source, list(range(3000)), timeout_s=0.5)
+    finally:
+        await pool.stop()
+    assert len(outcomes) == 3000
+    assert [o.value for o in outcomes if o.error is None] == [
+        i * 3 for i in range(3000) if i != 1500
+    ]
+    error = outcomes[1500].error
+    assert error is not None and error.kind == "snippet-budget" and "watchdog" in error.message
+    assert pool.stats.hosts_started >= 2
+
+
+# A host impostor: it answers its first request with ``frames`` then ``tail`` (garbage) and
+# waits to be killed; started again (a marker file says so) it becomes a real host.
+IMPOSTOR = """
+import os, sys, time
+marker, real = sys.argv[1], sys.argv[2:]
+if os.path.exists(marker):
+    os.execv(real[0], real)
+open(marker, "w").close()
+out = sys.stdout.buffer
+out.write(bytes.fromhex(READY))
+out.flush()
+header = sys.stdin.buffer.read(5)
+sys.stdin.buffer.read(int.from_bytes(header[:4], "big"))
+out.write(bytes.fromhex(REPLY))
+out.flush()
+time.sleep(60)
+"""
+
+
+def impostor(tmp_path: Path, ready: bytes, reply: bytes) -> list[str]:
+    script = IMPOSTOR.replace("READY", repr(ready.hex())).replace("REPLY", repr(reply.hex()))
+    return [
+        sys.executable,
+        "-c",
+        script,
+        str(tmp_path / "impostor-ran"),
+        *host_command(FAST),
+    ]
+
+
+READY = encode_frame(Ready(pid=1))
+GARBAGE = b"\x00\x00\x00\x03\x01\xc1\xc1\xc1"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [GARBAGE, struct.pack(">IB", 1 << 30, 1), encode_frame(Ready(pid=2))],
+    ids=["garbage", "oversized", "unexpected-frame"],
+)
+async def test_a_host_that_breaks_the_wire_is_replaced_and_the_chunk_completes(
+    tmp_path: Path, tail: bytes
+) -> None:
+    # Started, the first item's part (a made-up 99), then something that is not the wire.
+    reply = encode_frame(Started(cached=False)) + encode_frame(Part(0, encode_raw([99]))) + tail
+    pool = HostPool(FAST, command=impostor(tmp_path, READY, reply))
+    try:
+        outcomes = await run_items(pool, "def handle(item):\n    return item * 2\n", [5, 6, 7], 2.0)
+        again = await run_items(pool, "def handle(item):\n    return -item\n", [1], 2.0)
+    finally:
+        await pool.stop()
+    # Nothing was blamed for a host's fault while parts were buffered: the rest ran again, one
+    # item a part, on a fresh (real) host.
+    assert [o.value for o in outcomes] == [99, 12, 14]
+    assert [o.value for o in again] == [-1]
+    assert pool.stats.protocol_errors == 1 and pool.stats.hosts_started == 2
+    assert host_children() == []
+
+
+async def test_a_host_that_never_says_ready_is_unavailable_not_a_crash(tmp_path: Path) -> None:
+    pool = HostPool(FAST, command=impostor(tmp_path, GARBAGE, b""))
+    try:
+        with pytest.raises(Unavailable):
+            await run_items(pool, "def handle(item):\n    return item\n", [1], 2.0)
+        # The impostor's marker now makes the next start a real host.
+        assert await values_of(pool, "def handle(item):\n    return item\n", [4]) == [4]
+    finally:
+        await pool.stop()
+
+
+async def test_idle_hosts_stop_and_the_next_run_starts_one() -> None:
+    pool = HostPool(dataclasses.replace(FAST, hosts_idle_s=0.2))
+    try:
+        assert await values_of(pool, "def handle(item):\n    return item\n", [1]) == [1]
+        await wait_until(lambda: pool.stats.hosts_running == 0, 30, "the idle host to stop")
+        assert pool.stats.hosts_expired == 1 and host_children() == []
+        assert await values_of(pool, "def handle(item):\n    return item\n", [2]) == [2]
+        assert pool.stats.hosts_started == 2
+    finally:
+        await pool.stop()
