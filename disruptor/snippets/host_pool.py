@@ -111,6 +111,9 @@ class HostProcess:
         self.proc = proc
         self.pid = proc.pid
         self.broken = False
+        # Between a request and its last reply: a host given back in this state (its caller was
+        # cancelled) still owes frames and would answer the next caller with them.
+        self.in_run = False
         self.reader = FrameReader()
         # While idle: the timer that stops it after ``hosts_idle_s``.
         self.idle_timer: asyncio.TimerHandle | None = None
@@ -266,7 +269,7 @@ class HostPool:
                 self._changed.notify()
 
     async def release(self, host: HostProcess) -> None:
-        if host.broken or self._closed or host.proc.returncode is not None:
+        if host.broken or host.in_run or self._closed or host.proc.returncode is not None:
             await self.discard(host)
             return
         async with self._changed:
@@ -370,6 +373,7 @@ class HostPool:
         self, host: HostProcess, run: Run, collector: ChunkCollector
     ) -> tuple[bool, bool]:
         """Feed one host; returns (an item was blamed, the host stalled and nobody was blamed)."""
+        host.in_run = True
         await host.send(run)
         started = False
         grace = run.timeout_s + self.limits.watchdog_grace_s + PART_INTERVAL_S
@@ -413,8 +417,10 @@ class HostPool:
                     return True, False
                 return False, True
             if isinstance(frame, Rejected):
+                host.in_run = False
                 raise SnippetRejected(frame.detail)
             if isinstance(frame, BadItems):
+                host.in_run = False
                 raise InvalidPayload(frame.detail)
             if isinstance(frame, Started):
                 started = True
@@ -423,6 +429,7 @@ class HostPool:
                 else:
                     self.stats.compile_cache_misses += 1
             elif isinstance(frame, Done):
+                host.in_run = False
                 if frame.recycle:
                     host.broken = True
                 return False, False

@@ -229,3 +229,21 @@ async def test_idle_hosts_stop_and_the_next_run_starts_one() -> None:
         assert pool.stats.hosts_started == 2
     finally:
         await pool.stop()
+
+
+async def test_a_run_cancelled_midway_never_hands_its_replies_to_the_next() -> None:
+    slow = (
+        "def handle(item):\n    n = 0\n    while n < 200000:\n        n += 1\n    return 'slow'\n"
+    )
+    pool = HostPool(dataclasses.replace(FAST, hosts_max=1))
+    try:
+        running = asyncio.create_task(run_items(pool, slow, list(range(50)), 5.0))
+        await wait_until(lambda: pool.stats.parts >= 1, 30, "the slow run to answer a part")
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        # The host still owed the slow run's parts: it was stopped, not handed on.
+        assert await values_of(pool, "def handle(item):\n    return item + 1\n", [1, 2]) == [2, 3]
+        assert pool.stats.hosts_started == 2
+    finally:
+        await pool.stop()
