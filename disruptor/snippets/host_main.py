@@ -41,6 +41,8 @@ from .compile import CodeCache, snippet_filename
 from .convert import error_parts
 from .host_parts import PartBuffer, PartWriter, error_wire, failed_part
 from .host_wire import (
+    DETAIL_CHARS_MAX,
+    ERROR_TEXT_MAX,
     PART_ERRORS_BYTES,
     BadItems,
     Done,
@@ -126,7 +128,7 @@ class Host:
         try:
             code = self.cache.get(source, run.sha1, self.limits.source_bytes_max)
         except SnippetRejected as exc:
-            self.emit(Rejected(exc.detail))
+            self.emit(Rejected(exc.detail[:DETAIL_CHARS_MAX]))
             return
         if run.mode is Mode.CHECK:
             self.emit(Started(self.cache.hits > hits))
@@ -136,7 +138,7 @@ class Host:
             items = _items_decoder.decode(run.items)
             initial = _items_decoder.decode(run.initial) if run.has_initial else None
         except (msgspec.DecodeError, RecursionError) as exc:
-            self.emit(BadItems(f"the items are not valid MessagePack: {exc}"[:4000]))
+            self.emit(BadItems(f"the items are not valid MessagePack: {exc}"[:ERROR_TEXT_MAX]))
             return
         if type(items) is not list or len(items) != run.count or run.first > run.count:
             self.emit(BadItems(f"the items are not an array of {run.count} values"))

@@ -44,7 +44,6 @@ PART_ERRORS_BYTES = 1024 * 1024
 ERROR_TEXT_MAX = 4096
 TRACEBACK_CHARS_MAX = 16 * 1024
 DETAIL_CHARS_MAX = 64 * 1024
-SOURCE_CHARS_MAX = 1024 * 1024
 
 
 class WireError(Exception):
@@ -72,7 +71,7 @@ class Run(msgspec.Struct, array_like=True, frozen=True, tag=16):
     """Run a snippet over ``count`` items (``items``: their MessagePack array), from ``first``."""
 
     sha1: Annotated[str, msgspec.Meta(max_length=40)]
-    source: Annotated[str, msgspec.Meta(max_length=SOURCE_CHARS_MAX)]
+    source: Annotated[str, msgspec.Meta(max_length=REQUEST_BYTES_MAX)]
     mode: Mode
     timeout_s: Annotated[float, msgspec.Meta(gt=0)]
     count: Offset

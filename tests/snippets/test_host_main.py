@@ -201,3 +201,9 @@ def test_a_generator_finaliser_runs_inside_the_batch_under_a_budget() -> None:
     # The suspended generator's endless ``finally`` runs when the run's globals are dropped; the
     # budget stops it and the batch still ends with its results and "done".
     assert run_inline(source, [1, 2], timeout_s=0.2) == [{"i": 0, "value": 1}, {"i": 1, "value": 2}]
+
+
+def test_a_rejection_of_a_long_line_still_fits_its_frame() -> None:
+    source = "def handle(item):\n    return (" + "1 + " * 20_000 + "\n"
+    (reply,) = run_inline(source, limits=SnippetSettings(source_bytes_max=200_000))
+    assert "rejected" in reply and len(reply["rejected"]) <= 64 * 1024
