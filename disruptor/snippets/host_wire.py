@@ -189,13 +189,13 @@ class FrameReader:
         if len(self._buffer) - start < HEADER.size:
             return None
         try:
-            length = _check_header(
-                memoryview(self._buffer)[start : start + HEADER.size], self.bytes_max
-            )
+            header = bytes(self._buffer[start : start + HEADER.size])
+            length = _check_header(header, self.bytes_max)
             end = start + HEADER.size + length
             if len(self._buffer) < end:
                 return None
-            body = bytes(self._buffer[start + HEADER.size : end])
+            with memoryview(self._buffer) as view:  # one copy, and the buffer stays resizable
+                body = bytes(view[start + HEADER.size : end])
             self._start = end
             return _decode(_reply_decoder, body)
         except WireError:
