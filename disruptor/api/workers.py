@@ -16,8 +16,8 @@ from aiohttp import web
 
 from ..errors import InvalidPayload
 from ..workers.pool import WorkerPool
-from .context import PARTS
 from .bodies import read_json_object
+from .context import PARTS
 
 COUNT_MAX = 1024
 

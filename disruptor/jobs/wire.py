@@ -110,6 +110,7 @@ class TaskReply(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 T = TypeVar("T")
 
+
 def work_of(message: JobSpec | TaskRequest) -> Work:
     """What a job or a task runs: exactly one of bundle, snippet, snippet_sha1."""
     named = [
@@ -215,12 +216,12 @@ def _explain(message: str) -> str:
 __all__ = [
     "CHUNK_BYTES_MAX",
     "JobSpec",
-    "chunks_of",
-    "options_of",
-    "work_of",
     "TaskReply",
     "TaskRequest",
+    "chunks_of",
     "decode_json",
     "decode_msgpack",
     "encode_msgpack",
+    "options_of",
+    "work_of",
 ]

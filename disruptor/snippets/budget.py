@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, repeat
+from operator import length_hint
 from typing import Any
 
 from RestrictedPython.PrintCollector import PrintCollector
@@ -56,10 +57,20 @@ def configure(sequence_items_max: int, int_bits_max: int, output_bytes_max: int)
 class Budget:
     """The time budget of the item running now; ``tick`` is what loops and calls invoke.
 
-    ``tick`` is the ``__next__`` of a C iterator (``itertools.chain`` over chunks of
-    ``repeat(True, TICK_CHECK_INTERVAL)``), so a tick costs a C call, not a Python frame; Python
-    code runs once per chunk to look at the clock. Once the deadline has passed the next chunk is
-    an iterator that raises ``BudgetExceeded`` on every call, so the budget stays tripped.
+    ``ticks`` is one C iterator for the host's whole life (``itertools.chain`` over chunks of
+    ``repeat(True, TICK_CHECK_INTERVAL)``): a ``for`` loop draws a tick per iteration from it in
+    C (``itertools.compress``), and ``tick``, its ``__next__``, is a C call, not a Python frame.
+    Python code runs once per chunk to look at the clock. When the deadline has passed, the next
+    chunk is an iterator that raises ``BudgetExceeded`` on every call, as long as the same item
+    runs, so the budget stays tripped.
+
+    Two ways to give budgets. ``start`` gives the code about to run its budget at once (a
+    snippet's top level, a fold). ``follow`` is for a run of items mapped in C over an iterator:
+    the budget counts the items taken from the iterator, and the first look at the clock after a
+    new item was taken starts that item's budget, so starting an item costs nothing at all. An
+    item's budget therefore starts at most ``TICK_CHECK_INTERVAL`` ticks after the item did, and
+    an item that trips is recorded in ``trips`` (even if the snippet catches the exception and
+    returns: the host fails that item anyway).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -67,36 +78,77 @@ class Budget:
         self.deadline = 0.0
         self.timeout_s = 0.0
         self.tripped: str | None = None
-        self.tick: Callable[[], bool] = self._ticker()
+        # Positions (see ``position``) of the items whose budget ran out, in order.
+        self.trips: list[int] = []
+        self._items: Iterator[Any] | None = None
+        self._end = 0
+        # Whose deadline ``deadline`` is: (start count, item position); None before the first
+        # look at the clock after ``follow``.
+        self._starts = 0
+        self._owner: tuple[int, int] | None = (0, -1)
+        self.ticks: Iterator[bool] = chain.from_iterable(self._chunks())
+        self.tick: Callable[[], bool] = self.ticks.__next__
 
-    def _ticker(self) -> Callable[[], bool]:
-        return chain.from_iterable(self._chunks()).__next__
+    def position(self) -> int:
+        """The item running now: its index in the followed run, or -1 outside one."""
+        items = self._items
+        if items is None:
+            return -1
+        return self._end - length_hint(items) - 1
 
-    def _chunks(self) -> Iterator[Iterator[bool]]:
-        while self._clock() <= self.deadline:
-            yield repeat(True, TICK_CHECK_INTERVAL)
-        self.tripped = f"ran longer than its time budget of {self.timeout_s:g}s"
-        yield _Tripped(self.tripped)
+    def owner(self) -> tuple[int, int]:
+        return self._starts, self.position()
 
     def start(self, timeout_s: float) -> None:
-        """Give the next item its own budget (a fresh ticker if the last one tripped)."""
+        """Give the code about to run its own budget, from now."""
+        self._items = None
+        self._starts += 1
         self.timeout_s = timeout_s
         self.deadline = self._clock() + timeout_s
-        if self.tripped is not None:
-            self.tripped = None
-            self.tick = self._ticker()
+        self._owner = (self._starts, -1)
+        self.tripped = None
+
+    def follow(self, items: Iterator[Any], end: int, timeout_s: float) -> None:
+        """Give each item taken from ``items`` (a list iterator ending at ``end``) a budget."""
+        self._items = items
+        self._end = end
+        self._starts += 1
+        self.timeout_s = timeout_s
+        self._owner = None
+        self.tripped = None
+
+    def _chunks(self) -> Iterator[Iterator[bool]]:
+        clock = self._clock
+        while True:
+            now = clock()
+            owner = self.owner()
+            if owner != self._owner:
+                # A new item (or a new start) since the last look: its budget starts now.
+                self._owner = owner
+                self.deadline = now + self.timeout_s
+                self.tripped = None
+            elif now > self.deadline:
+                self.tripped = f"ran longer than its time budget of {self.timeout_s:g}s"
+                self.trips.append(owner[1])
+                yield _Tripped(self, owner, self.tripped)
+                continue
+            yield repeat(True, TICK_CHECK_INTERVAL)
 
 
 class _Tripped:
-    """The iterator a spent budget ticks on: every step raises again."""
+    """The iterator a spent budget ticks on: every step raises again, until another item runs."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, budget: Budget, owner: tuple[int, int], reason: str) -> None:
+        self.budget = budget
+        self.owner = owner
         self.reason = reason
 
     def __iter__(self) -> _Tripped:
         return self
 
     def __next__(self) -> bool:
+        if self.budget.owner() != self.owner:
+            raise StopIteration  # the chain moves on to the next look at the clock
         raise BudgetExceeded(self.reason)
 
 

@@ -5,6 +5,9 @@ Rule: source is refused past ``source_bytes_max`` before the parser sees it; Res
 rewrites the (already restricted) tree so that loops and calls tick the time budget and the
 size-heavy operators go through the checked helpers of ``budget``. The helpers' names start with
 ``_``, which snippet source can never spell, so a snippet cannot shadow or call them itself.
+Where the tree itself proves an operation harmless (a ``range`` of constant, small bounds; a
+product by a loop variable of such a range, which holds a small int for the whole loop body), the
+check is made here, once, instead of at every run.
 
 A snippet's name is the SHA-1 of its UTF-8 source; it is the code's filename, so tracebacks name
 it, and the cache key of the compiled code.
@@ -13,6 +16,7 @@ it, and the cache key of the compiled code.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import re
 from collections import OrderedDict
@@ -46,6 +50,12 @@ NATIVE_INPLACE: dict[str, ast.operator] = {
 }
 
 TICK = "_tick_"
+# The budget's tick iterator itself and ``itertools.compress``: ``for x in _compress_(it,
+# _ticks_)`` draws one tick per iteration in C.
+TICKS = "_ticks_"
+COMPRESS = "_compress_"
+# The builtin ``range``, for calls whose constant arguments were checked at compile time.
+RANGE = "_range_"
 MUL = "_mul_"
 POW = "_pow_"
 LSHIFT = "_lshift_"
@@ -73,8 +83,14 @@ PLUMBING = frozenset(
         MOD,
         FORMAT_VALUE,
         TICK,
+        COMPRESS,
+        RANGE,
     }
 )
+# Python's limit for a machine-sized int, the bound below which a known factor is "small".
+MACHINE_INT = 2**63
+# A range this long is refused by the checked ``range`` unless SnippetSettings lowers it.
+RANGE_ITEMS_MAX = 10_000_000
 
 
 def snippet_sha1(source: str) -> str:
@@ -126,6 +142,71 @@ def _plain_operand(node: ast.expr) -> bool:
     return isinstance(node, ast.Name | ast.Constant)
 
 
+def _int_constant(node: ast.expr) -> int | None:
+    """The value of an int literal (``-3`` included), else None."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _int_constant(node.operand)
+        return None if inner is None else -inner
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    return None
+
+
+def _constant_range(call: ast.expr, name: str) -> tuple[int, int] | None:
+    """``(length, largest magnitude)`` of ``name(a[, b[, c]])`` with int literal arguments."""
+    if not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == name
+        and not call.keywords
+        and 1 <= len(call.args) <= 3
+    ):
+        return None
+    values = [_int_constant(arg) for arg in call.args]
+    if any(v is None for v in values):
+        return None
+    args = [v for v in values if v is not None]
+    try:
+        span = range(*args)
+        length = len(span)
+    except (ValueError, OverflowError):
+        return None
+    bounds = args[:2] if len(args) > 1 else [0, args[0]]
+    return length, max(abs(b) for b in bounds)
+
+
+def _names_bound(nodes: list[ast.stmt] | ast.AST) -> set[str]:
+    """Every name these nodes may bind or delete, nested scopes included (an over-estimate)."""
+    found: set[str] = set()
+    roots = nodes if isinstance(nodes, list) else [nodes]
+    for root in roots:
+        for node in ast.walk(root):
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                found.add(node.id)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                found.add(node.name)
+            elif isinstance(node, ast.arg):
+                found.add(node.arg)
+            elif isinstance(node, ast.alias):
+                found.add((node.asname or node.name).split(".")[0])
+            elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+                found.add(node.name)
+            elif isinstance(node, ast.MatchMapping) and node.rest:
+                found.add(node.rest)
+            elif isinstance(node, ast.Global | ast.Nonlocal):
+                found.update(node.names)
+    return found
+
+
+def _declared(tree: ast.AST) -> set[str]:
+    """Names declared ``global`` or ``nonlocal`` anywhere: other scopes may rebind them."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global | ast.Nonlocal):
+            found.update(node.names)
+    return found
+
+
 def _inline_int_product(node: ast.BinOp, checked: ast.Call) -> ast.expr:
     """``a * b`` inline when both are ints and one of them is machine-sized, else the helper.
 
@@ -159,52 +240,182 @@ def _inline_int_product(node: ast.BinOp, checked: ast.Call) -> ast.expr:
     )
 
 
+def _known_int_product(node: ast.BinOp, other: ast.expr, checked: ast.Call) -> ast.expr:
+    """``a * b`` where one factor is known to be a machine-sized int: only the other is tested."""
+    test = ast.Compare(
+        left=ast.Attribute(value=other, attr="__class__", ctx=ast.Load()),
+        ops=[ast.Is()],
+        comparators=[ast.Name(INT, ast.Load())],
+    )
+    return ast.IfExp(
+        test=test, body=ast.BinOp(left=node.left, op=ast.Mult(), right=node.right), orelse=checked
+    )
+
+
 class BudgetPolicy(ast.NodeTransformer):
-    """Adds ticks to loops, comprehensions and calling functions; routes dangerous operators."""
+    """Adds ticks to loops, comprehensions and calling functions; routes dangerous operators.
+
+    ``known`` holds, while a loop body is visited, the loop variables known to hold an int of at
+    most a given magnitude there: the target of ``for NAME in range(<int literals>)`` in a
+    function, when nothing in the body can bind NAME (no assignment, ``del``, ``import as``,
+    nested loop, ``except as``...; a name declared ``global`` or ``nonlocal`` anywhere is never
+    known) and ``range`` is the builtin (the snippet binds that name nowhere). Nested functions,
+    lambdas, classes and comprehensions start with nothing known (their own comprehension
+    variable aside).
+    """
+
+    def __init__(self, range_items_max: int = RANGE_ITEMS_MAX) -> None:
+        self.range_items_max = range_items_max
+        self.range_is_builtin = True
+        self.declared: set[str] = set()
+        self.known: dict[str, int] = {}
+        self.in_function = False
+
+    def visit_Module(self, node: ast.Module) -> ast.AST:
+        self.range_is_builtin = "range" not in _names_bound(node)
+        self.declared = _declared(node)
+        self.generic_visit(node)
+        return node
 
     def _tick_stmt(self, like: ast.AST) -> ast.stmt:
         return ast.copy_location(ast.Expr(_call(TICK)), like)
 
+    def _scoped(self, node: ast.AST, in_function: bool) -> None:
+        """Visit a nested scope's children with nothing known."""
+        saved = self.known, self.in_function
+        self.known, self.in_function = {}, in_function
+        try:
+            self.generic_visit(node)
+        finally:
+            self.known, self.in_function = saved
+
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
-        self.generic_visit(node)
+        self._scoped(node, in_function=True)
         if _runs_snippet_code(node.body):
             node.body.insert(0, self._tick_stmt(node.body[0]))
         return node
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
-        self.generic_visit(node)
+        self._scoped(node, in_function=False)
         if _runs_snippet_code(node.body):
             node.body = ast.copy_location(
                 ast.BoolOp(op=ast.And(), values=[_call(TICK), node.body]), node.body
             )
         return node
 
-    def _loop(self, node: ast.For | ast.While) -> ast.AST:
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        self._scoped(node, in_function=False)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if self.range_is_builtin:
+            found = _constant_range(node, "range")
+            if found is not None and found[0] <= self.range_items_max:
+                # Checked here, once: the builtin itself then runs at full speed.
+                node.func = ast.copy_location(ast.Name(RANGE, ast.Load()), node.func)
+        return node
+
+    def _range_variable(self, target: ast.expr, iterable: ast.expr) -> tuple[str, int] | None:
+        """(name, magnitude) if ``target`` iterates a checked constant range (guarded or not)."""
+        if not isinstance(target, ast.Name) or target.id in self.declared:
+            return None
+        if (
+            isinstance(iterable, ast.Call)
+            and isinstance(iterable.func, ast.Name)
+            and iterable.func.id == "_getiter_"
+            and len(iterable.args) == 1
+        ):
+            iterable = iterable.args[0]
+        found = _constant_range(iterable, RANGE)
+        return None if found is None else (target.id, found[1])
+
+    def _ticked(self, iterable: ast.expr) -> ast.expr:
+        return ast.copy_location(_call(COMPRESS, iterable, ast.Name(TICKS, ast.Load())), iterable)
+
+    def visit_For(self, node: ast.For) -> ast.AST:
+        node.iter = self.visit(node.iter)
+        node.target = self.visit(node.target)
+        variable = self._range_variable(node.target, node.iter) if self.in_function else None
+        saved = self.known
+        if variable is not None and variable[0] not in _names_bound(node.body):
+            self.known = {**saved, variable[0]: variable[1]}
+        node.body = self._visit_body(node.body)
+        self.known = saved
+        node.orelse = self._visit_body(node.orelse)
+        # A tick per iteration, drawn in C as the next element is.
+        node.iter = self._ticked(node.iter)
+        return node
+
+    def _visit_body(self, body: list[ast.stmt]) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for stmt in body:
+            result = self.visit(stmt)
+            if isinstance(result, list):
+                out.extend(result)
+            elif result is not None:
+                out.append(result)
+        return out
+
+    def visit_While(self, node: ast.While) -> ast.AST:
         self.generic_visit(node)
         node.body.insert(0, self._tick_stmt(node))
         return node
 
-    visit_For = _loop
-    visit_While = _loop
-
-    def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
-        self.generic_visit(node)
-        node.ifs.append(ast.copy_location(_call(TICK), node.iter))
+    def _comprehension(
+        self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp
+    ) -> ast.AST:
+        saved = self.known, self.in_function
+        self.known, self.in_function = {}, False
+        try:
+            for generator in node.generators:
+                generator.iter = self.visit(generator.iter)
+                generator.target = self.visit(generator.target)
+            if len(node.generators) == 1:
+                variable = self._range_variable(node.generators[0].target, node.generators[0].iter)
+                if variable is not None:
+                    # Its own scope: only a nested scope could bind the name, and those start
+                    # with nothing known.
+                    self.known = {variable[0]: variable[1]}
+            for generator in node.generators:
+                generator.ifs = [self.visit(test) for test in generator.ifs]
+                generator.iter = self._ticked(generator.iter)
+            if isinstance(node, ast.DictComp):
+                node.key = self.visit(node.key)
+                node.value = self.visit(node.value)
+            else:
+                node.elt = self.visit(node.elt)
+        finally:
+            self.known, self.in_function = saved
         return node
+
+    visit_ListComp = _comprehension
+    visit_SetComp = _comprehension
+    visit_GeneratorExp = _comprehension
+    visit_DictComp = _comprehension
+
+    def _small(self, node: ast.expr, limit: int) -> bool:
+        """A literal, or a known loop variable, of magnitude at most ``limit``."""
+        if _small_constant(node, limit):
+            return True
+        return isinstance(node, ast.Name) and self.known.get(node.id, limit + 1) <= limit
+
+    def _machine_int(self, node: ast.expr) -> bool:
+        return isinstance(node, ast.Name) and self.known.get(node.id, MACHINE_INT) < MACHINE_INT
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         self.generic_visit(node)
         op = node.op
         name: str | None = None
         if isinstance(op, ast.Mult):
-            free = _small_constant(node.left, MUL_CONSTANT_FREE) or _small_constant(
+            free = self._small(node.left, MUL_CONSTANT_FREE) or self._small(
                 node.right, MUL_CONSTANT_FREE
             )
             name = None if free else MUL
         elif isinstance(op, ast.Pow):
-            name = None if _small_constant(node.right, POW_CONSTANT_FREE) else POW
+            name = None if self._small(node.right, POW_CONSTANT_FREE) else POW
         elif isinstance(op, ast.LShift):
-            name = None if _small_constant(node.right, SHIFT_CONSTANT_FREE) else LSHIFT
+            name = None if self._small(node.right, SHIFT_CONSTANT_FREE) else LSHIFT
         elif isinstance(op, ast.Mod):
             left = node.left
             is_text = isinstance(left, ast.JoinedStr) or (
@@ -215,6 +426,11 @@ class BudgetPolicy(ast.NodeTransformer):
             return node
         checked = ast.copy_location(_call(name, node.left, node.right), node)
         if name == MUL and _plain_operand(node.left) and _plain_operand(node.right):
+            # A product of an int by a machine-sized int grows by at most 63 bits.
+            if self._machine_int(node.left):
+                return ast.copy_location(_known_int_product(node, node.right, checked), node)
+            if self._machine_int(node.right):
+                return ast.copy_location(_known_int_product(node, node.left, checked), node)
             return ast.copy_location(_inline_int_product(node, checked), node)
         return checked
 
@@ -257,21 +473,33 @@ class BudgetPolicy(ast.NodeTransformer):
 class SnippetPolicy(RestrictingNodeTransformer):
     """RestrictedPython's policy, followed by ``BudgetPolicy`` on the restricted tree."""
 
+    range_items_max = RANGE_ITEMS_MAX
+
     def visit_Module(self, node: ast.Module) -> Any:
         super().visit_Module(node)
         if not self.errors:
             # In place: RestrictedPython compiles the tree object it handed to the policy.
-            BudgetPolicy().visit(node)
+            BudgetPolicy(self.range_items_max).visit(node)
             ast.fix_missing_locations(node)
         return node
 
 
-def compile_snippet(source: str, sha1: str, source_bytes_max: int) -> CodeType:
+@functools.cache
+def _policy(range_items_max: int) -> type[SnippetPolicy]:
+    """The policy class for a range limit (RestrictedPython takes a class, not an instance)."""
+    if range_items_max == RANGE_ITEMS_MAX:
+        return SnippetPolicy
+    return type("SnippetPolicy", (SnippetPolicy,), {"range_items_max": range_items_max})
+
+
+def compile_snippet(
+    source: str, sha1: str, source_bytes_max: int, range_items_max: int = RANGE_ITEMS_MAX
+) -> CodeType:
     """Compile (no cache); a rejected snippet raises ``SnippetRejected`` naming the lines."""
     check_source_size(source, source_bytes_max)
     try:
         result = compile_restricted_exec(
-            source, filename=snippet_filename(sha1), policy=SnippetPolicy
+            source, filename=snippet_filename(sha1), policy=_policy(range_items_max)
         )
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise SnippetRejected(f"snippet does not compile: {type(exc).__name__}: {exc}") from None
@@ -283,8 +511,9 @@ def compile_snippet(source: str, sha1: str, source_bytes_max: int) -> CodeType:
 class CodeCache:
     """Compiled snippets by SHA-1, least recently used dropped first."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, range_items_max: int = RANGE_ITEMS_MAX) -> None:
         self.capacity = capacity
+        self.range_items_max = range_items_max
         self._codes: OrderedDict[str, CodeType] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -296,7 +525,7 @@ class CodeCache:
             self.hits += 1
             return code
         self.misses += 1
-        code = compile_snippet(source, sha1, source_bytes_max)
+        code = compile_snippet(source, sha1, source_bytes_max, self.range_items_max)
         self._codes[sha1] = code
         while len(self._codes) > self.capacity:
             self._codes.popitem(last=False)

@@ -1,46 +1,75 @@
 """The snippet host: a small process that compiles and runs snippets for its peer.
 
-Run as ``python -I -m disruptor.snippets.host_main LIMITS_JSON`` by ``hosts.HostPool`` with an empty
-environment, no inherited descriptors but its three pipes, ``/`` as working directory, and these
-limits set on itself before it reads any request: address space (``memory_mb``), no file writes,
-a handful of descriptors, no new processes, no core dumps. It holds no secret and opens no file.
+Run by ``host_pool.HostPool`` as ``python -I`` with an empty environment, no inherited
+descriptors but its three pipes, ``/`` as working directory, and these limits set on itself before
+it reads any request: address space (``memory_mb``), no file writes, a handful of descriptors, no
+new processes, no core dumps. It holds no secret and opens no file.
 
-Wire (one JSON object a line). The peer sends ``{"sha1", "source", "mode": "map" | "reduce" |
-"combine" | "check", "items": [...], "timeout_s", "flush_each"}``. The host answers
-``{"rejected": detail}`` (the snippet does not compile or lacks its function), or
-``{"started": true, "cached": bool}``, then one ``{"i": n, "value": V}`` or
-``{"i": n, "error": {...}}`` per item in order, then ``{"done": true, "recycle": bool}``.
-Rule: one request at a time; every reply line is plain JSON built by ``convert`` (no object a
-snippet made is ever serialised directly); after a ``MemoryError`` the host answers ``recycle``
-and exits, so the next batch gets a fresh interpreter.
+It speaks the binary wire of ``host_wire``: ``Ready`` once, then for each ``Run`` either
+``Rejected``/``BadItems``, or ``Started``, one or more ``Part``, ``Done``.
+
+Rule: one request at a time; every value sent is plain data checked by exact type
+(``convert``: no object a snippet made is ever serialised directly); after a ``MemoryError``
+the host answers ``recycle`` and exits, so the next run gets a fresh interpreter.
+
+The map loop is where a million items go, so it does nothing per item in Python:
+``values.extend(map(handle, islice(items, n)))`` runs the items in C; the budget starts each
+item's time on its first look at the clock (``Budget.follow``); an exception ends the slice,
+records the item's error, and the loop carries on with the next item. Slices grow while they
+run fast and shrink when they run slow, and a part goes out every ``PART_INTERVAL_S``, so the
+peer and its watchdog see progress on long chunks.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import os
 import resource
 import sys
 import time
+from collections.abc import Callable
+from operator import length_hint
 from typing import IO, Any
+
+import msgspec
 
 from ..errors import SnippetRejected
 from . import budget as budget_mod
 from .compile import CodeCache, snippet_filename
-from .convert import NotPlainData, error_parts, to_plain
+from .convert import error_parts
+from .host_parts import PartBuffer, PartWriter, error_wire, failed_part
+from .host_wire import (
+    DETAIL_CHARS_MAX,
+    ERROR_TEXT_MAX,
+    PART_ERRORS_BYTES,
+    BadItems,
+    Done,
+    ErrorWire,
+    Mode,
+    Ready,
+    Rejected,
+    Run,
+    Started,
+    WireError,
+    encode_frame,
+    read_frame,
+)
 from .policy import RunScope, SnippetSettings, make_builtins, make_guards
 
-# Buffered replies are flushed at least this often, so the peer sees progress.
-FLUSH_INTERVAL_S = 0.05
-FLUSH_BYTES = 64 * 1024
-FLUSH_ITEMS = 1000
-# Results estimated larger than this are encoded once more to check their exact JSON size.
-EXACT_SIZE_FROM = 64 * 1024
+# A part goes out at least this often while a chunk runs, so the peer sees progress.
+PART_INTERVAL_S = 0.1
+# Items run in slices between two looks at the clock: the first slice is small, slices double
+# while they take less than SLICE_FAST_S and shrink while they take more than SLICE_SLOW_S.
+SLICE_ITEMS_START = 16
+SLICE_ITEMS_MAX = 4096
+SLICE_FAST_S = 0.002
+SLICE_SLOW_S = 0.02
 # Bound of the factors the inlined product accepts (see compile._inline_int_product).
 MACHINE_INT = 2**63
-_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
-ENTRY_POINTS = {"map": "handle", "reduce": "reduce", "combine": "combine"}
-# ``fold`` picks reduce or combine, whichever the snippet defines (reduce first).
+ENTRY_POINTS = {Mode.MAP: "handle", Mode.REDUCE: "reduce", Mode.COMBINE: "combine"}
+_items_decoder = msgspec.msgpack.Decoder()
 
 
 def apply_limits(limits: SnippetSettings) -> None:
@@ -61,45 +90,13 @@ class Host:
     def __init__(self, limits: SnippetSettings, out: IO[bytes]) -> None:
         self.limits = limits
         self.out = out
-        self.cache = CodeCache(limits.compile_cache_max)
+        self.cache = CodeCache(limits.compile_cache_max, limits.sequence_items_max)
         self.budget = budget_mod.Budget()
         self.recycle = False
-        # Outcomes not yet written: index of the first, the outcomes, their approximate size.
-        self._first = 0
-        self._outcomes: list[dict[str, Any]] = []
-        self._pending_bytes = 0
-        self._flushed_at = time.monotonic()
 
-    def emit(self, message: dict[str, Any]) -> None:
-        """Write a control message (after any outcomes still pending)."""
-        self.flush()
-        self.out.write(_ENCODER.encode(message).encode() + b"\n")
+    def emit(self, message: msgspec.Struct) -> None:
+        self.out.write(encode_frame(message))
         self.out.flush()
-
-    def add(self, index: int, outcome: dict[str, Any], size: int, flush_each: bool) -> None:
-        """Queue one item's outcome; outcomes go out in chunks, at least every flush interval."""
-        if not self._outcomes:
-            self._first = index
-        self._outcomes.append(outcome)
-        self._pending_bytes += size
-        count = len(self._outcomes)
-        if (
-            flush_each
-            or self._pending_bytes >= FLUSH_BYTES
-            or count >= FLUSH_ITEMS
-            # The clock is read every 16 items only: reading it costs more than a small item.
-            or (count & 15 == 0 and time.monotonic() - self._flushed_at > FLUSH_INTERVAL_S)
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        if self._outcomes:
-            chunk = {"i": self._first, "outcomes": self._outcomes}
-            self.out.write(_ENCODER.encode(chunk).encode() + b"\n")
-            self.out.flush()
-            self._outcomes = []
-            self._pending_bytes = 0
-        self._flushed_at = time.monotonic()
 
     def globals_for(self, scope: RunScope) -> dict[str, Any]:
         """Fresh globals for one run: nothing a previous run bound is visible."""
@@ -110,6 +107,9 @@ class Host:
             "_print_": budget_mod.BoundedPrintCollector,
             "_inplacevar_": budget_mod.inplacevar,
             "_tick_": self.budget.tick,
+            "_ticks_": self.budget.ticks,
+            "_compress_": itertools.compress,
+            "_range_": range,
             "_mul_": budget_mod.checked_mul,
             "_int_": int,
             "_int_low_": -MACHINE_INT,
@@ -121,29 +121,32 @@ class Host:
         }
         return table
 
-    def handle(self, request: dict[str, Any]) -> None:
-        sha1 = str(request["sha1"])
-        source = str(request["source"])
-        mode = str(request.get("mode", "map"))
-        items = request.get("items") or []
-        timeout_s = float(request.get("timeout_s", self.limits.item_timeout_s))
-        flush_each = bool(request.get("flush_each", False))
-        filename = snippet_filename(sha1)
+    def handle(self, run: Run) -> None:
+        source = run.source
+        filename = snippet_filename(run.sha1)
         hits = self.cache.hits
         try:
-            code = self.cache.get(source, sha1, self.limits.source_bytes_max)
+            code = self.cache.get(source, run.sha1, self.limits.source_bytes_max)
         except SnippetRejected as exc:
-            self.emit({"rejected": exc.detail})
+            self.emit(Rejected(exc.detail[:DETAIL_CHARS_MAX]))
             return
-        if mode == "check":
-            self.emit({"started": True, "cached": self.cache.hits > hits})
-            self.emit({"done": True, "recycle": False})
+        if run.mode is Mode.CHECK:
+            self.emit(Started(self.cache.hits > hits))
+            self.emit(Done(False))
+            return
+        try:
+            items = _items_decoder.decode(run.items)
+            initial = _items_decoder.decode(run.initial) if run.has_initial else None
+        except (msgspec.DecodeError, RecursionError) as exc:
+            self.emit(BadItems(f"the items are not valid MessagePack: {exc}"[:ERROR_TEXT_MAX]))
+            return
+        if type(items) is not list or len(items) != run.count or run.first > run.count:
+            self.emit(BadItems(f"the items are not an array of {run.count} values"))
             return
         scope = RunScope()
         table = self.globals_for(scope)
         budget_mod.reset_output()
-        self.budget.start(timeout_s)
-        table["_tick_"] = self.budget.tick
+        self.budget.start(run.timeout_s)
         top_error: BaseException | None = None
         try:
             exec(code, table)  # noqa: S102 - restricted code, restricted globals
@@ -151,48 +154,122 @@ class Host:
                 raise budget_mod.BudgetExceeded(self.budget.tripped)
         except BaseException as exc:
             top_error = exc
+        mode = run.mode
         entry = ENTRY_POINTS.get(mode, "handle")
-        if mode == "fold":
+        if mode is Mode.FOLD:
             # The coordinator's fold: reduce(results) if the snippet has it, else combine.
             entry = "reduce" if "reduce" in table else "combine"
-            mode = "reduce" if entry == "reduce" else "combine"
+            mode = Mode.REDUCE if entry == "reduce" else Mode.COMBINE
         func = table.get(entry)
         if top_error is None and func is None:
-            self.emit({"rejected": f"the snippet defines no {entry}() function"})
+            self.emit(Rejected(f"the snippet defines no {entry}() function"))
             return
-        if mode == "combine" and func is not None:
-            func = _fold_combine(func)
-        self.emit({"started": True, "cached": self.cache.hits > hits})
-        calls = self._calls(mode, items, request)
-        bytes_max = self.limits.result_bytes_max
-        for index, args in enumerate(calls):
-            if top_error is not None:
-                self.add(index, self._error(top_error, filename, source), 1000, flush_each)
-                continue
-            self.budget.start(timeout_s)
-            # A tripped budget gets a fresh ticker; the snippet's globals must see it.
-            table["_tick_"] = self.budget.tick
+        self.emit(Started(self.cache.hits > hits))
+        units = run.count if mode is Mode.MAP else 1
+        writer = PartWriter(
+            self.emit,
+            units,
+            run.first,
+            run.values_bytes_max,
+            self.limits.result_bytes_max,
+            run.timeout_s,
+        )
+        if top_error is not None:
+            if units > run.first:
+                info = self._error(top_error, filename, source)
+                self.emit(failed_part(run.first, units - run.first, info))
+        elif mode is Mode.MAP:
+            self._map(func, items, run, writer, filename)
+        else:
+            self._once(mode, func, items, initial, run, writer, filename)
+        del items, initial, func
+        self._release(table, run.timeout_s)
+        self.emit(Done(self.recycle))
+
+    def _map(
+        self, func: Any, items: list[Any], run: Run, writer: PartWriter, filename: str
+    ) -> None:
+        """``func(item)`` for the items from ``run.first`` on, in C, in slices, sent in parts."""
+        count = len(items)
+        budget = self.budget
+        it = iter(items)
+        if run.first:
+            collections.deque(itertools.islice(it, run.first), maxlen=0)
+        budget.trips.clear()
+        budget.follow(it, count, run.timeout_s)
+        flush_each = run.flush_each
+        size = 1 if flush_each else SLICE_ITEMS_START
+        clock = time.monotonic
+        islice = itertools.islice
+        buffer = PartBuffer(run.first)
+        stopped = error_wire("task-failed", "StopIteration", "handle() raised StopIteration")
+        sent_at = clock()
+        done = run.first
+        while done < count:
+            began = clock()
+            values = buffer.values
             try:
-                value = func(*args)  # type: ignore[misc]
-                if self.budget.tripped:
-                    raise budget_mod.BudgetExceeded(self.budget.tripped)
-                plain, size = to_plain(value, bytes_max)
-                if size > EXACT_SIZE_FROM and len(_ENCODER.encode(plain)) > bytes_max:
-                    # The estimate counts characters; escapes can make the JSON longer.
-                    raise NotPlainData(f"result is larger than {bytes_max} bytes as JSON")
-                reply: dict[str, Any] = {"value": plain}
+                values.extend(map(func, islice(it, size)))
             except BaseException as exc:
-                reply = self._error(exc, filename, source)
-                size = 1000
-            self.add(index, reply, size, flush_each)
-        self._release(table, timeout_s)
-        self.emit({"done": True, "recycle": self.recycle})
+                buffer.fail(self._error(exc, filename, run.source))
+            else:
+                taken = count - length_hint(it)
+                if buffer.end < taken:
+                    # map() took a StopIteration raised by the snippet for the end of the
+                    # slice: that item failed with it (its traceback is lost with it).
+                    buffer.fail(stopped)
+            done = buffer.end
+            now = clock()
+            if not flush_each:
+                took = now - began
+                if took < SLICE_FAST_S:
+                    size = min(size * 2, SLICE_ITEMS_MAX)
+                elif took > SLICE_SLOW_S:
+                    size = max(1, size // 4)
+            if (
+                flush_each
+                or done >= count
+                or now - sent_at >= PART_INTERVAL_S
+                or buffer.error_bytes >= PART_ERRORS_BYTES
+            ):
+                writer.send(buffer, budget.trips)
+                budget.trips.clear()
+                buffer = PartBuffer(done)
+                sent_at = now
+
+    def _once(
+        self,
+        mode: Mode,
+        func: Any,
+        items: list[Any],
+        initial: Any,
+        run: Run,
+        writer: PartWriter,
+        filename: str,
+    ) -> None:
+        """A fold: one call over all the values, one result, inside one budget."""
+        buffer = PartBuffer(0)
+        if mode is Mode.COMBINE:
+            func = _fold_combine(func)
+            args: tuple[Any, ...] = (items, initial, run.has_initial)
+        else:
+            args = (items,)
+        self.budget.start(run.timeout_s)
+        try:
+            value = func(*args)
+            if self.budget.tripped:
+                raise budget_mod.BudgetExceeded(self.budget.tripped)
+        except BaseException as exc:
+            buffer.fail(self._error(exc, filename, run.source))
+        else:
+            buffer.values.append(value)
+        writer.send(buffer)
 
     def _release(self, table: dict[str, Any], timeout_s: float) -> None:
-        """Drop the run's globals now, under a budget, before saying the batch is done.
+        """Drop the run's globals now, under a budget, before saying the run is done.
 
         Dropping them can run snippet code (a suspended generator's ``finally``); doing it here
-        keeps that inside a budget and inside this batch rather than at some later moment. The
+        keeps that inside a budget and inside this run rather than at some later moment. The
         snippet's own names go first, while the budget's helpers are still there to stop such
         code; a finaliser's failure concerns no item and is not reported.
         """
@@ -205,31 +282,22 @@ class Host:
             table.clear()
         finally:
             sys.unraisablehook = hook
+        self.budget.trips.clear()
 
-    def _calls(self, mode: str, items: list[Any], request: dict[str, Any]) -> list[tuple[Any, ...]]:
-        if mode == "reduce":
-            return [(items,)]
-        if mode == "combine" and "initial" not in request:
-            return [(items, None, False)]
-        if mode == "combine":
-            # The whole fold is one outcome: ``_fold_combine`` runs it inside one budget.
-            return [(items, request.get("initial"), bool(request.get("has_initial")))]
-        return [(item,) for item in items]
-
-    def _error(self, exc: BaseException, filename: str, source: str) -> dict[str, Any]:
+    def _error(self, exc: BaseException, filename: str, source: str) -> ErrorWire:
         if type(exc) is MemoryError:
             self.recycle = True
         kind, name, message, text = error_parts(
             exc, filename, source, self.limits.recursion_depth_max
         )
-        return {"error": {"kind": kind, "type": name, "message": message, "traceback": text}}
+        return error_wire(kind, name, message, text)
 
 
 def _ignore_unraisable(unraisable: Any) -> None:
     """Errors of a snippet's finalisers while its globals are dropped: nobody to tell."""
 
 
-def _fold_combine(combine: Any) -> Any:
+def _fold_combine(combine: Callable[[Any, Any], Any]) -> Callable[..., Any]:
     def fold(items: list[Any], initial: Any, has_initial: bool) -> Any:
         values = iter(items)
         acc = initial if has_initial else next(values, None)
@@ -243,20 +311,22 @@ def _fold_combine(combine: Any) -> Any:
 def main(argv: list[str]) -> int:
     limits = SnippetSettings(**json.loads(argv[1])) if len(argv) > 1 else SnippetSettings()
     out = sys.stdout.buffer
+    requests = sys.stdin.buffer
     # Anything the interpreter might print (warnings) goes to stderr, never into the replies.
     sys.stdout = sys.stderr
     apply_limits(limits)
     host = Host(limits, out)
-    host.emit({"ready": True, "pid": os.getpid()})
-    for line in sys.stdin.buffer:
+    host.emit(Ready(os.getpid()))
+    while True:
         try:
-            request = json.loads(line)
-        except ValueError:
+            run = read_frame(requests)
+        except WireError:
             return 2
-        host.handle(request)
+        if run is None:
+            return 0
+        host.handle(run)
         if host.recycle:
             return 0
-    return 0
 
 
 if __name__ == "__main__":

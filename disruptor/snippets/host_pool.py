@@ -1,15 +1,18 @@
 """The peer's side of the snippet hosts: a small pool of processes, and the watchdog over them.
 
 Rule: the peer's event loop only moves bytes to and from hosts; it never compiles or runs snippet
-code. Each host runs one batch at a time. The watchdog expects a host's next reply within the
-item's budget plus a grace period; a host that overruns (C code the in-process budget cannot
-interrupt: a backtracking regex, a huge ``sorted``) or dies (its memory limit) is killed and
-replaced, the item it was running gets a ``snippet-budget`` error, and the batch goes on from the
-next item on a fresh host. Because a host buffers replies, the first overrun of a batch may not
-say which item hung; the rest of the batch is then re-sent in ``flush_each`` mode, where it does.
+code, and it does not decode items or values either: a chunk goes to a host as it came, and the
+parts of the answer are joined as they come (``collector``). Each host runs one chunk at a time.
+The watchdog expects a host's next frame within the item's budget plus a grace period; a host that
+overruns (C code the in-process budget cannot interrupt: a backtracking regex, a huge ``sorted``),
+dies (its memory limit) or breaks the wire protocol is killed and replaced, the item it was running
+fails, and the chunk goes on from the next item on a fresh host. Because a host answers in parts,
+the first overrun of a chunk may not say which item hung; the rest of the chunk is then re-sent in
+``flush_each`` mode, where it does.
 
-Hosts start with an empty environment, ``/`` as working directory, their own session, and no
-descriptor but their pipes (``close_fds``), so nothing of the peer's secrets reaches them.
+Hosts start on first use (``hosts_prestart`` warm ones at start if configured), with an empty
+environment, ``/`` as working directory, their own session, and no descriptor but their pipes
+(``close_fds``), so nothing of the peer's secrets reaches them.
 """
 
 from __future__ import annotations
@@ -20,12 +23,30 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from ..errors import Overloaded, SnippetRejected, Unavailable
-from ..outcome import ItemOutcome
-from .host_main import FLUSH_INTERVAL_S
+import msgspec
+
+from ..chunks import ChunkResult
+from ..errors import InvalidPayload, Overloaded, SnippetRejected, Unavailable
+from ..outcome import ErrorInfo
+from .collector import ChunkCollector
+from .host_main import PART_INTERVAL_S
+from .host_wire import (
+    BadItems,
+    Done,
+    FrameReader,
+    HostFrame,
+    Mode,
+    Part,
+    Ready,
+    Rejected,
+    Run,
+    Started,
+    WireError,
+    encode_frame,
+)
 from .policy import SnippetSettings
 
 log = logging.getLogger("disruptor.snippets")
@@ -33,12 +54,12 @@ log = logging.getLogger("disruptor.snippets")
 HOST_READY_TIMEOUT_S = 30.0
 # Time a host may spend compiling and running a snippet's top level, beyond the item budget.
 COMPILE_ALLOWANCE_S = 5.0
-# Blamed host kills after which a batch's remaining items are failed rather than retried.
+# Blamed host kills after which a chunk's remaining items are failed rather than retried.
 KILLS_PER_BATCH_MAX = 3
 # How long stopping a killed host may take (reaping it, draining its pipe).
 KILL_WAIT_S = 10.0
-# Requests with more items than this are encoded in a thread rather than on the event loop.
-ITEMS_INLINE_MAX = 1000
+# Bytes taken from a host's pipe at a time (and the pipe reader's buffer).
+READ_BYTES = 1024 * 1024
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[2]); "
@@ -63,25 +84,44 @@ class SnippetStats:
     batches_running: int = 0
     watchdog_kills: int = 0
     host_deaths: int = 0
+    # Hosts killed for sending what is not a frame of the wire.
+    protocol_errors: int = 0
+    # Reply parts received (a chunk comes back in one or more).
+    parts: int = 0
+    # Hosts stopped after staying idle for ``hosts_idle_s``.
+    hosts_expired: int = 0
+
+
+def host_command(limits: SnippetSettings) -> list[str]:
+    """The command line of a host process."""
+    return [
+        sys.executable,
+        "-I",
+        "-c",
+        _BOOT,
+        json.dumps(dataclasses.asdict(limits)),
+        _PACKAGE_ROOT,
+    ]
 
 
 class HostProcess:
-    """One running host and its pipes."""
+    """One running host, its pipes, and the frames it has sent but nobody read yet."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.pid = proc.pid
         self.broken = False
+        # Between a request and its last reply: a host given back in this state (its caller was
+        # cancelled) still owes frames and would answer the next caller with them.
+        self.in_run = False
+        self.reader = FrameReader()
+        # While idle: the timer that stops it after ``hosts_idle_s``.
+        self.idle_timer: asyncio.TimerHandle | None = None
 
     @classmethod
-    async def spawn(cls, limits: SnippetSettings) -> HostProcess:
+    async def spawn(cls, command: Sequence[str]) -> HostProcess:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-c",
-            _BOOT,
-            json.dumps(dataclasses.asdict(limits)),
-            _PACKAGE_ROOT,
+            *command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             # Not the peer's stderr: a host holds no descriptor of the peer's but its pipes.
@@ -90,45 +130,48 @@ class HostProcess:
             cwd="/",
             close_fds=True,
             start_new_session=True,
-            limit=limits.result_bytes_max + 1024 * 1024,
+            limit=READ_BYTES,
         )
         host = cls(proc)
         try:
             ready = await host.read(HOST_READY_TIMEOUT_S)
-        except TimeoutError:
+        except (TimeoutError, WireError):
             ready = None
         except BaseException:
             # Cancelled (the peer is stopping) or broken: never leave a half-started host behind.
             await host.kill()
             raise
-        if not ready or not ready.get("ready"):
+        if not isinstance(ready, Ready):
             await host.kill()
             raise RuntimeError("snippet host failed to start")
         return host
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, run: Run) -> None:
         assert self.proc.stdin is not None
-        if len(message.get("items") or ()) > ITEMS_INLINE_MAX:
-            # A large batch is encoded off the event loop, which must stay free for others.
-            data = await asyncio.to_thread(_encode_line, message)
-        else:
-            data = _encode_line(message)
-        self.proc.stdin.write(data)
+        self.proc.stdin.write(encode_frame(run))
         await self.proc.stdin.drain()
 
-    async def read(self, timeout_s: float) -> dict[str, Any] | None:
-        """The next reply, None at end of stream; ``TimeoutError`` if none comes in time."""
+    async def read(self, timeout_s: float) -> HostFrame | None:
+        """The next frame, None at end of stream; ``TimeoutError`` if none comes in time,
+        ``WireError`` if the host sent something else."""
         assert self.proc.stdout is not None
         try:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout_s)
-        except (ValueError, asyncio.LimitOverrunError):
+            frame = self.reader.next_frame()
+            if frame is not None:
+                return frame
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    data = await self.proc.stdout.read(READ_BYTES)
+                    if not data:
+                        self.broken = True
+                        return None
+                    self.reader.feed(data)
+                    frame = self.reader.next_frame()
+                    if frame is not None:
+                        return frame
+        except WireError:
             self.broken = True
-            return None
-        if not line:
-            self.broken = True
-            return None
-        message = json.loads(line)
-        return message if isinstance(message, dict) else None
+            raise
 
     async def kill(self) -> None:
         self.broken = True
@@ -149,9 +192,17 @@ class HostProcess:
 
 
 class HostPool:
-    def __init__(self, limits: SnippetSettings, stats: SnippetStats | None = None) -> None:
+    def __init__(
+        self,
+        limits: SnippetSettings,
+        stats: SnippetStats | None = None,
+        *,
+        command: Sequence[str] | None = None,
+    ) -> None:
         self.limits = limits
         self.stats = stats if stats is not None else SnippetStats()
+        # How to start a host (tests start impostors that break the wire).
+        self.command = list(command) if command is not None else host_command(limits)
         self._idle: list[HostProcess] = []
         self._all: set[HostProcess] = set()
         self._starting = 0
@@ -159,6 +210,7 @@ class HostPool:
         self._changed = asyncio.Condition()
         self._closed = False
         self._prestart: asyncio.Task[None] | None = None
+        self._expiring: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Start the warm hosts in the background (the peer does not wait for them)."""
@@ -181,7 +233,7 @@ class HostPool:
     async def _spawn(self) -> HostProcess:
         """Start a host for a slot already reserved in ``_starting`` (released here)."""
         try:
-            host = await HostProcess.spawn(self.limits)
+            host = await HostProcess.spawn(self.command)
             self._all.add(host)
         finally:
             self._starting -= 1
@@ -202,7 +254,11 @@ class HostPool:
                 finally:
                     self._waiting -= 1
             if self._idle:
-                return self._idle.pop()
+                host = self._idle.pop()
+                if host.idle_timer is not None:
+                    host.idle_timer.cancel()
+                    host.idle_timer = None
+                return host
             self._starting += 1
         try:
             return await self._spawn()
@@ -213,12 +269,26 @@ class HostPool:
                 self._changed.notify()
 
     async def release(self, host: HostProcess) -> None:
-        if host.broken or self._closed or host.proc.returncode is not None:
+        if host.broken or host.in_run or self._closed or host.proc.returncode is not None:
             await self.discard(host)
             return
         async with self._changed:
             self._idle.append(host)
+            if self.limits.hosts_idle_s > 0:
+                loop = asyncio.get_running_loop()
+                host.idle_timer = loop.call_later(self.limits.hosts_idle_s, self._expire, host)
             self._changed.notify()
+
+    def _expire(self, host: HostProcess) -> None:
+        """Stop a host that stayed idle for ``hosts_idle_s``: an idle peer holds no host."""
+        host.idle_timer = None
+        if self._closed or host not in self._idle:
+            return
+        self._idle.remove(host)
+        self.stats.hosts_expired += 1
+        task = asyncio.create_task(self.discard(host))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
 
     async def discard(self, host: HostProcess) -> None:
         await host.kill()
@@ -238,131 +308,132 @@ class HostPool:
                 self._prestart.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._prestart
+        for host in self._idle:
+            if host.idle_timer is not None:
+                host.idle_timer.cancel()
+        if self._expiring:
+            await asyncio.gather(*self._expiring, return_exceptions=True)
         for host in list(self._all):
             await host.kill()
         self._all.clear()
         self._idle.clear()
         self.stats.hosts_running = 0
 
-    async def check(self, request: dict[str, Any], timeout_s: float) -> None:
+    async def check(self, sha1: str, source: str, timeout_s: float) -> None:
         """Compile a snippet on a host (``SnippetRejected`` if it does not compile)."""
+        run = Run(sha1, source, Mode.CHECK, timeout_s, 0, b"\x90", flush_each=True)
         host = await self.acquire()
         try:
-            await self._drive(
-                host,
-                {
-                    **request,
-                    "mode": "check",
-                    "items": [],
-                    "timeout_s": timeout_s,
-                    "flush_each": True,
-                },
-                [None],
-                0,
-                timeout_s,
-            )
+            await self._drive(host, run, ChunkCollector(0))
         finally:
             await self.release(host)
 
-    async def run(
-        self, request: dict[str, Any], items: list[Any], timeout_s: float
-    ) -> list[ItemOutcome]:
-        """Run one request to completion across as many hosts as it takes."""
+    async def run(self, run: Run) -> ChunkResult:
+        """Run one request to completion across as many hosts as it takes.
+
+        A map answers one value slot per item; a fold (reduce, combine) one slot in all.
+        """
         self.stats.batches_running += 1
         try:
-            return await self._run(request, items, timeout_s)
+            return await self._run(run)
         finally:
             self.stats.batches_running -= 1
 
-    async def _run(
-        self, request: dict[str, Any], items: list[Any], timeout_s: float
-    ) -> list[ItemOutcome]:
-        mapping = request.get("mode", "map") == "map"
-        units = len(items) if mapping else 1
-        outcomes: list[ItemOutcome | None] = [None] * units
-        first = 0
+    async def _run(self, run: Run) -> ChunkResult:
+        mapping = run.mode is Mode.MAP
+        collector = ChunkCollector(run.count if mapping else 1)
         flush_each = False
         kills = 0
-        while first < units:
+        while not collector.complete:
             if kills >= KILLS_PER_BATCH_MAX:
-                for index in range(first, units):
-                    outcomes[index] = _budget_failure(
-                        "not run: the snippet's host was stopped too often in this batch"
+                collector.fail_rest(
+                    _budget_failure(
+                        "not run: the snippet's host was stopped too often in this chunk"
                     )
+                )
                 break
+            attempt = msgspec.structs.replace(
+                run,
+                first=collector.next if mapping else 0,
+                flush_each=flush_each,
+                values_bytes_max=collector.values_bytes_left,
+            )
             host = await self.acquire()
-            sent = items[first:] if mapping else items
-            message = {**request, "items": sent, "timeout_s": timeout_s, "flush_each": flush_each}
             try:
-                progress = await self._drive(host, message, outcomes, first, timeout_s)
+                blamed, stalled = await self._drive(host, attempt, collector)
             finally:
                 await self.release(host)
-            first, blamed, stalled = progress
             if blamed:
                 kills += 1
             elif stalled:
                 flush_each = True
-        return [o if o is not None else _budget_failure("no result") for o in outcomes]
+        return collector.result()
 
     async def _drive(
-        self,
-        host: HostProcess,
-        message: dict[str, Any],
-        outcomes: list[ItemOutcome | None],
-        first: int,
-        timeout_s: float,
-    ) -> tuple[int, bool, bool]:
-        """Feed one host; returns (next unfinished unit, a unit was blamed, stalled unblamed)."""
-        await host.send(message)
+        self, host: HostProcess, run: Run, collector: ChunkCollector
+    ) -> tuple[bool, bool]:
+        """Feed one host; returns (an item was blamed, the host stalled and nobody was blamed)."""
+        host.in_run = True
+        await host.send(run)
         started = False
-        grace = timeout_s + self.limits.watchdog_grace_s + FLUSH_INTERVAL_S
-        nxt = first
+        grace = run.timeout_s + self.limits.watchdog_grace_s + PART_INTERVAL_S
         while True:
             wait_s = grace if started else grace + COMPILE_ALLOWANCE_S
+            failure: ErrorInfo | None = None
             try:
-                reply = await host.read(wait_s)
-            except TimeoutError:
-                reply = None
-                self.stats.watchdog_kills += 1
-                reason = f"ran longer than its time budget of {timeout_s:g}s (stopped by watchdog)"
-            else:
-                if reply is None:
+                frame = await host.read(wait_s)
+                if frame is None:
                     self.stats.host_deaths += 1
-                    reason = "its process ended while running (memory or stack budget exceeded)"
-            if reply is None:
+                    failure = _budget_failure(
+                        "its process ended while running (memory or stack budget exceeded)"
+                    )
+                elif isinstance(frame, Part):
+                    collector.add(frame)
+                    self.stats.parts += 1
+                elif isinstance(frame, Done) and not collector.complete:
+                    raise WireError("the host said done before answering every item")
+                elif isinstance(frame, Ready) or (isinstance(frame, Started) and started):
+                    raise WireError(f"unexpected {type(frame).__name__} frame")
+            except TimeoutError:
+                self.stats.watchdog_kills += 1
+                failure = _budget_failure(
+                    f"ran longer than its time budget of {run.timeout_s:g}s (stopped by watchdog)"
+                )
+            except WireError as exc:
+                self.stats.protocol_errors += 1
+                log.warning("snippet host %s broke the wire protocol: %s", host.pid, exc)
+                failure = ErrorInfo(
+                    "task-failed",
+                    "SnippetHostError",
+                    "the snippet's host broke the wire protocol and was replaced",
+                )
+            if failure is not None:
                 await host.kill()
-                if not started or message["flush_each"] or len(outcomes) == 1:
-                    if not started:
-                        for index in range(nxt, len(outcomes)):
-                            outcomes[index] = _budget_failure(reason)
-                        return len(outcomes), True, False
-                    outcomes[nxt] = _budget_failure(reason)
-                    return nxt + 1, True, False
-                return nxt, False, True
-            if "rejected" in reply:
-                raise SnippetRejected(str(reply["rejected"]))
-            if reply.get("started"):
+                if not started:
+                    collector.fail_rest(failure)
+                    return True, False
+                if run.flush_each or collector.count - collector.next == 1:
+                    collector.fail(failure)
+                    return True, False
+                return False, True
+            if isinstance(frame, Rejected):
+                host.in_run = False
+                raise SnippetRejected(frame.detail)
+            if isinstance(frame, BadItems):
+                host.in_run = False
+                raise InvalidPayload(frame.detail)
+            if isinstance(frame, Started):
                 started = True
-                if reply.get("cached"):
+                if frame.cached:
                     self.stats.compile_cache_hits += 1
                 else:
                     self.stats.compile_cache_misses += 1
-            elif "outcomes" in reply:
-                index = first + int(reply["i"])
-                for body in reply["outcomes"]:
-                    if 0 <= index < len(outcomes):
-                        outcomes[index] = ItemOutcome.from_json(body)
-                        nxt = index + 1
-                    index += 1
-            elif reply.get("done"):
-                if reply.get("recycle"):
+            elif isinstance(frame, Done):
+                host.in_run = False
+                if frame.recycle:
                     host.broken = True
-                return nxt, False, False
+                return False, False
 
 
-def _encode_line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
-
-
-def _budget_failure(message: str) -> ItemOutcome:
-    return ItemOutcome.failure("snippet-budget", "SnippetBudgetExceeded", message)
+def _budget_failure(message: str) -> ErrorInfo:
+    return ErrorInfo("snippet-budget", "SnippetBudgetExceeded", message)

@@ -59,8 +59,12 @@ class SnippetSettings:
     memory_mb: int = 512
     # Host processes that run snippets; each runs one batch at a time.
     hosts_max: int = 2
-    # Hosts started with the peer so that the first snippet does not wait for one.
-    hosts_prestart: int = 1
+    # Hosts started with the peer so that the first snippet does not wait for one. None by
+    # default: a host starts on first use (about 0.1 s, once) and an idle peer holds none.
+    hosts_prestart: int = 0
+    # A host idle this long is stopped (0: never), so a peer that ran snippets once and went
+    # quiet gives the memory back; the next snippet starts a fresh one.
+    hosts_idle_s: float = 300.0
     # Batches waiting for a host past this count are refused with 429.
     waiting_max: int = 256
     # Largest string, bytes or list a checked operator may build, and largest range.

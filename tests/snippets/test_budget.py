@@ -104,11 +104,12 @@ def test_the_next_item_gets_a_fresh_budget() -> None:
 
 def test_ordinary_sizes_pass() -> None:
     source = handle(
-        "return [len('x' * 1000), len([0] * item), 2 ** 100, 1 << 200, len(range(10**6)),"
-        " '%5d' % 3, f'{item:>8}', '-'.join(['a', 'b']), 'ab'.ljust(4, '.')]"
+        "return [len('x' * 1000), len([0] * item), (2 ** 100).bit_length(),"
+        " (1 << 200).bit_length(), len(range(10**6)), '%5d' % 3, f'{item:>8}',"
+        " '-'.join(['a', 'b']), 'ab'.ljust(4, '.')]"
     )
     value = run_inline(source, [1000])[0]["value"]
-    assert value == [1000, 1000, 2**100, 1 << 200, 10**6, "    3", "    1000", "a-b", "ab.."]
+    assert value == [1000, 1000, 101, 201, 10**6, "    3", "    1000", "a-b", "ab.."]
 
 
 class FakeClock:
@@ -149,3 +150,50 @@ def test_checked_operators_leave_ordinary_values_alone() -> None:
     assert budget.format_value(3.14159, ord("r"), ".2") == "3."
     assert list(budget.bounded_repeat("a", 2)) == ["a", "a"]
     assert budget.inplacevar("+=", [1], [2]) == [1, 2]
+
+
+def test_followed_items_each_get_their_own_budget_from_their_first_look() -> None:
+    clock = FakeClock()
+    spent = Budget(clock)
+    items = iter([10, 20, 30])
+    spent.follow(items, 3, 1.0)
+    interval = budget.TICK_CHECK_INTERVAL
+    next(items)  # item 0 runs
+    for _ in range(interval + 44):
+        assert spent.tick()
+    clock.now = 0.5
+    next(items)  # item 1 runs; past item 0's deadline, but its budget starts at its first look
+    clock.now = 1.2
+    for _ in range(interval + 44):
+        assert spent.tick()
+    clock.now = 2.5
+    with pytest.raises(BudgetExceeded, match="time budget of 1s"):
+        for _ in range(interval):
+            spent.tick()
+    with pytest.raises(BudgetExceeded):
+        spent.tick()  # tripped for as long as item 1 runs
+    assert spent.trips == [1]
+    next(items)  # item 2: a fresh budget, without a call to start
+    for _ in range(2 * interval):
+        assert spent.tick()
+    assert spent.trips == [1] and spent.tripped is None
+
+
+def test_start_after_a_trip_gives_a_fresh_budget_on_the_same_ticker() -> None:
+    clock = FakeClock()
+    spent = Budget(clock)
+    ticks = spent.ticks
+    spent.start(1.0)
+    clock.now = 2.0
+    with pytest.raises(BudgetExceeded):
+        for _ in range(budget.TICK_CHECK_INTERVAL + 1):
+            spent.tick()
+    spent.start(1.0)
+    assert all(spent.tick() for _ in range(3 * budget.TICK_CHECK_INTERVAL))
+    # One ticker for the host's life: compiled loops hold it across items.
+    assert spent.ticks is ticks
+
+
+def test_a_loop_variable_of_a_large_constant_range_is_still_checked_against_sequences() -> None:
+    source = handle("x = [0] * 1000\nfor i in range(10000000, 10000001):\n    return i * x")
+    assert "repetition" in error_of(source)["message"]

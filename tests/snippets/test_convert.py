@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 
-from disruptor.snippets.convert import NotPlainData, error_parts, exception_message, to_plain
+from disruptor.snippets.convert import (
+    NotPlainData,
+    encode_values,
+    error_parts,
+    exception_message,
+    to_plain,
+)
 
 from .support import error_of, one
 
@@ -123,3 +131,102 @@ def test_snippet_exception_classes_report_plainly() -> None:
         "message": "('bad item', 3) (line 4)",
         "traceback": error["traceback"],
     }
+
+
+class TrapList(list[Any]):
+    def __iter__(self) -> Any:
+        raise AssertionError("__iter__ called")
+
+    def __len__(self) -> int:
+        raise AssertionError("__len__ called")
+
+    def __getitem__(self, index: Any) -> Any:
+        raise AssertionError("__getitem__ called")
+
+
+class TrapInt(int):
+    def __index__(self) -> int:
+        raise AssertionError("__index__ called")
+
+    def __int__(self) -> int:
+        raise AssertionError("__int__ called")
+
+    def __repr__(self) -> str:
+        raise AssertionError("__repr__ called")
+
+
+class TrapStr(str):
+    def __str__(self) -> str:
+        raise AssertionError("__str__ called")
+
+    def encode(self, *args: Any, **kwargs: Any) -> bytes:
+        raise AssertionError("encode called")
+
+
+class TrapAttributes:
+    def __getattribute__(self, name: str) -> Any:
+        raise AssertionError(f"__getattribute__({name!r}) called")
+
+
+def test_msgspec_reads_builtin_subclasses_in_c_and_refuses_other_objects() -> None:
+    # What the encoder would do if it were handed a snippet's objects: it encodes subclasses of
+    # dict and list as their base type, reading them in C without calling their methods, and
+    # refuses anything else with TypeError, again without calling anything. Either way no
+    # snippet code runs; encode_values still never hands it such values (exact types only).
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(TrapDict(a=1))) == {"a": 1}
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(TrapList([1, 2]))) == [1, 2]
+    for value in (TrapInt(3), TrapStr("s"), Trap(), TrapAttributes()):
+        with pytest.raises(TypeError):
+            msgspec.msgpack.encode(value)
+
+
+# Made when a test runs (pytest would look at them while collecting otherwise).
+NOT_DATA: dict[str, Callable[[], Any]] = {
+    "dict-subclass": lambda: TrapDict(a=1),
+    "list-subclass": lambda: TrapList([1]),
+    "int-subclass": lambda: TrapInt(3),
+    "str-subclass": lambda: TrapStr("s"),
+    "object": Trap,
+    "getattribute": TrapAttributes,
+    "in-list": lambda: [TrapInt(1)],
+    "in-dict": lambda: {"k": TrapList()},
+    "as-key": lambda: {KeyTrap(): 1},
+    "in-tuple": lambda: (TrapStr("x"),),
+    "set": lambda: {1, 2},
+    "bytes": lambda: b"bytes",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_DATA))
+def test_encode_values_refuses_what_is_not_exactly_data_without_calling_it(name: str) -> None:
+    data, bad = encode_values([1, NOT_DATA[name](), "after"], 10_000)
+    assert msgspec.msgpack.decode(data) == [1, None, "after"]
+    assert [index for index, _ in bad] == [1]
+
+
+def test_encode_values_fast_path_gives_the_encoders_own_bytes() -> None:
+    plain = [1, -(2**63), 2**64 - 1, 2.5, "text", "", True, None, [1, "a", 2.0], (3, None)]
+    plain.append({"k": 1, "n": None})
+    data, bad = encode_values(plain, 10_000)
+    assert bad == [] and data == msgspec.msgpack.encode(plain)
+
+
+def test_encode_values_converts_what_needs_a_copy_and_fails_the_rest_alone() -> None:
+    values = [{1: "int key"}, [[1, [2]]], 2**64, -(2**63) - 1, math.inf, "x" * 50, 7]
+    data, bad = encode_values(values, 40)
+    assert msgspec.msgpack.decode(data) == [{"1": "int key"}, [[1, [2]]], None, None, None, None, 7]
+    reasons = dict(bad)
+    assert "64" in reasons[2] and "64" in reasons[3]
+    assert "inf" in reasons[4] and "larger than" in reasons[5]
+
+
+def test_a_snippets_dict_subclass_is_refused_by_name_without_calling_it() -> None:
+    source = (
+        "class D(dict):\n    def items(self):\n        return 1 / 0\n"
+        "    def keys(self):\n        return 1 / 0\n"
+        "    def values(self):\n        return 1 / 0\n"
+        "def handle(item):\n    d = D()\n    d['a'] = item\n    return [d, item][item]\n"
+    )
+    error = error_of(source, 0)
+    assert error["type"] == "TypeError" and "D" in error["message"], error
+    assert one(source, 1)["value"] == 1

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from disruptor.chunks import Chunk
 from disruptor.errors import (
     InvalidPayload,
     NotFound,
@@ -86,3 +89,57 @@ async def test_fresh_globals_between_runs_on_the_same_host(runner: SnippetEngine
     outcome = await runner.run_batch([[1, 2]], source="def handle(item):\n    return sum(item)\n")
     assert outcome[0].value == 3
     assert runner.stats.hosts_started == 1
+
+
+async def test_run_chunk_keeps_order_over_many_chunks_at_once(tmp_path: Path) -> None:
+    engine = SnippetEngine(dataclasses.replace(SETTINGS, hosts_max=2), tmp_path)
+    await engine.start()
+    source = "def handle(item):\n    return 1000 // (item % 97)\n"
+    chunks = [Chunk.of(list(range(start, start + 250))) for start in range(0, 10_000, 250)]
+    try:
+        results = await asyncio.gather(*(engine.run_chunk(c, source=source) for c in chunks))
+    finally:
+        await engine.stop()
+    for chunk, result in zip(chunks, results, strict=True):
+        items = chunk.items()
+        assert result.count == chunk.count
+        values = result.values_list()
+        failed = {offset for offset, _ in result.errors}
+        assert failed == {i for i, item in enumerate(items) if item % 97 == 0}
+        for offset, (item, value) in enumerate(zip(items, values, strict=True)):
+            assert value == (None if offset in failed else 1000 // (item % 97))
+        assert all(
+            e.type == "ZeroDivisionError" and "(line 2)" in e.message for _, e in result.errors
+        )
+    assert engine.stats.items == 10_000 and engine.stats.items_failed == len(
+        [i for i in range(10_000) if i % 97 == 0]
+    )
+    assert engine.stats.hosts_started <= 2
+
+
+async def test_run_chunk_stops_a_runaway_item_alone(runner: SnippetEngine) -> None:
+    source = "def handle(item):\n    while item:\n        pass\n    return 'done'\n"
+    result = await runner.run_chunk(Chunk.of([0, 1, 0, 0]), source=source, timeout_s=0.3)
+    assert result.values_list() == ["done", None, "done", "done"]
+    ((offset, error),) = result.errors
+    assert offset == 1 and error.kind == "snippet-budget" and "time budget" in error.message
+    assert runner.stats.budget_stops == 1
+
+
+async def test_run_chunk_refuses_a_chunk_that_is_not_what_it_says(runner: SnippetEngine) -> None:
+    source = "def handle(item):\n    return item\n"
+    with pytest.raises(InvalidPayload):
+        await runner.run_chunk(Chunk(3, Chunk.of([1, 2]).data), source=source)
+    with pytest.raises(InvalidPayload):
+        # The header promises two items; what follows is not MessagePack. Only the host decodes.
+        await runner.run_chunk(Chunk(2, b"\x92\xc1\xc1"), source=source)
+    empty = await runner.run_chunk(Chunk.of([]), source=source)
+    assert empty.count == 0 and empty.values_list() == []
+    assert (await runner.run_chunk(Chunk.of(["still fine"]), source=source)).values_list() == [
+        "still fine"
+    ]
+
+
+async def test_run_batch_refuses_items_messagepack_cannot_hold(runner: SnippetEngine) -> None:
+    with pytest.raises(InvalidPayload, match="item 1"):
+        await runner.run_batch([1, 2**70], source="def handle(item):\n    return item\n")
