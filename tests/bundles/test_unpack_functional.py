@@ -1,0 +1,63 @@
+"""The archive check's memory, measured in a real process: bounded whatever the archive's names.
+
+A fresh interpreter scans one archive with ``check_archive`` and reports how far its peak resident
+memory grew during the scan (``ru_maxrss`` before and after). It runs under an address-space limit
+so that a check that keeps whole paths fails fast with ``MemoryError`` instead of taking the
+machine's memory.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .archives import deep_names, zst
+
+SCAN_MEMORY_BYTES_MAX = 64 * 1024 * 1024  # the limit docs/bundles.md states
+CHILD_ADDRESS_SPACE_BYTES = 1024 * 1024 * 1024
+
+CHILD = """
+import json, resource, sys
+from pathlib import Path
+from disruptor.bundles.settings import BundleSettings
+from disruptor.bundles.unpack import check_archive
+from disruptor.errors import DisruptorError
+limit = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    check_archive(Path(sys.argv[1]), BundleSettings())
+    outcome = "accepted"
+except DisruptorError as exc:
+    outcome = exc.slug + ": " + exc.detail
+except MemoryError:
+    outcome = "MemoryError"
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"outcome": outcome, "grew_bytes": (after - before) * 1024}))
+"""
+
+
+def scan_in_a_fresh_process(archive: Path) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(archive), str(CHILD_ADDRESS_SPACE_BYTES)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_deep_long_names_are_refused_within_the_memory_limit_functional(tmp_path: Path) -> None:
+    # 8,000 entries, each a 62-level path of 63-character parts never seen before: a check that
+    # keeps every ancestor path needed 2 GB for this archive (0.4 MB compressed).
+    archive = tmp_path / "deep.tar.zst"
+    archive.write_bytes(zst(deep_names(8000)))
+    result = scan_in_a_fresh_process(archive)
+    assert str(result["outcome"]).startswith("archive-unsafe: the archive's names need more")
+    grew = result["grew_bytes"]
+    assert isinstance(grew, int) and grew < SCAN_MEMORY_BYTES_MAX, result
