@@ -27,6 +27,7 @@ client turns that URI back into the same class, so code on either side catches t
     │   │   └── ArchiveUnsafe            422 archive-unsafe
     │   └── SnippetRejected              422 snippet-rejected
     ├── Overloaded                       429 overloaded          (carries retry_after_s)
+    ├── InsufficientStorage              507 insufficient-storage (the peer's disk is full)
     ├── Unavailable                      503 unavailable         (carries retry_after_s)
     │   └── PeerUnreachable              503 peer-unreachable
     ├── TaskFailed                       500 task-failed         (one item's failure, remote)
@@ -199,6 +200,12 @@ class Overloaded(DisruptorError):
         self.retry_after_s = float(retry_after_s)
 
 
+class InsufficientStorage(DisruptorError):
+    """The peer's disk filled while writing (RFC 4918's 507); what was half-written is gone."""
+
+    status, slug, title = 507, "insufficient-storage", "Insufficient storage"
+
+
 class Unavailable(DisruptorError):
     status, slug, title = 503, "unavailable", "Service unavailable"
 
@@ -245,6 +252,7 @@ __all__ = [
     "DigestMismatch",
     "DisruptorError",
     "Forbidden",
+    "InsufficientStorage",
     "InvalidName",
     "InvalidPayload",
     "JobCancelled",

@@ -28,7 +28,6 @@ from ..bundles.signing import SignedManifest
 from ..bundles.store import BundleInfo, validate_sha1
 from ..errors import (
     DigestMismatch,
-    DisruptorError,
     Forbidden,
     InvalidName,
     InvalidPayload,
@@ -160,14 +159,17 @@ async def _put(request: web.Request, store: BundleStore, sha1: str) -> web.Respo
         return web.Response(status=204, headers={"ETag": _etag(sha1)})
     upload = store.begin_upload(sha1)
     try:
-        try:
-            async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
-                upload.write(chunk)
-        except DisruptorError:
-            raise
-        except Exception as exc:
-            # The client went away or sent fewer bytes than it announced.
-            raise InvalidPayload(f"the request body broke off after {upload.size} bytes") from exc
+        while True:
+            try:
+                chunk = await request.content.read(READ_CHUNK_BYTES)
+            except Exception as exc:
+                # The client went away, sent fewer bytes than it announced, or too slowly.
+                store.stats.uploads_broken += 1
+                detail = f"the request body broke off after {upload.size} bytes"
+                raise InvalidPayload(detail) from exc
+            if not chunk:
+                break
+            upload.write(chunk)  # the store's errors (size, full disk) are its own
         created = await upload.commit(manifest)
     finally:
         if not upload.done:

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from ..api.auth import PEER_AUTH_HEADER, peer_auth_header
-from ..errors import BundleRejected, DisruptorError, NotFound, PeerUnreachable, UntrustedSigner
+from ..errors import (
+    BundleRejected,
+    DisruptorError,
+    InsufficientStorage,
+    NotFound,
+    PeerUnreachable,
+    UntrustedSigner,
+)
 from .signing import SignedManifest
 
 if TYPE_CHECKING:
@@ -59,7 +66,7 @@ async def _fetch(store: BundleStore, sha1: str, sources: Sequence[Address]) -> N
                         await _get_bytes(session, store, source, sha1, upload, manifest.size)
                     except (aiohttp.ClientError, TimeoutError, OSError, DisruptorError) as exc:
                         errors.append(f"{source}: {exc}")
-                        if isinstance(exc, BundleRejected | UntrustedSigner):
+                        if isinstance(exc, BundleRejected | UntrustedSigner | InsufficientStorage):
                             raise
                         continue
                     created = await upload.commit(manifest)
