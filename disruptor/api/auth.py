@@ -3,11 +3,15 @@
 Users present ``Authorization: Bearer <api token>``; the dashboard may set the same token in a
 cookie once. Peers calling peers sign ``METHOD PATH TIMESTAMP`` with the cluster secret
 (``X-Disruptor-Peer: <unix ts>.<hex hmac-sha256>``), valid for ``PEER_AUTH_SKEW_S`` either side,
-so a peer never needs a user's token and a copied header soon stops working.
+so a peer never needs a user's token and a copied header soon stops working. Under ``/bundles``
+alone, WebDAV clients that know only HTTP Basic (cadaver, davfs2, litmus, file managers) may send
+the token as the password, any user name; a refusal there offers both schemes.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import time
@@ -16,10 +20,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..errors import Unauthorized
+from .problem import problem_response
 
 TOKEN_COOKIE = "disruptor_token"  # noqa: S105 - a cookie name, not a secret
 PEER_AUTH_HEADER = "X-Disruptor-Peer"
 PEER_AUTH_SKEW_S = 60.0
+# Paths where HTTP Basic (the token as password) is accepted: the WebDAV interface.
+BASIC_AUTH_PREFIX = "/bundles"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -59,6 +66,8 @@ def is_authorized(request: web.Request) -> bool:
     scheme, _, presented = header.partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip(), token):
         return True
+    if scheme.lower() == "basic" and _basic_auth_path(request):
+        return hmac.compare_digest(_basic_password(presented), token)
     cookie = request.cookies.get(TOKEN_COOKIE, "")
     if cookie and hmac.compare_digest(cookie, token):
         return True
@@ -70,6 +79,19 @@ def is_authorized(request: web.Request) -> bool:
     return False
 
 
+def _basic_auth_path(request: web.Request) -> bool:
+    path = request.path
+    return path == BASIC_AUTH_PREFIX or path.startswith(BASIC_AUTH_PREFIX + "/")
+
+
+def _basic_password(credentials: str) -> str:
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[2]
+
+
 def is_public(request: web.Request) -> bool:
     if request.path in request.app.get(PUBLIC_PATHS, frozenset()):
         return True
@@ -79,5 +101,15 @@ def is_public(request: web.Request) -> bool:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not is_public(request) and not is_authorized(request):
-        raise Unauthorized("a valid bearer token is required (see api.token in the data directory)")
+        error = Unauthorized(
+            "a valid bearer token is required (see api.token in the data directory)"
+        )
+        if not _basic_auth_path(request):
+            raise error
+        refusal = problem_response(error, request.path)
+        # Basic first: clients that read one challenge only are the ones that need it.
+        refusal.headers.popall("WWW-Authenticate", None)
+        refusal.headers.add("WWW-Authenticate", 'Basic realm="disruptor", charset="UTF-8"')
+        refusal.headers.add("WWW-Authenticate", 'Bearer realm="disruptor"')
+        return refusal
     return await handler(request)

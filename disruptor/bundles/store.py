@@ -292,6 +292,10 @@ class BundleStore:
             if SHA1_RE.fullmatch(p.name.removesuffix(BLOB_SUFFIX))
         }
 
+    def changed_at(self) -> float:
+        """When a bundle was last added or removed (the blobs directory's modification time)."""
+        return self.blobs_dir.stat().st_mtime
+
     def info(self, sha1: str) -> BundleInfo:
         manifest = self.manifest(sha1)
         st = self.path(sha1).stat()

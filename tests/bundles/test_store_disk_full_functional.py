@@ -41,7 +41,7 @@ TMPFS_BYTES = 6 * 1024 * 1024
 def signed(key: Ed25519PrivateKey, data: bytes) -> SignedManifest:
     return sign_manifest(
         key,
-        sha1=hashlib.sha1(data).hexdigest(),  # noqa: S324 - the bundle's name
+        sha1=hashlib.sha1(data).hexdigest(),
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
         name="demo",
@@ -95,8 +95,9 @@ async def test_a_full_disk_during_an_upload_is_a_507(
         assert samples["disruptor_bundles_disk_full_refusals_total"] == 1.0
         # The peer serves on: a bundle that fits is stored.
         small = packed(tmp_path)
-        headers = {"X-Disruptor-Manifest": signed(key, small).to_header()}
-        async with http.put(f"/bundles/{signed(key, small).sha1}", data=small, headers=headers) as r:
+        fits = signed(key, small)
+        headers = {"X-Disruptor-Manifest": fits.to_header()}
+        async with http.put(f"/bundles/{fits.sha1}", data=small, headers=headers) as r:
             assert r.status == 201
 
 
