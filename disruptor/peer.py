@@ -113,6 +113,8 @@ class Peer:
         self._runner = HeaderTimeoutAppRunner(
             app,
             header_timeout_s=self.config.http.header_timeout_s,
+            connections_per_client_max=self.config.http.connections_per_client_max,
+            descriptors_reserved=self.config.http.descriptors_reserved,
             access_log=None,
             keepalive_timeout=self.config.http.keepalive_timeout_s,
             handle_signals=False,

@@ -15,8 +15,9 @@
 Rule: the handlers only translate HTTP to store calls; the store decides. Names are checked first
 (exactly 40 lower-case hex digits), PUT bodies are never decompressed by the server (any
 ``Content-Encoding`` but identity is refused), are counted against the size limit as they stream,
-and leave nothing behind when they fail. Request XML goes through ``webdav.parse_propfind``
-(defusedxml, no DTD or entity in any encoding).
+and leave nothing behind when they fail. Uploads are few at a time (``body_limits.UploadGate``:
+per client, in all, and never into the descriptor reserve: 503 with Retry-After past that). Request
+XML goes through ``webdav.parse_propfind`` (defusedxml, no DTD or entity in any encoding).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from . import webdav
+from .body_limits import UploadGate, UploadSlots
 from .context import PEER
 from .problem import problem_response
 
@@ -61,6 +63,8 @@ MANIFEST_METHODS = ["OPTIONS", "GET", "HEAD"]
 # WebDAV methods that would create, change or lock names: a content-addressed store has no use
 # for them, so they are not allowed (405) wherever they are sent, whatever the name.
 NEVER_ALLOWED = frozenset({"MKCOL", "PROPPATCH", "COPY", "MOVE", "LOCK", "UNLOCK"})
+
+UPLOADS: web.AppKey[UploadGate] = web.AppKey("bundle_uploads", UploadGate)
 
 
 def _store(request: web.Request) -> BundleStore:
@@ -179,6 +183,22 @@ async def _put(request: web.Request, store: BundleStore, sha1: str) -> web.Respo
         store.check_signer(manifest)
     if store.has(sha1):
         return web.Response(status=204, headers={"ETag": _etag(sha1)})
+    client = request.remote or "local"
+    gate = request.app[UPLOADS]
+    try:
+        gate.enter(client)
+    except Unavailable:
+        store.stats.uploads_refused_busy += 1
+        raise
+    try:
+        return await _receive(request, store, sha1, manifest)
+    finally:
+        gate.leave(client)
+
+
+async def _receive(
+    request: web.Request, store: BundleStore, sha1: str, manifest: SignedManifest | None
+) -> web.Response:
     upload = store.begin_upload(sha1)
     try:
         while True:
@@ -302,5 +322,8 @@ def _info_json(info: BundleInfo) -> dict[str, object]:
 
 
 def add_routes(app: web.Application) -> None:
+    config = app[PEER].config
+    slots = UploadSlots(config.bundles.uploads_max, config.bundles.uploads_per_client_max)
+    app[UPLOADS] = UploadGate(slots, config.http.descriptors_reserved)
     app.router.add_route("*", "/bundles", dispatch)
     app.router.add_route("*", "/bundles/{tail:.*}", dispatch)

@@ -16,6 +16,10 @@ MIB = 1024 * 1024
 class BundleSettings:
     # Largest compressed bundle a PUT may send (the body is counted as it streams in).
     upload_bytes_max: int = 1024 * MIB
+    # Uploads in progress at once, in all and per client address: each holds a socket, a
+    # temporary file and its disk space; past either, a PUT is answered 503 with Retry-After.
+    uploads_max: int = 32
+    uploads_per_client_max: int = 4
     # Sum of the sizes of all files in one unpacked bundle.
     unpacked_bytes_max: int = 4096 * MIB
     # Largest single file inside a bundle.
