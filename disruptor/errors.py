@@ -33,6 +33,7 @@ client turns that URI back into the same class, so code on either side catches t
     ├── TaskFailed                       500 task-failed         (one item's failure, remote)
     │   ├── WorkerCrashed                500 worker-crashed
     │   ├── TaskTimeout                  504 task-timeout
+    │   ├── ScratchFull                  507 scratch-full
     │   └── SnippetBudgetExceeded        500 snippet-budget
     └── ProtocolError                    400 protocol-error      (a peer or worker broke the wire)
 
@@ -232,6 +233,12 @@ class TaskTimeout(TaskFailed):
     status, slug, title = 504, "task-timeout", "Task timed out"
 
 
+class ScratchFull(TaskFailed):
+    """The worker filled its scratch directory's quota and was stopped."""
+
+    status, slug, title = 507, "scratch-full", "Worker scratch full"
+
+
 class SnippetBudgetExceeded(TaskFailed):
     status, slug, title = 500, "snippet-budget", "Snippet budget exceeded"
 
@@ -265,6 +272,7 @@ __all__ = [
     "ProtocolError",
     "RangeNotSatisfiable",
     "RequestTimeout",
+    "ScratchFull",
     "SignatureInvalid",
     "SnippetBudgetExceeded",
     "SnippetRejected",

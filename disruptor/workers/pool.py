@@ -29,6 +29,7 @@ from ..errors import (
     InvalidPayload,
     NotFound,
     Overloaded,
+    ScratchFull,
     TaskFailed,
     TaskTimeout,
     Unavailable,
@@ -38,6 +39,7 @@ from ..errors import (
 from ..outcome import ItemOutcome
 from . import batching
 from .launch import Launcher
+from .messages import WorkerError
 from .model import (
     BundleGroup,
     BundleSource,
@@ -292,19 +294,17 @@ class WorkerPool:
                 worker.ready.set()
             elif isinstance(output, Completed):
                 tasks = worker.calls.pop(output.id)
+                full = any(r.error is not None for r in output.results) and _scratch_full(worker)
                 outcomes = [
                     ItemOutcome(value=r.value)
                     if r.error is None
-                    else ItemOutcome.failure(
-                        TaskFailed.slug, r.error.type, r.error.message, r.error.traceback
-                    )
+                    else _item_failure(worker, full, r.error)
                     for r in output.results
                 ]
                 self._answered(worker, tasks, outcomes)
             elif isinstance(output, Failed):
                 tasks = worker.calls.pop(output.id)
-                e = output.error
-                failure = ItemOutcome.failure(TaskFailed.slug, e.type, e.message, e.traceback)
+                failure = _item_failure(worker, _scratch_full(worker), output.error)
                 self._answered(worker, tasks, [failure] * sum(len(t.items) for t in tasks))
             elif isinstance(output, TimedOut):
                 self.stats.timeouts += 1
@@ -338,6 +338,27 @@ class WorkerPool:
 
     def _pump(self, group: BundleGroup) -> None:
         batching.pump(group, self.stats, self.settings.batch_items_max)
+
+
+def _scratch_full(worker: WorkerSlot) -> bool:
+    return worker.scratch_watch is not None and worker.scratch_watch.full_now()
+
+
+def _item_failure(worker: WorkerSlot, scratch_full: bool, error: WorkerError) -> ItemOutcome:
+    """An item's failure as the worker gave it, or ``scratch-full`` when that is why it failed
+    (the worker is then stopped, to start again with an empty scratch)."""
+    if not scratch_full or worker.scratch_watch is None:
+        return ItemOutcome.failure(TaskFailed.slug, error.type, error.message, error.traceback)
+    # Stopped once these outcomes are delivered, not while they are being built.
+    asyncio.get_running_loop().call_soon(
+        worker.scratch_watch.trip, f"an item failed with {error.type}"
+    )
+    limit_mb = worker.scratch_watch.quota.limit_bytes / (1024 * 1024)
+    message = (
+        f"the worker's scratch is full (limit {limit_mb:g} MiB); the item failed with "
+        f"{error.type}: {error.message}"
+    )
+    return ItemOutcome.failure(ScratchFull.slug, "ScratchFull", message, error.traceback)
 
 
 __all__ = ["BundleSource", "DirectorySource", "PoolStats", "WorkerInfo", "WorkerPool"]

@@ -48,6 +48,7 @@ class DeathKind(enum.Enum):
     PROTOCOL = "protocol-error"
     TIMEOUT = "task-timeout"
     STOPPED = "unavailable"  # stopped by the pool (shutdown, drain overrun)
+    SCRATCH_FULL = "scratch-full"  # stopped for filling its scratch quota
 
 
 @dataclass(frozen=True)
@@ -188,9 +189,9 @@ class Session:
         self._drain_deadline = now + self.timeouts.drain_s
         return encode_line(shutdown_frame(), self.line_bytes_max)
 
-    def kill(self, reason: str) -> list[Output]:
-        """The pool stops this worker at once (its calls are lost)."""
-        return self._die(Death(DeathKind.STOPPED, reason), kill=True)
+    def kill(self, reason: str, kind: DeathKind = DeathKind.STOPPED) -> list[Output]:
+        """The pool stops this worker at once (its calls are lost, with ``kind``)."""
+        return self._die(Death(kind, reason), kill=True)
 
     # --- input from the process ---
 
