@@ -7,7 +7,9 @@ ancestor lengths: an 18 KB archive of deep, long names asks for gigabytes. So th
 path at all. Each distinct path (a file, a directory, or a parent only implied by a deeper name)
 is one node keyed by a 64-bit hash chained from its parent's key and its own folded last
 component (Python's own keyed string hash: fast, and unpredictable to whoever writes the archive);
-the node holds its kind, and its spelling only when that differs from the folded form.
+the node holds its kind and, when its spelling differs from the folded form, a 64-bit hash of the
+spelling (equal spellings always have equal hashes; two spellings of one folded name with equal
+hashes would need a collision of that keyed hash, which the archive's author cannot aim for).
 A name is checked component by component from its parent's key, so the work per entry is its own
 length, not its depth times its length; the most recent parent directories are cached by spelling
 so that sorted archives (every archive ``disruptor pack`` writes) cost one lookup per entry.
@@ -17,8 +19,10 @@ as a duplicate or a case collision, never accepted wrongly (two spellings of one
 always meet at the same key, and their spellings are compared in full).
 
 Rule: the index never accounts more than ``budget_bytes`` (``NODE_BYTES`` per node, measured with
-``tracemalloc`` in ``tests/bundles/test_names.py``, plus any spelling it keeps); past that the
-archive is refused with ``ArchiveUnsafe``, whatever its shape.
+``tracemalloc`` in ``tests/bundles/test_names.py``, plus any spelling it keeps), nor walks more
+than ``walk_steps_max`` path components for parents it does not have cached (a sorted archive
+walks each directory once; one crafted to miss the cache every time would cost minutes of CPU);
+past either, the archive is refused with ``ArchiveUnsafe``, whatever its shape.
 """
 
 from __future__ import annotations
@@ -30,15 +34,18 @@ from ..errors import ArchiveUnsafe
 # What one node costs: its slot in the dict, its 64-bit int key (36 bytes) and the dict's growth
 # headroom. Measured at 71 to 88 bytes a node, 110 at worst just after the table doubles.
 NODE_BYTES = 112
-# A spelling kept beside its node (only when it differs from its folded form): str overhead.
-SPELLING_OVERHEAD_BYTES = 64
+# A node whose spelling differs from its folded form holds a 67-bit int instead of a small one.
+SPELLING_OVERHEAD_BYTES = 48
 # The cache of recent parent directories (spelled path -> key): small and bounded on its own.
 PARENT_CACHE_ENTRIES_MAX = 1024
 PARENT_CACHE_BYTES_MAX = 1024 * 1024
 
 IMPLICIT, DIRECTORY, FILE = 0, 1, 2
-_KIND_CHAR = "012"
 _ROOT_KEY = 0
+# A node's value: its kind (0, 1, 2) when spelled as folded; else this flag, the spelling's hash
+# shifted left by two, and the kind.
+_SPELLED = 1 << 66
+_MASK64 = (1 << 64) - 1
 
 
 def fold(component: str) -> str:
@@ -55,11 +62,13 @@ def _child_key(parent: int, folded: str) -> int:
 class NameIndex:
     """Admits entry names one by one; raises ``ArchiveUnsafe`` on a clash or past the budget."""
 
-    def __init__(self, budget_bytes: int) -> None:
+    def __init__(self, budget_bytes: int, walk_steps_max: int = 1 << 62) -> None:
         self.budget_bytes = budget_bytes
         self.used_bytes = 0
-        # key -> kind (an int) when the spelling equals its folded form, else kind char + spelling.
-        self._nodes: dict[int, int | str] = {}
+        self.walk_steps_max = walk_steps_max
+        self.walk_steps = 0
+        # key -> node value (see _SPELLED).
+        self._nodes: dict[int, int] = {}
         # Recently seen parent directories, by their spelled path (insertion order = age).
         self._parents: dict[str, int] = {}
         self._parents_bytes = 0
@@ -79,11 +88,11 @@ class NameIndex:
         if existing is None:
             self._insert(key, kind, last, folded)
             return
-        existing_kind, spelling = self._decode(existing, folded)
-        if spelling != last:
+        if not _spelled_as(existing, last, folded):
             raise ArchiveUnsafe(f"{name}: collides with another entry when case is ignored")
+        existing_kind = existing & 3
         if existing_kind == IMPLICIT and is_dir:
-            self._nodes[key] = DIRECTORY if isinstance(existing, int) else "1" + spelling
+            self._nodes[key] = existing - IMPLICIT + DIRECTORY
             return
         if (existing_kind == FILE) == (kind == FILE):
             raise ArchiveUnsafe(f"{name}: duplicate entry")
@@ -101,7 +110,15 @@ class NameIndex:
             return cached
         key = _ROOT_KEY
         nodes = self._nodes
-        for component in parent_path.split("/"):
+        components = parent_path.split("/")
+        self.walk_steps += len(components)
+        if self.walk_steps > self.walk_steps_max:
+            raise ArchiveUnsafe(
+                f"the archive's names take more than {self.walk_steps_max} steps to check: "
+                "its entries wander between deep directories (an archive whose entries keep "
+                "each directory together needs far fewer)"
+            )
+        for component in components:
             folded = component.lower() if component.isascii() else fold(component)
             key = hash((key, folded))  # _child_key, inlined: this loop is the hot path
             existing = nodes.get(key)
@@ -109,20 +126,20 @@ class NameIndex:
                 self._insert(key, IMPLICIT, component, folded)
             elif existing in (IMPLICIT, DIRECTORY):
                 if component != folded:  # the node's spelling is its folded form
-                    self._collision(name, component, folded)
+                    self._collision(name, component)
             else:
-                existing_kind, spelling = self._decode(existing, folded)
-                if existing_kind == FILE:
+                if existing & 3 == FILE:
                     raise ArchiveUnsafe(f"{name}: lies below a file")
-                if spelling != component:
-                    self._collision(name, component, spelling)
+                if not _spelled_as(existing, component, folded):
+                    self._collision(name, component)
         self._remember_parent(parent_path, key)
         return key
 
     @staticmethod
-    def _collision(name: str, component: str, spelling: str) -> None:
+    def _collision(name: str, component: str) -> None:
         raise ArchiveUnsafe(
-            f"{name}: its directory {component!r} collides with {spelling!r} when case is ignored"
+            f"{name}: its directory {component!r} collides with another spelling of it when "
+            "case is ignored"
         )
 
     def _remember_parent(self, path: str, key: int) -> None:
@@ -138,10 +155,10 @@ class NameIndex:
 
     def _insert(self, key: int, kind: int, spelling: str, folded: str) -> None:
         cost = NODE_BYTES
-        value: int | str = kind
+        value = kind
         if spelling != folded:
-            value = _KIND_CHAR[kind] + spelling
-            cost += SPELLING_OVERHEAD_BYTES + len(spelling.encode("utf-8", "surrogatepass"))
+            value = _SPELLED | (hash(spelling) & _MASK64) << 2 | kind
+            cost += SPELLING_OVERHEAD_BYTES
         if self.used_bytes + cost > self.budget_bytes:
             raise ArchiveUnsafe(
                 f"the archive's names need more than {self.budget_bytes} bytes of memory to "
@@ -150,8 +167,9 @@ class NameIndex:
         self.used_bytes += cost
         self._nodes[key] = value
 
-    @staticmethod
-    def _decode(value: int | str, folded: str) -> tuple[int, str]:
-        if isinstance(value, int):
-            return value, folded
-        return int(value[0]), value[1:]
+
+def _spelled_as(value: int, spelling: str, folded: str) -> bool:
+    """Whether the node ``value`` was spelled ``spelling`` (whose folded form is ``folded``)."""
+    if value < _SPELLED:
+        return spelling == folded
+    return spelling != folded and (value >> 2) & _MASK64 == hash(spelling) & _MASK64

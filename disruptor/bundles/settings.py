@@ -29,13 +29,15 @@ class BundleSettings:
     # One path inside the archive, in UTF-8 bytes, and its depth.
     path_bytes_max: int = 4096
     path_depth_max: int = 64
-    # Memory the archive check may spend remembering names (duplicates, case collisions): about
-    # 112 bytes per distinct path, so 24 MiB admits 224,000 paths, the entry limit's worth of
-    # ordinary names. With the zstd window and the buffers, a scan stays under 64 MiB.
-    names_bytes_max: int = 24 * MIB
-    # The zstd window a decoder may allocate: 32 MiB covers every level up to 20 (``disruptor
-    # pack`` uses 3, with a 2 MiB window); ``--ultra -21``/``-22`` and ``--long`` are refused.
-    zstd_window_bytes_max: int = 32 * MIB
+    # Memory the archive check may spend remembering names (duplicates, case collisions): 112
+    # bytes per distinct path, 160 if its spelling is not its case-folded form, so 32 MiB admits
+    # the entry limit's worth of paths however they are spelled. With the zstd window and the
+    # buffers, a scan stays under 64 MiB.
+    names_bytes_max: int = 32 * MIB
+    # The zstd window a decoder may allocate: 16 MiB covers every standard level, 1 to 19
+    # (``disruptor pack`` uses 3, with a 2 MiB window); ``--ultra`` levels and ``--long`` are
+    # refused.
+    zstd_window_bytes_max: int = 16 * MIB
     # The signed manifest sent with an upload (a few hundred bytes in practice).
     manifest_bytes_max: int = 16 * 1024
     # How long a fetch from another peer may take before it is given up.

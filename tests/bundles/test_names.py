@@ -33,8 +33,8 @@ def test_ordinary_trees_are_admitted() -> None:
         (("Readme", "README"), "case"),
         (("straße", "STRASSE"), "case"),  # case folding, not just lower-casing
         (("caf\u00e9", "cafe\u0301"), "case"),  # NFC: the same name, two encodings
-        (("lib/x", "LIB/y"), "collides with 'lib'"),
-        (("Lib/", "lib/x"), "collides with 'Lib'"),
+        (("lib/x", "LIB/y"), "'LIB' collides with another spelling"),
+        (("Lib/", "lib/x"), "'lib' collides with another spelling"),
         (("a", "a/b"), "below a file"),
         (("a/b/c", "a/b/c/d/e"), "below a file"),
         (("a/b", "a"), "name of a directory"),
@@ -67,6 +67,13 @@ def test_the_default_budget_admits_ordinary_names_at_the_entry_limit() -> None:
         for f in range(499):
             index.add(f"pkg{d:03d}/module_{f:03d}.py", False)
     assert index.nodes == 200_000
+    # Mixed case too: their spellings cost more, and still fit.
+    mixed = NameIndex(BundleSettings().names_bytes_max)
+    for d in range(400):
+        mixed.add(f"Pkg{d:03d}", True)
+        for f in range(499):
+            mixed.add(f"Pkg{d:03d}/Module_{f:03d}.PY", False)
+    assert mixed.nodes == 200_000
 
 
 def test_the_budget_is_never_exceeded_whatever_the_shape() -> None:
@@ -105,3 +112,27 @@ def test_the_accounting_covers_the_memory_really_used(shape: str) -> None:
     assert index.nodes >= 40_000
     assert peak - before <= index.used_bytes
     assert index.used_bytes <= index.nodes * (NODE_BYTES + 64 + 20)
+
+
+def test_an_archive_wandering_between_deep_directories_is_refused_early() -> None:
+    # Each entry's parent is one the cache of recent directories no longer holds, so each
+    # would be walked from the root: the walk budget stops it long before the entry limit.
+    dirs = ["/".join(f"d{j}x{level}" for level in range(60)) for j in range(2000)]
+    index = NameIndex(1 << 40, walk_steps_max=100_000)
+    with pytest.raises(ArchiveUnsafe, match="more than 100000 steps"):
+        for i in range(200_000):
+            index.add(f"{dirs[i % len(dirs)]}/f{i}", False)
+    assert index.walk_steps <= 100_000 + 60
+
+
+def test_a_tree_walked_in_order_costs_a_fraction_of_a_step_per_entry() -> None:
+    index = NameIndex(1 << 40)
+    entries = 0
+    for a in range(20):
+        index.add(f"a{a}", True)
+        for b in range(20):
+            index.add(f"a{a}/b{b}", True)
+            for c in range(20):
+                index.add(f"a{a}/b{b}/c{c}.py", False)
+                entries += 1
+    assert index.walk_steps < entries * 0.5

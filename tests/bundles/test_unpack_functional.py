@@ -1,7 +1,7 @@
 """The archive check's memory, measured in a real process: bounded whatever the archive's names.
 
 A fresh interpreter scans one archive with ``check_archive`` and reports how far its peak resident
-memory grew during the scan (``ru_maxrss`` before and after). It runs under an address-space limit
+memory grew during the scan (``VmHWM`` before and after). It runs under an address-space limit
 so that a check that keeps whole paths fails fast with ``MemoryError`` instead of taking the
 machine's memory.
 """
@@ -26,7 +26,11 @@ from disruptor.bundles.unpack import check_archive
 from disruptor.errors import DisruptorError
 limit = int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_kib():
+    # VmHWM: this process's own peak (ru_maxrss would start from the parent's at fork).
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+before = peak_kib()
 try:
     check_archive(Path(sys.argv[1]), BundleSettings())
     outcome = "accepted"
@@ -34,7 +38,7 @@ except DisruptorError as exc:
     outcome = exc.slug + ": " + exc.detail
 except MemoryError:
     outcome = "MemoryError"
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_kib()
 print(json.dumps({"outcome": outcome, "grew_bytes": (after - before) * 1024}))
 """
 
