@@ -29,7 +29,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +85,7 @@ class StoreStats:
     # Writes abandoned because the disk was full (uploads, fetches, unpacks): alert on it.
     disk_full_refusals: int = 0
     # Uploads refused before their body (too many at once, or descriptors running short).
-    uploads_refused_busy: int = 0
+    uploads_refused_busy: int = field(default=0, metadata={"metric": "counter"})
     # Uploads whose body broke off: the client went away, or sent too slowly and was cut.
     uploads_broken: int = 0
 

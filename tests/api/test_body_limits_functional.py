@@ -164,6 +164,13 @@ async def test_uploads_past_a_clients_share_get_503_and_retry_after(
         assert body["type"] == "urn:disruptor:problem:unavailable"
         assert "2 uploads from 127.0.0.1" in body["detail"]
         assert peer.store.stats.uploads_refused_busy == 1
+        auth = {"Authorization": f"Bearer {peer.api_token}"}
+        async with (
+            aiohttp.ClientSession(headers=auth) as http,
+            http.get(peer.url + "/metrics") as r,
+        ):
+            metrics = await r.text()
+        assert "disruptor_bundles_uploads_refused_busy_total 1.0" in metrics
         stop.set()
         await asyncio.gather(*holders)
         await _wait(lambda: not any(peer.store.tmp_dir.iterdir()), "the uploads to end")  # type: ignore[union-attr]
