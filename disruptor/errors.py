@@ -27,11 +27,13 @@ client turns that URI back into the same class, so code on either side catches t
     │   │   └── ArchiveUnsafe            422 archive-unsafe
     │   └── SnippetRejected              422 snippet-rejected
     ├── Overloaded                       429 overloaded          (carries retry_after_s)
+    ├── InsufficientStorage              507 insufficient-storage (the peer's disk is full)
     ├── Unavailable                      503 unavailable         (carries retry_after_s)
     │   └── PeerUnreachable              503 peer-unreachable
     ├── TaskFailed                       500 task-failed         (one item's failure, remote)
     │   ├── WorkerCrashed                500 worker-crashed
     │   ├── TaskTimeout                  504 task-timeout
+    │   ├── ScratchFull                  507 scratch-full
     │   └── SnippetBudgetExceeded        500 snippet-budget
     └── ProtocolError                    400 protocol-error      (a peer or worker broke the wire)
 
@@ -214,6 +216,12 @@ class Overloaded(DisruptorError):
         self.retry_after_s = float(retry_after_s)
 
 
+class InsufficientStorage(DisruptorError):
+    """The peer's disk filled while writing (RFC 4918's 507); what was half-written is gone."""
+
+    status, slug, title = 507, "insufficient-storage", "Insufficient storage"
+
+
 class Unavailable(DisruptorError):
     status, slug, title = 503, "unavailable", "Service unavailable"
 
@@ -240,6 +248,12 @@ class TaskTimeout(TaskFailed):
     status, slug, title = 504, "task-timeout", "Task timed out"
 
 
+class ScratchFull(TaskFailed):
+    """The worker filled its scratch directory's quota and was stopped."""
+
+    status, slug, title = 507, "scratch-full", "Worker scratch full"
+
+
 class SnippetBudgetExceeded(TaskFailed):
     status, slug, title = 500, "snippet-budget", "Snippet budget exceeded"
 
@@ -260,6 +274,7 @@ __all__ = [
     "DigestMismatch",
     "DisruptorError",
     "Forbidden",
+    "InsufficientStorage",
     "InvalidName",
     "InvalidPayload",
     "JobCancelled",
@@ -272,6 +287,7 @@ __all__ = [
     "ProtocolError",
     "RangeNotSatisfiable",
     "RequestTimeout",
+    "ScratchFull",
     "SignatureInvalid",
     "SnippetBudgetExceeded",
     "SnippetRejected",

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from .address import Address
 from .api.app import make_app
+from .api.body_limits import PaceLimits, UploadGate, UploadSlots
 from .api.header_timeout import HeaderTimeoutAppRunner
 from .bundles.fetch import BundleFetcher
 from .bundles.store import BundleStore
@@ -206,11 +207,20 @@ class Peer:
             api_token=self.api_token,
             peer_calls=PeerCallCheck(self.cluster_secret),
             json_body_bytes_max=self.settings.http.json_body_bytes_max,
+            pace=PaceLimits.of(self.settings.http),
+            uploads=UploadGate(
+                UploadSlots(
+                    self.settings.bundles.uploads_max, self.settings.bundles.uploads_per_client_max
+                ),
+                self.settings.http.descriptors_reserved,
+            ),
         )
         # Like web.AppRunner, plus a deadline on request heads (slow header tricklers).
         self._runner = HeaderTimeoutAppRunner(
             app,
             header_timeout_s=self.settings.http.header_timeout_s,
+            connections_per_client_max=self.settings.http.connections_per_client_max,
+            descriptors_reserved=self.settings.http.descriptors_reserved,
             access_log=None,
             keepalive_timeout=self.settings.http.keepalive_timeout_s,
             handle_signals=False,

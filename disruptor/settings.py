@@ -33,6 +33,18 @@ class HttpSettings:
     header_timeout_s: float = 10.0
     # Idle keep-alive connections are closed after this long.
     keepalive_timeout_s: float = 75.0
+    # Request bodies must keep coming: after a grace, each byte buys 1/rate seconds, and no
+    # silence may last the idle timeout; a slower body is cut (its connection closed). 4 KiB/s is
+    # a poor modem's speed: honest clients, however slow their link, stay well above it.
+    body_rate_min_bytes_s: float = 4096.0
+    body_grace_s: float = 30.0
+    body_idle_timeout_s: float = 30.0
+    # Connections one client address may hold at once (a browser takes 6, a peer's pool 64).
+    connections_per_client_max: int = 512
+    # Descriptors kept for the peer's own work (store files, workers' pipes, gossip push-pull,
+    # calls to other peers): connections stop at the descriptor limit less this, and uploads are
+    # refused (503) once fewer than this are free.
+    descriptors_reserved: int = 256
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ class PeerProcess:
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         log_dir: Path | None = None,
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -78,7 +79,17 @@ class PeerProcess:
         full_env = {**os.environ, "DISRUPTOR_HOME": str(home), **(env or {})}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "disruptor", "peer", self.address, *seeds, *extra_args],
+            # ``wrapper``: a command that runs the peer, e.g. prlimit with lower limits.
+            [
+                *wrapper,
+                sys.executable,
+                "-m",
+                "disruptor",
+                "peer",
+                self.address,
+                *seeds,
+                *extra_args,
+            ],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

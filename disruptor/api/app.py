@@ -3,8 +3,9 @@
 Each resource lives in its own module with ``add_routes(app)``; this factory only lists them and
 puts what handlers read into the application: the typed ``Parts`` record and the metrics part
 (``context.py``), the API token and the peer-call check (``auth.py``). Middleware order
-(outermost first): observation (request id, counters, access log), problem+json rendering, then
-authentication, so a refused token is itself rendered as problem+json and counted.
+(outermost first): observation (request id, counters, access log), the body pace (slow bodies
+cut), problem+json rendering, then authentication, so a refused token is itself rendered as
+problem+json and counted.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from . import (
     workers,
 )
 from .auth import API_TOKEN, PEER_CALLS, PUBLIC_PATHS, PUBLIC_PREFIXES, auth_middleware
+from .body_limits import PaceLimits, UploadGate, body_pace_middleware
+from .bundles import UPLOADS
 from .context import METRICS, PARTS
 from .observe import observe_middleware
 from .problem import problem_middleware
@@ -55,15 +58,23 @@ def make_app(
     api_token: str,
     peer_calls: PeerCallCheck,
     json_body_bytes_max: int,
+    pace: PaceLimits,
+    uploads: UploadGate,
 ) -> web.Application:
     app = web.Application(
-        middlewares=[observe_middleware, problem_middleware, auth_middleware],
+        middlewares=[
+            observe_middleware,
+            body_pace_middleware(pace),  # slow bodies are cut
+            problem_middleware,
+            auth_middleware,
+        ],
         client_max_size=json_body_bytes_max,
     )
     app[PARTS] = parts
     app[METRICS] = metrics_part
     app[API_TOKEN] = api_token
     app[PEER_CALLS] = peer_calls
+    app[UPLOADS] = uploads
     app[PUBLIC_PATHS] = frozenset({"/health", "/", "/login", "/logout"})
     app[PUBLIC_PREFIXES] = ("/static/",)
     for module in ROUTE_MODULES:

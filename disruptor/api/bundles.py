@@ -1,25 +1,27 @@
 """``/bundles/``: the WebDAV-like bundle store over HTTP.
 
     OPTIONS  /bundles/[<sha1>]        DAV: 1 and the Allow list
-    PROPFIND /bundles/[<sha1>]        207 multistatus (Depth 0 or 1; infinity -> 403)
+    PROPFIND /bundles/[<sha1>]        207 multistatus (Depth 0 or 1; infinity -> 403 with a
+                                      DAV:error body for XML clients); allprop, propname, prop
     GET      /bundles/                JSON list of held bundles
     PUT      /bundles/<sha1>          body = the .tar.zst; header X-Disruptor-Manifest = the
                                       signed manifest (base64url JSON); 201 stored, 204 held
-    GET/HEAD /bundles/<sha1>          the bytes, with ETag "<sha1>", Content-Length, Range -> 206
+    GET/HEAD /bundles/<sha1>          the bytes, with ETag "<sha1>", Last-Modified,
+                                      Content-Length, Range -> 206
     DELETE   /bundles/<sha1>          204
     GET      /bundles/<sha1>/manifest the signed manifest as JSON
+    MKCOL, PROPPATCH, COPY, MOVE, LOCK, UNLOCK anywhere: 405 (a content-addressed store)
 
 Rule: the handlers only translate HTTP to store calls; the store decides. Names are checked first
 (exactly 40 lower-case hex digits), PUT bodies are never decompressed by the server (any
 ``Content-Encoding`` but identity is refused), are counted against the size limit as they stream,
-and leave nothing behind when they fail. Request XML is parsed only after DTDs and entities are
-refused outright.
+and leave nothing behind when they fail. Uploads are few at a time (``body_limits.UploadGate``:
+per client, in all, and never into the descriptor reserve: 503 with Retry-After past that). Request
+XML goes through ``webdav.parse_propfind`` (defusedxml, no DTD or entity in any encoding).
 """
 
 from __future__ import annotations
 
-import datetime
-import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -36,8 +38,11 @@ from ..errors import (
     PayloadTooLarge,
     RangeNotSatisfiable,
     SignatureInvalid,
+    Unavailable,
     UnsupportedMediaType,
 )
+from . import webdav
+from .body_limits import UploadGate
 from .context import PARTS
 from .problem import problem_response
 
@@ -45,19 +50,21 @@ if TYPE_CHECKING:
     from ..bundles.store import BundleStore
 
 MANIFEST_HEADER = "X-Disruptor-Manifest"
-BUNDLE_CONTENT_TYPE = "application/zstd"
+BUNDLE_CONTENT_TYPE = webdav.BUNDLE_CONTENT_TYPE
 PROPFIND_BODY_BYTES_MAX = 64 * 1024
+# Properties one PROPFIND may name: clients ask for a handful; each is answered per bundle.
+PROPFIND_NAMES_MAX = 64
 READ_CHUNK_BYTES = 256 * 1024
 SEND_CHUNK_BYTES = 1024 * 1024
-DAV_NS = "DAV:"
-BUNDLE_NS = "urn:disruptor:bundle"
 
 COLLECTION_METHODS = ["OPTIONS", "GET", "HEAD", "PROPFIND"]
 RESOURCE_METHODS = ["OPTIONS", "GET", "HEAD", "PUT", "DELETE", "PROPFIND"]
 MANIFEST_METHODS = ["OPTIONS", "GET", "HEAD"]
+# WebDAV methods that would create, change or lock names: a content-addressed store has no use
+# for them, so they are not allowed (405) wherever they are sent, whatever the name.
+NEVER_ALLOWED = frozenset({"MKCOL", "PROPPATCH", "COPY", "MOVE", "LOCK", "UNLOCK"})
 
-ET.register_namespace("D", DAV_NS)
-ET.register_namespace("B", BUNDLE_NS)
+UPLOADS: web.AppKey[UploadGate] = web.AppKey("bundle_uploads", UploadGate)
 
 
 def _store(request: web.Request) -> BundleStore:
@@ -70,7 +77,20 @@ def _etag(sha1: str) -> str:
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """One entry point for every method and path under ``/bundles``; names are checked here."""
+    try:
+        return await _dispatch(request)
+    except DisruptorError as error:
+        # A WebDAV precondition goes to an XML client as DAV:error (problem details inside).
+        precondition = error.extra.get("precondition")
+        if isinstance(precondition, str) and webdav.takes_xml(request):
+            return webdav.dav_error(error, precondition, request.path)
+        raise
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
     tail = request.match_info.get("tail", "")
+    if request.method in NEVER_ALLOWED:
+        raise _not_allowed(request, RESOURCE_METHODS if tail else COLLECTION_METHODS)
     if not tail:
         return await _collection(request)
     sha1, slash, rest = tail.partition("/")
@@ -100,9 +120,11 @@ async def _collection(request: web.Request) -> web.StreamResponse:
     if method in ("GET", "HEAD"):
         return web.json_response({"bundles": [_info_json(i) for i in store.list()]})
     if method == "PROPFIND":
-        depth = await _propfind_depth(request)
-        infos = store.list() if depth == "1" else []
-        return _multistatus(request.path, infos, collection=True)
+        depth, ask = await _propfind_request(request)
+        resources = [("/bundles/", webdav.collection_properties(store.changed_at()))]
+        if depth == "1":
+            resources += [_resource_properties(info) for info in store.list()]
+        return webdav.multistatus(ask, resources)
     raise _not_allowed(request, COLLECTION_METHODS)
 
 
@@ -130,9 +152,13 @@ async def _resource(request: web.Request, sha1: str) -> web.StreamResponse:
         store.delete(sha1)
         return web.Response(status=204)
     if method == "PROPFIND":
-        await _propfind_depth(request)
-        return _multistatus(request.path, [store.info(sha1)], collection=False)
+        _depth, ask = await _propfind_request(request)
+        return webdav.multistatus(ask, [_resource_properties(store.info(sha1))])
     raise _not_allowed(request, RESOURCE_METHODS)
+
+
+def _resource_properties(info: BundleInfo) -> tuple[str, dict[str, webdav.Filler]]:
+    return f"/bundles/{info.sha1}", webdav.bundle_properties(info)
 
 
 async def _put(request: web.Request, store: BundleStore, sha1: str) -> web.Response:
@@ -154,16 +180,35 @@ async def _put(request: web.Request, store: BundleStore, sha1: str) -> web.Respo
         store.check_signer(manifest)
     if store.has(sha1):
         return web.Response(status=204, headers={"ETag": _etag(sha1)})
+    client = request.remote or "local"
+    gate = request.app[UPLOADS]
+    try:
+        gate.enter(client)
+    except Unavailable:
+        store.stats.uploads_refused_busy += 1
+        raise
+    try:
+        return await _receive(request, store, sha1, manifest)
+    finally:
+        gate.leave(client)
+
+
+async def _receive(
+    request: web.Request, store: BundleStore, sha1: str, manifest: SignedManifest | None
+) -> web.Response:
     upload = store.begin_upload(sha1)
     try:
-        try:
-            async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
-                upload.write(chunk)
-        except DisruptorError:
-            raise
-        except Exception as exc:
-            # The client went away or sent fewer bytes than it announced.
-            raise InvalidPayload(f"the request body broke off after {upload.size} bytes") from exc
+        while True:
+            try:
+                chunk = await request.content.read(READ_CHUNK_BYTES)
+            except Exception as exc:
+                # The client went away, sent fewer bytes than it announced, or too slowly.
+                store.stats.uploads_broken += 1
+                detail = f"the request body broke off after {upload.size} bytes"
+                raise InvalidPayload(detail) from exc
+            if not chunk:
+                break
+            upload.write(chunk)  # the store's errors (size, full disk) are its own
         created = await upload.commit(manifest)
     finally:
         if not upload.done:
@@ -186,9 +231,11 @@ def _manifest_from(request: web.Request, store: BundleStore) -> SignedManifest |
 
 async def _get(request: web.Request, store: BundleStore, sha1: str) -> web.StreamResponse:
     path = store.path(sha1)
-    size = path.stat().st_size
+    st = path.stat()
+    size = st.st_size
     headers = {
         "ETag": _etag(sha1),
+        "Last-Modified": webdav.http_date(st.st_mtime),
         "Accept-Ranges": "bytes",
         "Content-Type": BUNDLE_CONTENT_TYPE,
         "Cache-Control": "public, max-age=31536000, immutable",
@@ -240,7 +287,8 @@ def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
     return start, stop
 
 
-async def _propfind_depth(request: web.Request) -> str:
+async def _propfind_request(request: web.Request) -> tuple[str, webdav.Propfind]:
+    """The Depth (0 or 1) and what a PROPFIND asks for, its body read within its limit."""
     depth = request.headers.get("Depth", "infinity").strip().lower()
     if depth not in ("0", "1"):
         raise Forbidden(
@@ -252,22 +300,10 @@ async def _propfind_depth(request: web.Request) -> str:
     body = await request.content.read(PROPFIND_BODY_BYTES_MAX + 1)
     if len(body) > PROPFIND_BODY_BYTES_MAX:
         raise PayloadTooLarge(f"PROPFIND body exceeds {PROPFIND_BODY_BYTES_MAX} bytes")
-    if body.strip():
-        check_propfind_body(body)
-    return depth
-
-
-def check_propfind_body(body: bytes) -> None:
-    """Accept a plain ``<propfind>`` document; refuse DTDs and entities before parsing."""
-    upper = body.upper()
-    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
-        raise InvalidPayload("XML with a DTD or entity declarations is refused")
-    try:
-        root = ET.fromstring(body)  # noqa: S314 - DTDs and entities were refused just above
-    except ET.ParseError as exc:
-        raise InvalidPayload(f"PROPFIND body is not well-formed XML: {exc}") from None
-    if root.tag != f"{{{DAV_NS}}}propfind":
-        raise InvalidPayload("PROPFIND body must be a DAV: propfind element")
+    ask = webdav.parse_propfind(body)
+    if len(ask.names) > PROPFIND_NAMES_MAX:
+        raise InvalidPayload(f"PROPFIND may name at most {PROPFIND_NAMES_MAX} properties")
+    return depth, ask
 
 
 def _info_json(info: BundleInfo) -> dict[str, object]:
@@ -280,42 +316,6 @@ def _info_json(info: BundleInfo) -> dict[str, object]:
         "signed_at": info.signed_at,
         "created_at": info.created_at,
     }
-
-
-def _http_date(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _multistatus(path: str, infos: list[BundleInfo], *, collection: bool) -> web.Response:
-    d = f"{{{DAV_NS}}}"
-    b = f"{{{BUNDLE_NS}}}"
-    root = ET.Element(f"{d}multistatus")
-
-    def response(href: str) -> ET.Element:
-        node = ET.SubElement(root, f"{d}response")
-        ET.SubElement(node, f"{d}href").text = href
-        propstat = ET.SubElement(node, f"{d}propstat")
-        prop = ET.SubElement(propstat, f"{d}prop")
-        ET.SubElement(propstat, f"{d}status").text = "HTTP/1.1 200 OK"
-        return prop
-
-    if collection:
-        prop = response("/bundles/")
-        ET.SubElement(ET.SubElement(prop, f"{d}resourcetype"), f"{d}collection")
-        ET.SubElement(prop, f"{d}displayname").text = "bundles"
-    for info in infos:
-        prop = response(f"/bundles/{info.sha1}")
-        ET.SubElement(prop, f"{d}resourcetype")
-        ET.SubElement(prop, f"{d}getcontentlength").text = str(info.size)
-        ET.SubElement(prop, f"{d}getcontenttype").text = BUNDLE_CONTENT_TYPE
-        ET.SubElement(prop, f"{d}getetag").text = _etag(info.sha1)
-        ET.SubElement(prop, f"{d}creationdate").text = _http_date(info.created_at)
-        ET.SubElement(prop, f"{d}displayname").text = f"{info.name}-{info.version}"
-        ET.SubElement(prop, f"{b}name").text = info.name
-        ET.SubElement(prop, f"{b}version").text = info.version
-        ET.SubElement(prop, f"{b}signer").text = info.key_id
-    body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return web.Response(status=207, body=body, content_type="application/xml", charset="utf-8")
 
 
 def add_routes(app: web.Application) -> None:

@@ -10,6 +10,8 @@ sets it in an HttpOnly, SameSite=Strict cookie and redirects to a clean URL. The
 routes are public and check the token themselves (so a browser is sent to the login form rather
 than shown a 401 body); the static files (style, script, icon) hold nothing secret and are public;
 ``/events`` and ``/dashboard/snapshot`` sit behind the auth middleware like the rest of the API.
+Logout changes state, so it is refused unless it comes from this page: a cross-site form posting
+to ``/logout`` (logout CSRF) is told 403 and the cookie stays (``same_origin``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..errors import Overloaded
+from ..errors import Forbidden, Overloaded
 from .auth import API_TOKEN, TOKEN_COOKIE, is_authorized
 from .context import METRICS, PARTS
 from .snapshot import SnapshotBuilder
@@ -187,9 +189,29 @@ async def post_login(request: web.Request) -> web.StreamResponse:
     return _with_cookie(see_other("/"), presented.strip())
 
 
+def same_origin(request: web.Request) -> bool:
+    """Whether a browser sent this request from one of this peer's own pages.
+
+    Browsers say where a request comes from: ``Sec-Fetch-Site`` (``same-origin`` for our pages)
+    and ``Origin`` on every POST. When either is there it must say "this peer"; a client that is
+    not a browser sends neither, and cannot be made to send a request by a hostile page.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site != "same-origin":
+        return False
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        # The host, not the scheme: behind a TLS proxy the page is https and we serve http.
+        return urllib.parse.urlsplit(origin).netloc == request.host
+    return True
+
+
 async def post_logout(request: web.Request) -> web.StreamResponse:
+    if not same_origin(request):
+        raise Forbidden("logout must come from this peer's dashboard (cross-site request refused)")
     response = see_other("/login")
-    response.del_cookie(TOKEN_COOKIE, path="/")
+    if is_authorized(request):  # nothing to sign out of otherwise
+        response.del_cookie(TOKEN_COOKIE, path="/")
     return response
 
 

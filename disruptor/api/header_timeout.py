@@ -5,11 +5,15 @@ request head one byte at a time keeps its connection (and a slot of memory) for 
 ``HeaderTimeoutAppRunner`` serves the app with ``HeaderTimeoutHandler``: when a connection opens,
 and whenever the first bytes of a new request head arrive on an idle keep-alive connection, a
 timer starts; the head must be complete before it fires or the connection is closed. Bodies are
-not covered (they stream for as long as they make progress; the upload handlers bound them).
+held to their own pace by ``body_limits.body_pace_middleware``.
 
-Rule: the guard only watches and closes; it never parses or answers, so aiohttp's HTTP handling
-stays exactly as it is. It relies on two attributes of aiohttp's ``RequestHandler``
-(``_request_count`` and ``_waiter``); ``tests/api/test_header_timeout.py`` pins that behaviour.
+The same handler keeps the ``connections.ConnectionTable``: a connection past the per-client or
+total bound is answered a canned 503 and closed as soon as it opens. The runner lifts the soft
+descriptor limit to the hard one when it starts (``connections.raise_descriptor_limit``).
+
+Rule: the guard only watches, counts and closes; it never parses, so aiohttp's HTTP handling stays
+exactly as it is. It relies on two attributes of aiohttp's ``RequestHandler`` (``_request_count``
+and ``_waiter``); ``tests/api/test_header_timeout.py`` pins that behaviour.
 """
 
 from __future__ import annotations
@@ -22,18 +26,50 @@ from aiohttp import web
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_protocol import RequestHandler
 
+from .connections import ConnectionTable, connections_max, raise_descriptor_limit, refusal_bytes
+
 log = logging.getLogger("disruptor.api")
+
+# A refused connection is logged once in this many, so a flood cannot flood the log too.
+REFUSALS_LOGGED_EVERY = 1000
 
 
 class HeaderTimeoutHandler(RequestHandler):
-    def __init__(self, manager: web.Server, *, header_timeout_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        header_timeout_s: float,
+        connections: ConnectionTable | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(manager, **kwargs)
         self._header_timeout_s = header_timeout_s
         self._header_timer: asyncio.TimerHandle | None = None
+        self._connections = connections
+        self._client: str | None = None  # set once the table admitted this connection
         self.header_timeouts = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        table = self._connections
+        if table is not None:
+            peername = transport.get_extra_info("peername")
+            client = str(peername[0]) if isinstance(peername, tuple) and peername else "local"
+            if not table.open(client):
+                if table.refused % REFUSALS_LOGGED_EVERY == 1:
+                    log.warning(
+                        "refusing connections (%d so far): %s holds its share or the peer its "
+                        "limit of %d",
+                        table.refused,
+                        client,
+                        table.total_max,
+                    )
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(refusal_bytes())
+                self.force_close()
+                return
+            self._client = client
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -46,6 +82,9 @@ class HeaderTimeoutHandler(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
+        if self._connections is not None and self._client is not None:
+            self._connections.close(self._client)
+            self._client = None
         super().connection_lost(exc)
 
     def _idle(self) -> bool:
@@ -70,9 +109,16 @@ class HeaderTimeoutHandler(RequestHandler):
 
 
 class HeaderTimeoutServer(web.Server):
-    def __init__(self, *args: Any, header_timeout_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        header_timeout_s: float,
+        connections: ConnectionTable | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._header_timeout_s = header_timeout_s
+        self.connection_table = connections
         self._handler_kwargs = {
             k: v for k, v in kwargs.items() if k not in {"request_factory", "handler_cancellation"}
         }
@@ -83,27 +129,46 @@ class HeaderTimeoutServer(web.Server):
             self,
             loop=asyncio.get_running_loop(),
             header_timeout_s=self._header_timeout_s,
+            connections=self.connection_table,
             **self._handler_kwargs,
         )
 
 
 class HeaderTimeoutAppRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections must deliver each request head in time."""
+    """``web.AppRunner`` whose connections must deliver each request head in time, and which
+    holds at most ``connections_per_client_max`` connections per client address and its
+    descriptor limit less ``descriptors_reserved`` in all (no bound when those are None)."""
 
-    def __init__(self, app: web.Application, *, header_timeout_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        header_timeout_s: float,
+        connections_per_client_max: int | None = None,
+        descriptors_reserved: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("access_log_class", AccessLogger)
         super().__init__(app, **kwargs)
         self._header_timeout_s = header_timeout_s
+        self._per_client_max = connections_per_client_max
+        self._descriptors_reserved = descriptors_reserved
         self._handler_kwargs = {k: v for k, v in kwargs.items() if k != "handle_signals"}
+        self.connection_table: ConnectionTable | None = None
 
     async def _make_server(self) -> web.Server:
         # aiohttp's own server runs the app's start-up and fixes the request handler; ours keeps
         # those and only changes which protocol class serves each connection.
         plain = await super()._make_server()
+        if self._per_client_max is not None or self._descriptors_reserved is not None:
+            raise_descriptor_limit()
+            total = connections_max(self._descriptors_reserved or 0)
+            self.connection_table = ConnectionTable(self._per_client_max or total, total)
         return HeaderTimeoutServer(
             plain.request_handler,
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
             header_timeout_s=self._header_timeout_s,
+            connections=self.connection_table,
             **self._handler_kwargs,
         )

@@ -21,6 +21,7 @@ from ..address import Address
 from ..errors import (
     BundleRejected,
     DisruptorError,
+    InsufficientStorage,
     NotFound,
     PayloadTooLarge,
     PeerUnreachable,
@@ -92,7 +93,7 @@ class BundleFetcher:
                         await self._get_bytes(source, sha1, upload, manifest.size)
                     except (DisruptorError, OSError) as exc:
                         errors.append(f"{source}: {exc}")
-                        if isinstance(exc, BundleRejected | UntrustedSigner):
+                        if isinstance(exc, BundleRejected | UntrustedSigner | InsufficientStorage):
                             raise
                         continue
                     created = await upload.commit(manifest)

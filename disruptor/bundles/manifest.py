@@ -24,6 +24,7 @@ Format::
     open_files = 256
     file_mb = 64
     processes = 64
+    scratch_mb = 256              # optional: the peer's workers.scratch_mb_default if absent
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class WorkerLimits:
     open_files: int = 256
     file_mb: int = 64  # largest file a worker may write
     processes: int = 64
+    # Its scratch directory's size; None: the peer's default (``workers.scratch_mb_default``).
+    scratch_mb: int | None = None
 
 
 # Upper bounds a manifest may ask for; a bundle asking more is refused rather than clamped.
@@ -69,6 +72,10 @@ _LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "open_files": (16, 65536),
     "file_mb": (1, 1024 * 1024),
     "processes": (1, 4096),
+}
+# Optional limits: absent means "the peer decides".
+_OPTIONAL_LIMIT_RANGES: dict[str, tuple[int, int]] = {
+    "scratch_mb": (1, 1024 * 1024),
 }
 
 
@@ -171,13 +178,15 @@ def _worker(table: dict[str, Any]) -> WorkerSpec:
 
 
 def _limits(table: dict[str, Any]) -> WorkerLimits:
-    _no_unknown(table, set(_LIMIT_RANGES), "limits.")
+    _no_unknown(table, set(_LIMIT_RANGES) | set(_OPTIONAL_LIMIT_RANGES), "limits.")
     defaults = WorkerLimits()
-    values = {
+    values: dict[str, int | None] = {
         key: _int(table, f"limits.{key}", key, getattr(defaults, key), low, high)
         for key, (low, high) in _LIMIT_RANGES.items()
     }
-    return WorkerLimits(**values)
+    for key, (low, high) in _OPTIONAL_LIMIT_RANGES.items():
+        values[key] = _int(table, f"limits.{key}", key, 0, low, high) if key in table else None
+    return WorkerLimits(**values)  # type: ignore[arg-type]
 
 
 def _no_unknown(table: dict[str, Any], known: set[str], prefix: str) -> None:

@@ -23,6 +23,7 @@ import zstandard
 
 from ..errors import ArchiveUnsafe
 from .manifest import AppManifest
+from .tarstream import control_character
 from .unpack import load_app_manifest
 
 ZSTD_LEVEL = 3
@@ -100,6 +101,9 @@ def iter_tree(root: Path) -> list[tuple[str, Path, bool]]:
                 continue
             name = prefix + child.name
             path = Path(child.path)
+            if control_character(child.name) is not None:
+                # The peer would refuse the archive; say so here, naming the file.
+                raise ArchiveUnsafe(f"{name!r}: a control character in a name cannot be packed")
             if child.is_symlink():
                 target = path.resolve()
                 if not target.is_relative_to(root) or not target.is_file():

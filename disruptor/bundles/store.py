@@ -13,23 +13,29 @@ compared with the name, the SHA-256 and size with the signed manifest, the signa
 against a trusted key, and the archive is decoded whole (tar rules, limits, ``bundle.toml``
 present and naming the same app and version). Only then are the manifest and the blob renamed into
 place (manifest first, so a blob never lacks one) and the directory fsynced. A crash at any point
-leaves temporary files, which the next start removes.
+leaves temporary files, which the next start removes. A full disk (``ENOSPC``, ``EDQUOT``) at any
+write is ``InsufficientStorage`` (507): logged at warning with the free space, counted in
+``stats.disk_full_refusals``, and the half-written files removed like any other failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
+import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import (
     DigestMismatch,
+    InsufficientStorage,
     InvalidName,
     ManifestInvalid,
     NotFound,
@@ -42,8 +48,12 @@ from .signing import SignedManifest, unsigned_manifest, verify_signature
 from .trust import TrustStore
 from .unpack import check_archive, remove_tree, unpack_archive
 
+log = logging.getLogger("disruptor.bundles")
+
 SHA1_RE = re.compile(r"[0-9a-f]{40}")
 BLOB_SUFFIX = ".tar.zst"
+# The errors a write gives when the file system (or the user's quota) is full.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def validate_sha1(name: str) -> str:
@@ -69,6 +79,12 @@ class StoreStats:
     fetch_resumes: int = 0  # transfers continued with a byte range after a break
     bytes_fetched: int = 0
     deletes: int = 0
+    # Writes abandoned because the disk was full (uploads, fetches, unpacks): alert on it.
+    disk_full_refusals: int = 0
+    # Uploads refused before their body (too many at once, or descriptors running short).
+    uploads_refused_busy: int = field(default=0, metadata={"metric": "counter"})
+    # Uploads whose body broke off: the client went away, or sent too slowly and was cut.
+    uploads_broken: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,14 @@ class BundleInfo:
     key_id: str
     signed_at: int
     created_at: float  # when this peer stored it (Unix seconds)
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on ``path``'s file system (-1 if unknown)."""
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return -1
 
 
 def _fsync_dir(path: Path) -> None:
@@ -98,7 +122,11 @@ class Upload:
         self.sha1_expected = sha1
         fd_name = f"upload-{sha1}-{os.getpid()}-{id(self):x}.part"
         self.temp_path = store.tmp_dir / fd_name
-        self._file = open(self.temp_path, "xb")  # noqa: SIM115 - closed in commit/abort
+        try:
+            self._file = open(self.temp_path, "xb")  # noqa: SIM115 - closed in commit/abort
+        except OSError as exc:
+            store.raise_if_disk_full(exc, "starting an upload")
+            raise
         self._sha1 = hashlib.sha1()  # noqa: S324 - the content address, checked with SHA-256 too
         self._sha256 = hashlib.sha256()
         self.size = 0
@@ -113,7 +141,11 @@ class Upload:
             )
         self._sha1.update(chunk)
         self._sha256.update(chunk)
-        self._file.write(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            self.store.raise_if_disk_full(exc, "receiving a bundle")
+            raise
         self.store.stats.bytes_received += len(chunk)
 
     def reset(self) -> None:
@@ -142,9 +174,13 @@ class Upload:
 
     async def _commit(self, manifest: SignedManifest | None) -> bool:
         store = self.store
-        self._file.flush()
-        await asyncio.to_thread(os.fsync, self._file.fileno())
-        self._file.close()
+        try:
+            self._file.flush()
+            await asyncio.to_thread(os.fsync, self._file.fileno())
+            self._file.close()
+        except OSError as exc:
+            store.raise_if_disk_full(exc, "writing a bundle to disk")
+            raise
         sha1, sha256 = self._sha1.hexdigest(), self._sha256.hexdigest()
         if sha1 != self.sha1_expected:
             raise DigestMismatch(
@@ -250,6 +286,10 @@ class BundleStore:
             if SHA1_RE.fullmatch(p.name.removesuffix(BLOB_SUFFIX))
         }
 
+    def changed_at(self) -> float:
+        """When a bundle was last added or removed (the blobs directory's modification time)."""
+        return self.blobs_dir.stat().st_mtime
+
     def info(self, sha1: str) -> BundleInfo:
         manifest = self.manifest(sha1)
         st = self.path(sha1).stat()
@@ -276,6 +316,24 @@ class BundleStore:
 
     def begin_upload(self, sha1: str) -> Upload:
         return Upload(self, validate_sha1(sha1))
+
+    def raise_if_disk_full(self, exc: OSError, doing: str) -> None:
+        """Raise ``InsufficientStorage`` (logged, counted) if ``exc`` says the disk is full."""
+        if exc.errno not in DISK_FULL_ERRNOS:
+            return
+        self.stats.disk_full_refusals += 1
+        free = free_bytes(self.root)
+        log.warning(
+            "bundle store %s: disk full while %s (%s bytes free): %s",
+            self.root,
+            doing,
+            free,
+            exc.strerror,
+        )
+        raise InsufficientStorage(
+            f"the peer's disk is full ({free} bytes free) while {doing}; nothing was kept",
+            free_bytes=free,
+        ) from exc
 
     def check_signer(self, manifest: SignedManifest | None) -> None:
         """Refuse an unsigned, untrusted or badly signed manifest (unless in insecure dev mode)."""
@@ -310,10 +368,15 @@ class BundleStore:
 
     def _install_files(self, sha1: str, temp: Path, manifest: SignedManifest) -> None:
         manifest_temp = self.tmp_dir / f"manifest-{sha1}-{os.getpid()}-{id(temp):x}.json"
-        with open(manifest_temp, "xb") as f:
-            f.write(manifest.to_json())
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(manifest_temp, "xb") as f:
+                f.write(manifest.to_json())
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            manifest_temp.unlink(missing_ok=True)
+            self.raise_if_disk_full(exc, "writing a bundle's manifest")
+            raise
         os.replace(manifest_temp, self.manifests_dir / f"{sha1}.json")
         _fsync_dir(self.manifests_dir)
         os.chmod(temp, 0o400)
@@ -346,13 +409,20 @@ class BundleStore:
         flight = self._unpacking.get(sha1)
         if flight is None:
             archive = self.path(sha1)
-            flight = asyncio.ensure_future(
-                asyncio.to_thread(unpack_archive, archive, destination, self.tmp_dir, self.limits)
-            )
+            flight = asyncio.ensure_future(self._unpack(archive, destination))
             self._unpacking[sha1] = flight
             flight.add_done_callback(lambda _f: self._unpacking.pop(sha1, None))
             flight.add_done_callback(self._count_unpack)
         return await asyncio.shield(flight)
+
+    async def _unpack(self, archive: Path, destination: Path) -> Path:
+        try:
+            return await asyncio.to_thread(
+                unpack_archive, archive, destination, self.tmp_dir, self.limits
+            )
+        except OSError as exc:
+            self.raise_if_disk_full(exc, f"unpacking {destination.name}")
+            raise
 
     def _count_unpack(self, flight: asyncio.Future[Path]) -> None:
         if not flight.cancelled() and flight.exception() is None:

@@ -4,11 +4,13 @@ Bytes go in with ``feed``; events come out: ``EntryStart(entry)``, ``FileData(ch
 and finally ``ArchiveEnd``. It reads ustar, GNU (long names) and pax (``path``/``size``) headers
 itself rather than trusting ``tarfile``, and every check is made here, before a byte is written:
 
-* names: UTF-8, relative, no ``..``/``.``/empty parts, no NUL or backslash, bounded length and
-  depth;
+* names: UTF-8, relative, no ``..``/``.``/empty parts, no backslash and no control character
+  (NUL, newline, ESC...: names reach logs and terminals), bounded length and depth;
 * types: regular files and directories only (links, hard links, devices, FIFOs, sparse files and
   global headers are refused), no set-uid, set-gid or sticky bits;
-* no duplicate names, no names that collide when case-folded, no entry below a file;
+* no duplicate names, no names that collide when case-folded, no entry below a file (checked by
+  ``NameIndex``, whose memory is bounded by ``names_bytes_max`` whatever the names);
+* numbers: octal header fields and pax decimals are ASCII digits of bounded length;
 * limits: file size, total size, entry count, header sizes, trailing bytes after the end marker;
 * the end-of-archive marker must be present (``finish`` raises on a truncated archive), and only
   zero padding may follow it.
@@ -19,10 +21,10 @@ Rule: anything not understood is refused with ``ArchiveUnsafe`` naming the entry
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from ..errors import ArchiveUnsafe
+from .names import NameIndex
 from .settings import BundleSettings
 
 BLOCK = 512
@@ -32,6 +34,18 @@ EXTENDED_HEADER_BYTES_MAX = 64 * 1024
 TRAILING_ZERO_BYTES_MAX = 1024 * 1024
 COMPONENT_BYTES_MAX = 255
 _OCTAL = re.compile(rb"[0-7]+")
+# Path components the name check may walk, per entry allowed (``NameIndex.walk_steps_max``). An
+# archive that keeps each directory's entries together (``disruptor pack``, tar) walks about a
+# quarter of a component per entry (measured on a site-packages tree: 0.27), so 4 leaves room.
+NAME_WALK_STEPS_PER_ENTRY = 4
+# pax decimals (record lengths, sizes): ASCII digits only, and few of them. Twenty digits exceed
+# every size a bundle may have; more would only make ``int`` work (or refuse past 4300 digits).
+DECIMAL_DIGITS_MAX = 20
+_DECIMAL = re.compile(rb"[0-9]{1,%d}" % DECIMAL_DIGITS_MAX)
+# Refused in names: control characters (Unicode category Cc: U+0000-U+001F and U+007F-U+009F,
+# so NUL, newline, ESC, DEL and the C1 range) and the line and paragraph separators (Zl, Zp),
+# which a log line or a terminal would act on. A character class: checked at C speed.
+_REFUSED_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 _REGULAR = {b"0", b"\0", b"7"}
 _REFUSED_TYPES = {
@@ -93,6 +107,21 @@ def _octal(field: bytes, what: str) -> int:
     return int(text, 8)
 
 
+def decimal(text: bytes, what: str) -> int:
+    """A pax decimal: ASCII digits only, at most ``DECIMAL_DIGITS_MAX`` of them."""
+    if not _DECIMAL.fullmatch(text):
+        raise ArchiveUnsafe(
+            f"{what} is not a decimal number of at most {DECIMAL_DIGITS_MAX} digits"
+        )
+    return int(text)
+
+
+def control_character(name: str) -> str | None:
+    """The first character of ``name`` that must not appear in a member name, if any."""
+    found = _REFUSED_CHARACTERS.search(name)
+    return found.group() if found else None
+
+
 def _checksum_ok(block: bytes) -> bool:
     stored = _octal(block[148:156], "header checksum")
     unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
@@ -109,9 +138,7 @@ def _parse_pax(data: bytes) -> dict[str, str]:
     while pos < len(data):
         space = data.find(b" ", pos)
         length_text = data[pos:space] if space > 0 else b""
-        if not length_text.isdigit():
-            raise ArchiveUnsafe("malformed pax header record")
-        end = pos + int(length_text)
+        end = pos + decimal(length_text, "the length of a pax header record")
         if end > len(data) or end <= space or data[end - 1 : end] != b"\n":
             raise ArchiveUnsafe("malformed pax header record")
         key, sep, value = data[space + 1 : end - 1].partition(b"=")
@@ -123,11 +150,6 @@ def _parse_pax(data: bytes) -> dict[str, str]:
             raise ArchiveUnsafe("pax header record is not UTF-8") from None
         pos = end
     return records
-
-
-def _fold(name: str) -> str:
-    """The form two names share when a case-insensitive, normalising file system equates them."""
-    return unicodedata.normalize("NFC", name).casefold()
 
 
 class TarReader:
@@ -150,10 +172,9 @@ class TarReader:
         self._trailing = 0
         self.entries = 0
         self.total_bytes = 0
-        # Case-folded name -> ("file" | "dir" | "implicit", spelling); "implicit" is a parent
-        # directory that never had an entry of its own.
-        self._kinds: dict[str, tuple[str, str]] = {}
-        self._names: set[str] = set()
+        self.names = NameIndex(
+            limits.names_bytes_max, limits.file_count_max * NAME_WALK_STEPS_PER_ENTRY
+        )
 
     @property
     def ended(self) -> bool:
@@ -239,23 +260,22 @@ class TarReader:
             return
         self._ext_kind = b""
         name = self._name_of(block, magic)
+        # Until the name is checked it is shown escaped: it may hold anything, ESC included.
+        label = repr(name[:200])
         if "size" in self._pax:
-            text = self._pax["size"]
-            if not text.isdigit():
-                raise ArchiveUnsafe(f"{name}: pax size is not a number")
-            size = int(text)
+            size = decimal(self._pax["size"].encode(), f"{label}: its pax size")
         self._pax = {}
         self._long_name = None
         if typeflag in _REFUSED_TYPES:
-            raise ArchiveUnsafe(f"{name}: {_REFUSED_TYPES[typeflag]} is not allowed in a bundle")
+            raise ArchiveUnsafe(f"{label}: {_REFUSED_TYPES[typeflag]} is not allowed in a bundle")
         is_dir = typeflag == b"5"
         if not is_dir and typeflag not in _REGULAR:
-            raise ArchiveUnsafe(f"{name}: entry type {typeflag!r} is not allowed in a bundle")
+            raise ArchiveUnsafe(f"{label}: entry type {typeflag!r} is not allowed in a bundle")
         mode = _octal(block[100:108], "mode")
         if mode & 0o7000:
-            raise ArchiveUnsafe(f"{name}: set-uid, set-gid or sticky bits are not allowed")
+            raise ArchiveUnsafe(f"{label}: set-uid, set-gid or sticky bits are not allowed")
         if is_dir and size:
-            raise ArchiveUnsafe(f"{name}: a directory with content")
+            raise ArchiveUnsafe(f"{label}: a directory with content")
         # ``tar -C dir .`` names the root "./" and everything "./x": accept that one spelling.
         if is_dir and name in (".", "./"):
             return
@@ -322,8 +342,11 @@ class TarReader:
             raise ArchiveUnsafe("an entry with an empty name")
         if name.startswith("/"):
             raise ArchiveUnsafe(f"{shown}: absolute paths are not allowed")
-        if "\0" in name or "\\" in name:
-            raise ArchiveUnsafe(f"{shown}: NUL or backslash in a name")
+        if "\\" in name:
+            raise ArchiveUnsafe(f"{shown}: a backslash in a name")
+        refused = control_character(name)
+        if refused is not None:
+            raise ArchiveUnsafe(f"{shown}: a control character ({refused!r}) in a name")
         if len(name.encode()) > self.limits.path_bytes_max:
             raise ArchiveUnsafe(f"{shown}: path longer than {self.limits.path_bytes_max} bytes")
         parts = name.split("/")
@@ -347,24 +370,4 @@ class TarReader:
         self.total_bytes += entry.size
         if self.total_bytes > limits.unpacked_bytes_max:
             raise ArchiveUnsafe(f"unpacked size exceeds {limits.unpacked_bytes_max} bytes")
-        if entry.name in self._names:
-            raise ArchiveUnsafe(f"{entry.name}: duplicate entry")
-        self._names.add(entry.name)
-        spelled = entry.name.split("/")
-        for depth in range(1, len(spelled)):
-            ancestor = "/".join(spelled[:depth])
-            folded_ancestor = _fold(ancestor)
-            kind = self._kinds.get(folded_ancestor)
-            if kind is None:
-                self._kinds[folded_ancestor] = ("implicit", ancestor)
-            elif kind[0] == "file":
-                raise ArchiveUnsafe(f"{entry.name}: lies below a file")
-            elif kind[1] != ancestor:
-                raise ArchiveUnsafe(f"{entry.name}: collides with {kind[1]} when case is ignored")
-        folded = _fold(entry.name)
-        existing = self._kinds.get(folded)
-        if existing is not None and not (
-            existing[0] == "implicit" and entry.is_dir and existing[1] == entry.name
-        ):
-            raise ArchiveUnsafe(f"{entry.name}: collides with another entry when case is ignored")
-        self._kinds[folded] = ("dir" if entry.is_dir else "file", entry.name)
+        self.names.add(entry.name, entry.is_dir)

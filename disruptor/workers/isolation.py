@@ -4,8 +4,8 @@ Rule: a worker sees only what this module hands it. Its environment is built fro
 variable of the peer's leaks, so no secret, token or ``DISRUPTOR_*`` setting); its limits are set
 before its first instruction runs (``prlimit``); a peer running as root never runs it as root but
 as a uid of its own (``setpriv``); and under bubblewrap it sees the bundle (read-only), its scratch
-directory, the Python runtime and system files (read-only), a private /tmp and /proc, no network,
-and nothing of the data directory. SECURITY.md states what each mode guarantees.
+(a tmpfs of its quota), the Python runtime and system files (read-only), a private /tmp and /proc,
+no network, and nothing of the data directory. SECURITY.md states what each mode guarantees.
 """
 
 from __future__ import annotations
@@ -305,10 +305,11 @@ def plan_bwrap(
     settings: WorkerSettings,
     *,
     bundle_dir: Path,
-    scratch_dir: Path,
+    scratch_bytes: int,
     runtime: Path,
     uid: int | None,
 ) -> LaunchPlan:
+    """Bubblewrap mode; the scratch is a tmpfs of ``scratch_bytes`` inside the sandbox."""
     python = python_for_workers(settings, plain_as_root=False)
     prefix = _prefix_of(python)
     sandbox: list[str] = [
@@ -351,16 +352,23 @@ def plan_bwrap(
         "/proc",
         "--dev",
         "/dev",
+        # Both writable places are size-limited tmpfs, writable by the worker's uid (sticky, as
+        # /tmp is: the sandbox holds one worker and its children, nobody else).
         "--size",
         str(settings.tmp_bytes_max),
+        "--perms",
+        "1777",
         "--tmpfs",
         SANDBOX_TMP,
+        "--size",
+        str(scratch_bytes),
+        "--perms",
+        "1777",
+        "--tmpfs",
+        SANDBOX_SCRATCH,
         "--ro-bind",
         str(bundle_dir),
         SANDBOX_BUNDLE,
-        "--bind",
-        str(scratch_dir),
-        SANDBOX_SCRATCH,
         *_parent_dirs(SANDBOX_RUNTIME_DIR),
         "--ro-bind",
         str(runtime.parent),

@@ -1,10 +1,11 @@
-"""Launching one worker's process: its uid claim, scratch directory and isolation plan.
+"""Launching one worker's process: its uid claim, scratch and its quota, and isolation plan.
 
 Rule: a worker is launched only from a ``LaunchPlan`` that ``isolation`` built for its bundle and
 for the mode this machine supports; this module decides nothing about what the worker may see.
 A launch that fails leaves nothing held: no process on the slot, no uid claimed, no directory
-descriptor open. Each launch starts from a fresh scratch directory; the last one is removed when
-the pool forgets the worker (``discard_scratch``).
+descriptor open. Each launch starts from a fresh, empty scratch (a tmpfs inside the sandbox under
+bubblewrap, else a directory here, removed when the pool forgets the worker: ``discard_scratch``)
+watched against its quota by a ``scratch.ScratchWatch``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import DisruptorError, Unavailable
-from . import isolation
+from . import isolation, scratch
 from .isolation import UidClaim
 from .model import WorkerSlot
 from .process import OutputHandler, WorkerProcess
@@ -73,7 +74,21 @@ class Launcher:
         finally:
             if handles is not None:
                 handles.close()  # the worker holds its own copies now
+        worker.scratch_watch = self._watch(worker, proc)
+        worker.scratch_watch.start()
         return proc
+
+    def _watch(self, worker: WorkerSlot, proc: WorkerProcess) -> scratch.ScratchWatch:
+        limit = scratch.scratch_bytes(worker.group.manifest, self.settings)
+        if worker.scratch is None:  # bubblewrap: a tmpfs inside the sandbox
+            assert proc.pid is not None
+            meter = scratch.sandbox_meter(proc.pid, isolation.SANDBOX_SCRATCH)
+            cheap = True
+        else:
+            meter, cheap = scratch.directory_meter(worker.scratch, limit), False
+        quota = scratch.ScratchQuota(limit)
+        interval = self.settings.scratch_check_interval_s
+        return scratch.ScratchWatch(proc, meter, quota, interval, cheap=cheap)
 
     def _make_process(
         self, worker: WorkerSlot
@@ -83,20 +98,22 @@ class Launcher:
         if self._runtime is None:
             raise Unavailable("the worker pool is not started")
         root_user = isolation.runs_as_root()
+        scratch_bytes = scratch.scratch_bytes(group.manifest, self.settings)
         worker.claim = UidClaim(self.settings, self._rng) if root_user else None
         uid = worker.claim.uid if worker.claim is not None else None
-        worker.scratch = isolation.prepare_scratch(self.work_dir / "scratch" / worker.id, uid)
         handles: isolation.DirectoryHandles | None = None
         if mode == "bwrap":
+            worker.scratch = None
             plan = isolation.plan_bwrap(
                 group.manifest,
                 self.settings,
                 bundle_dir=group.root,
-                scratch_dir=worker.scratch,
+                scratch_bytes=scratch_bytes,
                 runtime=self._runtime,
                 uid=uid,
             )
         else:
+            worker.scratch = isolation.prepare_scratch(self.work_dir / "scratch" / worker.id, uid)
             if root_user:
                 # Its uid cannot walk the 0700 data directory: hand it these directories alone.
                 dirs = [group.root, worker.scratch, self._runtime.parent]
@@ -136,7 +153,11 @@ class Launcher:
 
 
 def release(worker: WorkerSlot) -> None:
-    """Give back the worker's uid (its process is gone, or never started)."""
+    """Give back the worker's uid and stop watching its scratch (its process is gone, or never
+    started)."""
+    if worker.scratch_watch is not None:
+        worker.scratch_watch.close()
+        worker.scratch_watch = None
     if worker.claim is not None:
         worker.claim.release()
         worker.claim = None

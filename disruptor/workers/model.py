@@ -20,6 +20,7 @@ from ..errors import NotFound
 from .isolation import UidClaim
 from .process import WorkerProcess
 from .restarts import CrashHistory
+from .scratch import ScratchWatch
 from .session import Death, State
 
 
@@ -100,7 +101,8 @@ class WorkerSlot:
     group: BundleGroup
     proc: WorkerProcess | None = None
     claim: UidClaim | None = None
-    scratch: Path | None = None
+    scratch: Path | None = None  # plain mode; under bubblewrap the scratch is inside the sandbox
+    scratch_watch: ScratchWatch | None = None
     started_at: float = 0.0
     restarts: int = 0
     tasks_done: int = 0

@@ -32,6 +32,7 @@ from ..errors import (
     InvalidPayload,
     NotFound,
     Overloaded,
+    ScratchFull,
     TaskFailed,
     TaskTimeout,
     Unavailable,
@@ -339,11 +340,17 @@ class WorkerPool:
                 worker.ready.set()
                 self._supervisor.refresh_gauges()
             elif isinstance(output, Completed):
-                self._answered(worker, worker.calls.pop(output.id), output.results)
+                tasks = worker.calls.pop(output.id)
+                results = list(output.results)
+                if any(r.errors for r in results) and _scratch_full(worker):
+                    results = [_as_scratch_full(worker, r) for r in results]
+                self._answered(worker, tasks, results)
             elif isinstance(output, Failed):
                 tasks = worker.calls.pop(output.id)
                 e = output.error
                 info = ErrorInfo(TaskFailed.slug, e.type, e.message, e.traceback)
+                if _scratch_full(worker):
+                    info = _scratch_error(worker, info)
                 self._answered(worker, tasks, [ChunkResult.failed(t.count, info) for t in tasks])
             elif isinstance(output, TimedOut):
                 self.stats.timeouts += 1
@@ -399,6 +406,31 @@ def _encode(items: list[Any]) -> list[Chunk | ChunkResult]:
 
 async def _done(result: ChunkResult) -> ChunkResult:
     return result
+
+
+def _scratch_full(worker: WorkerSlot) -> bool:
+    return worker.scratch_watch is not None and worker.scratch_watch.full_now()
+
+
+def _scratch_error(worker: WorkerSlot, error: ErrorInfo) -> ErrorInfo:
+    """An item's failure as ``scratch-full``, its worker's scratch being full: the worker is
+    stopped (once these results are delivered) to start again with an empty scratch."""
+    watch = worker.scratch_watch
+    assert watch is not None
+    asyncio.get_running_loop().call_soon(watch.trip, f"an item failed with {error.type}")
+    limit_mb = watch.quota.limit_bytes / (1024 * 1024)
+    message = (
+        f"the worker's scratch is full (limit {limit_mb:g} MiB); the item failed with "
+        f"{error.type}: {error.message}"
+    )
+    return ErrorInfo(ScratchFull.slug, "ScratchFull", message, error.traceback)
+
+
+def _as_scratch_full(worker: WorkerSlot, result: ChunkResult) -> ChunkResult:
+    if not result.errors:
+        return result
+    errors = tuple((offset, _scratch_error(worker, e)) for offset, e in result.errors)
+    return ChunkResult(result.count, result.values, errors, result.peer)
 
 
 __all__ = ["BundleSource", "DirectorySource", "PoolStats", "WorkerInfo", "WorkerPool"]

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..chunks import Chunk
 from .isolation import LaunchPlan, processes_of_uid
-from .session import Gone, Kill, Output, Send, Session
+from .session import DeathKind, Gone, Kill, Output, Send, Session
 
 log = logging.getLogger("disruptor.workers")
 
@@ -137,6 +137,10 @@ class WorkerProcess:
         """Kill now (calls in flight are lost), and wait until everything it started is gone."""
         self._deliver(self.session.kill("worker stopped"))
         await self.kill()
+
+    def stop_for(self, kind: DeathKind, reason: str) -> None:
+        """Kill now because of ``kind`` (its calls are lost with that kind); reaped as usual."""
+        self._deliver(self.session.kill(reason, kind))
 
     async def kill(self) -> None:
         """Kill the worker and everything it started; returns once its exit is collected."""

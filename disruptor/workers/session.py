@@ -81,6 +81,7 @@ class DeathKind(enum.Enum):
     PROTOCOL = "protocol-error"
     TIMEOUT = "task-timeout"
     STOPPED = "unavailable"  # stopped by the pool (shutdown, drain overrun)
+    SCRATCH_FULL = "scratch-full"  # stopped for filling its scratch quota
 
 
 @dataclass(frozen=True)
@@ -262,9 +263,9 @@ class Session:
             return encode_frame(shutdown_body(), self.frame_bytes_max)
         return encode_line(shutdown_frame(), self.line_bytes_max)
 
-    def kill(self, reason: str) -> list[Output]:
-        """The pool stops this worker at once (its calls are lost)."""
-        return self._die(Death(DeathKind.STOPPED, reason), kill=True)
+    def kill(self, reason: str, kind: DeathKind = DeathKind.STOPPED) -> list[Output]:
+        """The pool stops this worker at once (its calls are lost, with ``kind``)."""
+        return self._die(Death(kind, reason), kill=True)
 
     # --- input from the process ---
 

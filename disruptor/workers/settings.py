@@ -43,6 +43,13 @@ class WorkerSettings:
     workers_per_bundle_max: int = 64
     # A worker's private /tmp under bubblewrap is a tmpfs of this size (it is memory).
     tmp_bytes_max: int = 64 * 1024 * 1024
+    # A worker's scratch directory: the manifest's ``[limits] scratch_mb``, or this default; a
+    # bundle asking more than the maximum does not start here. Under bubblewrap the scratch is a
+    # tmpfs of that size (memory, like /tmp); otherwise a directory the peer measures every
+    # interval. A worker that fills it is killed and its items fail with ``scratch-full``.
+    scratch_mb_default: int = 256
+    scratch_mb_max: int = 4096
+    scratch_check_interval_s: float = 0.5
     # The largest line (protocol version 1) and frame (version 2) accepted from a worker, and
     # written to one (a larger call is split; an item too large alone fails).
     line_bytes_max: int = LINE_BYTES_MAX

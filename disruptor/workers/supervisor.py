@@ -1,7 +1,8 @@
 """What the pool does when a worker dies: retry its lost calls, restart it, or give up on it.
 
 Rule: however a worker dies, each call it held ends once. A call lost with a crashed worker is
-sent once more to another (``ATTEMPTS_MAX``), then fails with that worker's last stderr lines. A
+sent once more to another (``ATTEMPTS_MAX``), then fails with that worker's last stderr lines (a
+call lost to a full scratch fails at once with ``scratch-full``). A
 worker that dies unexpectedly is restarted after the backoff ``CrashHistory`` gives (at once
 after a timeout, which is the task's fault, not the worker's), unless its bundle is
 crash-looping: then the bundle is marked failed with the reason, its other workers are stopped
@@ -87,7 +88,14 @@ class Supervisor:
             self.stats.protocol_errors += 1
         if death.kind is not DeathKind.TIMEOUT:
             self.stats.crashes += 1
-        retry = [t for t, _ in lost if t.attempts + 1 < ATTEMPTS_MAX and not worker.stopping]
+        # A call lost because the worker filled its scratch would fill the next one too.
+        retry = [
+            t
+            for t, d in lost
+            if t.attempts + 1 < ATTEMPTS_MAX
+            and not worker.stopping
+            and d.kind is not DeathKind.SCRATCH_FULL
+        ]
         for task in retry:
             task.attempts += 1
             batching.enqueue(group, task, self.stats, front=True)
@@ -194,4 +202,5 @@ def _type_name(kind: DeathKind) -> str:
         DeathKind.PROTOCOL: "ProtocolError",
         DeathKind.TIMEOUT: "TaskTimeout",
         DeathKind.STOPPED: "Unavailable",
+        DeathKind.SCRATCH_FULL: "ScratchFull",
     }[kind]

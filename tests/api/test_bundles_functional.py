@@ -446,6 +446,12 @@ EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
 HOSTILE_XML = [
     BILLION_LAUGHS,
     EXTERNAL_ENTITY,
+    # An internal entity in UTF-16: no byte search for "<!DOCTYPE" finds it.
+    '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE p [<!ENTITY a "b">]>'
+    '<D:propfind xmlns:D="DAV:"><D:prop><D:displayname>&a;</D:displayname></D:prop>'
+    "</D:propfind>".encode("utf-16"),
+    BILLION_LAUGHS.decode().replace('"1.0"', '"1.0" encoding="UTF-16"').encode("utf-16"),
+    '<!DOCTYPE p><D:propfind xmlns:D="DAV:"/>'.encode("utf-32"),
     b"<D:propfind xmlns:D='DAV:'>",  # not well-formed
     b"<other/>",  # not a propfind
     b'<!doctype x SYSTEM "http://example.invalid/x.dtd"><x/>',  # an external DTD
@@ -463,9 +469,24 @@ async def test_hostile_propfind_xml(
 
 
 async def test_depth_infinity_is_forbidden(peer: Peer, http: aiohttp.ClientSession) -> None:
-    for headers in ({"Depth": "infinity"}, {}):
+    json_only = {"Accept": "application/problem+json"}
+    for headers in ({"Depth": "infinity", **json_only}, json_only):
         async with http.request("PROPFIND", "/bundles/", headers=headers) as r:
             assert r.status == 403 and await problem(r) == "forbidden"
+    # A WebDAV client (no Accept, */*, or XML) gets RFC 4918's DAV:error naming the
+    # precondition, with the problem details inside it (RFC 7807's XML form).
+    for accept in ("", "*/*", "text/xml", "application/xml, application/json;q=0.5"):
+        headers = {"Depth": "infinity", "Accept": accept}
+        async with http.request("PROPFIND", "/bundles/", headers=headers) as r:
+            assert r.status == 403 and r.content_type == "application/xml", accept
+            root = ET.fromstring(await r.read())
+        assert root.tag == "{DAV:}error"
+        assert root.find("{DAV:}propfind-finite-depth") is not None
+        details = root.find("{urn:ietf:rfc:7807}problem")
+        assert details is not None
+        assert details.findtext("{urn:ietf:rfc:7807}type") == PROBLEM + "forbidden"
+        assert details.findtext("{urn:ietf:rfc:7807}status") == "403"
+        assert "Depth" in (details.findtext("{urn:ietf:rfc:7807}detail") or "")
 
 
 async def test_token_required(peer: Peer, tmp_path: Path) -> None:
@@ -481,10 +502,13 @@ async def test_token_required(peer: Peer, tmp_path: Path) -> None:
 
 
 async def test_unknown_method_and_path(peer: Peer, http: aiohttp.ClientSession) -> None:
-    for path in ("/bundles/", "/bundles/" + "a" * 40):
-        async with http.request("MKCOL", path) as r:
-            assert r.status == 405 and await problem(r) == "method-not-allowed"
-            assert "OPTIONS" in r.headers["Allow"]
+    # Methods that would create, change or lock names are not allowed anywhere, whatever the
+    # name: RFC 4918 clients expect 405 (with Allow), not a complaint about the name.
+    for method in ("MKCOL", "PROPPATCH", "COPY", "MOVE", "LOCK", "UNLOCK"):
+        for path in ("/bundles/", "/bundles/" + "a" * 40, "/bundles/litmus/", "/bundles/x/y"):
+            async with http.request(method, path) as r:
+                assert r.status == 405 and await problem(r) == "method-not-allowed", path
+                assert "OPTIONS" in r.headers["Allow"] and method not in r.headers["Allow"]
     async with http.get("/elsewhere/" + "a" * 40) as r:
         assert r.status == 404 and await problem(r) == "not-found"
 

@@ -66,6 +66,31 @@ async def test_login_form_sets_an_httponly_strict_cookie(peer: Peer) -> None:
             assert r.status == 401
 
 
+async def test_a_cross_site_logout_is_refused(peer: Peer) -> None:
+    # A hostile page's form posting to /logout (logout CSRF) must not sign the user out.
+    async with browser_like() as s:
+        async with s.post(peer.url + "/login", data={"token": peer.api_token}) as r:
+            assert r.status == 200
+        for headers in (
+            {"Origin": "http://evil.example"},
+            {"Origin": "null"},
+            {"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"},
+            {"Sec-Fetch-Site": "same-site"},  # another peer's port on this host
+            {"Origin": f"http://127.0.0.1:{peer.address.port + 1}"},
+        ):
+            async with s.post(peer.url + "/logout", headers=headers, allow_redirects=False) as r:
+                assert r.status == 403, headers
+                assert "Set-Cookie" not in r.headers
+            async with s.get(peer.url + "/dashboard/snapshot") as r:
+                assert r.status == 200  # still signed in
+        # From the page itself (as a browser sends it), logout works.
+        own = {"Origin": peer.url, "Sec-Fetch-Site": "same-origin"}
+        async with s.post(peer.url + "/logout", headers=own, allow_redirects=False) as r:
+            assert r.status == 303 and "disruptor_token" in r.headers["Set-Cookie"]
+        async with s.get(peer.url + "/dashboard/snapshot") as r:
+            assert r.status == 401
+
+
 async def test_token_in_the_url_once_becomes_a_cookie_and_leaves_the_url(peer: Peer) -> None:
     async with browser_like() as s:
         url = f"{peer.url}/?view=peers&token={peer.api_token}"

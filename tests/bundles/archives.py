@@ -91,3 +91,16 @@ def with_manifest(*members: bytes) -> bytes:
 
 def zst(data: bytes, **kw: int) -> bytes:
     return zstandard.ZstdCompressor(level=3, **kw).compress(data)
+
+
+def deep_names(entries: int, depth: int = 62, part_chars: int = 63) -> bytes:
+    """A tar of ``entries`` empty files, each named by ``depth`` levels of long, new parts.
+
+    Every entry adds ``depth`` directories never seen before: the shape that makes a name check
+    that keeps whole paths hold gigabytes for an archive of a few kilobytes.
+    """
+    out = []
+    for i in range(entries):
+        name = "/".join(f"{i:07d}{level:02d}".ljust(part_chars, "p") for level in range(depth))
+        out.append(pax({"path": name}) + member("placeholder", b""))
+    return tar(*out)

@@ -105,6 +105,14 @@ def test_fifo_is_an_error(tmp_path: Path) -> None:
         packed(root)
 
 
+@pytest.mark.parametrize("name", ["new\nline.txt", "esc\x1b[31m.txt"])
+def test_a_name_with_a_control_character_is_an_error(tmp_path: Path, name: str) -> None:
+    app = make_app(tmp_path / "app", {f"sub/{name}": b"x"})
+    with pytest.raises(ArchiveUnsafe, match="control character") as caught:
+        pack_directory(app, io.BytesIO())
+    assert "sub/" in str(caught.value) and "\x1b" not in str(caught.value)
+
+
 def test_manifest_is_required(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app")
     (root / "bundle.toml").unlink()

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from disruptor.bundles.settings import BundleSettings
 from disruptor.bundles.tarstream import (
@@ -106,7 +110,11 @@ def test_any_split_of_the_input_gives_the_same_files(step: int) -> None:
         (tar(member("Readme", b"1"), member("README", b"2")), "case"),
         (tar(directory("lib/"), member("LIB/x", b"1")), "case"),
         (tar(member("a", b"1"), member("a/b", b"2")), "below a file"),
-        (tar(member("a/b", b"1"), member("a", b"2")), "case"),
+        (tar(member("a/b", b"1"), member("a", b"2")), "name of a directory"),
+        (tar(member("a", b"1"), directory("a/")), "name of a file"),
+        (tar(directory("d/"), directory("d/")), "duplicate"),
+        (tar(member("Lib/x", b"1"), member("lib/y", b"2")), "'lib' collides with another spelling"),
+        (tar(member("caf\u00e9", b"1"), member("cafe\u0301", b"2")), "case"),  # NFC equals
         (tar(header("x", typeflag=b"Z")), "entry type"),
         (tar(member(b"\xff\xfe", b"x")), "UTF-8"),
         (tar(header("dir/", typeflag=b"5", size=512) + b"\0" * 512), "directory with content"),
@@ -129,6 +137,63 @@ def test_any_split_of_the_input_gives_the_same_files(step: int) -> None:
 def test_hostile_archives_are_refused(archive: bytes, reason: str) -> None:
     with pytest.raises(ArchiveUnsafe, match=reason):
         read(archive)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["new\nline", "esc\x1b[2Jape", "bell\x07", "del\x7f", "c1\x9b31m", "line\u2028sep", "dir/\r/x"],
+)
+def test_names_with_control_characters_are_refused(name: str) -> None:
+    # They would reach logs and terminals; the refusal shows the name escaped, never raw.
+    with pytest.raises(ArchiveUnsafe, match="control character") as caught:
+        read(tar(pax({"path": name}), member("placeholder", b"x")))
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in str(caught.value))
+    with pytest.raises(ArchiveUnsafe, match="control character"):
+        read(tar(member(name, b"x")))
+
+
+def test_a_refused_entry_type_names_its_entry_escaped() -> None:
+    with pytest.raises(ArchiveUnsafe, match="symbolic link") as caught:
+        read(tar(header("\x1b]0;pwned\x07", typeflag=b"2", linkname=b"x")))
+    assert "\x1b" not in str(caught.value) and "\\x1b" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        {"size": "9" * 5000},  # int() would refuse it past 4300 digits: a 500, not a 422
+        {"size": "\u00b2"},  # a Unicode digit that int() does not take
+        {"size": "\u0664\u0662"},  # Arabic-Indic digits int() would take
+        {"size": "-1"},
+        {"size": " 12"},
+        {"size": ""},
+    ],
+)
+def test_pax_sizes_must_be_a_few_ascii_digits(records: dict[str, str]) -> None:
+    with pytest.raises(ArchiveUnsafe, match="pax size"):
+        read(tar(pax(records), member("x", b"")))
+
+
+@pytest.mark.parametrize("length", [b"9" * 5000, "\u00b2".encode(), b"+12", b"0x1f", b"1_0"])
+def test_pax_record_lengths_must_be_a_few_ascii_digits(length: bytes) -> None:
+    body = length + b" path=x\n"
+    archive = tar(header("././@PaxHeader", typeflag=b"x", size=len(body)) + pad(body))
+    with pytest.raises(ArchiveUnsafe, match="pax header record"):
+        read(archive + member("x", b""))
+
+
+def test_deep_long_names_are_refused_once_their_memory_budget_is_spent() -> None:
+    # The shape that once held gigabytes: many paths of 62 levels of 63-character parts, each
+    # part new. Each path costs 62 nodes; the budget runs out after a few of them.
+    budget = 64 * 1024
+    limits = BundleSettings(names_bytes_max=budget)
+    reader = TarReader(limits)
+    with pytest.raises(ArchiveUnsafe, match="names need more than 65536 bytes"):
+        for i in range(1000):
+            name = "/".join(f"{i:04d}{level:02d}" + "p" * 57 for level in range(62))
+            reader.feed(pax({"path": name}) + member("ignored", b""))
+    assert reader.names.used_bytes <= budget
+    assert reader.entries < 20
 
 
 def test_base256_sizes_are_refused() -> None:
@@ -173,3 +238,23 @@ def test_zero_padding_after_the_end_is_fine_but_bounded() -> None:
     read(tar(member("x", b"1")) + b"\0" * 9000)
     with pytest.raises(ArchiveUnsafe, match="trailing data"):
         read(tar(member("x", b"1")) + b"\0" * (2 * 1024 * 1024))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.binary(max_size=300)
+    | st.builds(
+        lambda length, key, value: length + b" " + key + b"=" + value + b"\n",
+        st.text(max_size=30).map(lambda t: t.encode()),
+        st.sampled_from([b"path", b"size", b"mtime", b"linkpath", b"x"]),
+        st.text(max_size=40).map(lambda t: t.encode()),
+    ),
+    name=st.text(max_size=120),
+)
+def test_any_pax_header_gives_entries_or_archive_unsafe(body: bytes, name: str) -> None:
+    archive = tar(
+        header("././@PaxHeader", typeflag=b"x", size=len(body)) + pad(body),
+        member(name.encode("utf-8", "surrogatepass")[:100] or b"x", b"data"),
+    )
+    with contextlib.suppress(ArchiveUnsafe):
+        read(archive)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import io
 import struct
@@ -34,8 +33,6 @@ from disruptor.snippets.host_wire import (
     encode_raw,
     read_frame,
 )
-
-from ..test_sans_io import FORBIDDEN, ROOT, imports_of
 
 REPLIES: list[HostFrame] = [
     Ready(pid=4242),
@@ -195,11 +192,3 @@ def test_a_request_over_its_limit_is_refused_before_its_body_is_read() -> None:
 def test_a_reply_is_not_a_request() -> None:
     with pytest.raises(WireError):
         read_frame(io.BytesIO(encode_frame(Done())))
-
-
-@pytest.mark.parametrize(
-    "module", ["snippets/host_wire.py", "snippets/collector.py", "snippets/host_parts.py"]
-)
-def test_the_wire_and_the_result_assembly_are_sans_io(module: str) -> None:
-    names = imports_of(ast.parse((ROOT / module).read_text()))
-    assert not {n.split(".")[0] for n in names} & FORBIDDEN, names

@@ -55,18 +55,22 @@ def test_dropping_privileges_clears_groups_and_capabilities() -> None:
 
 def test_bwrap_plan_mounts_no_data_directory(tmp_path: Path) -> None:
     data = tmp_path / "home"
-    bundle, scratch, runtime = data / "b", data / "s", data / "r" / "worker_runtime.py"
+    bundle, runtime = data / "b", data / "r" / "worker_runtime.py"
     plan = isolation.plan_bwrap(
-        MANIFEST, WorkerSettings(), bundle_dir=bundle, scratch_dir=scratch, runtime=runtime,
+        MANIFEST, WorkerSettings(), bundle_dir=bundle, scratch_bytes=3 << 20, runtime=runtime,
         uid=2_000_000_001,
     )  # fmt: skip
     argv = list(plan.argv)
     assert "--unshare-net" in argv and "--unshare-pid" in argv and "--die-with-parent" in argv
     sources = [argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")]
     under_data = [s for s in sources if s.startswith(str(data))]
-    assert sorted(under_data) == sorted([str(bundle), str(scratch), str(runtime.parent)])
-    writable = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]
-    assert writable == [str(scratch)]
+    assert sorted(under_data) == sorted([str(bundle), str(runtime.parent)])
+    assert "--bind" not in argv  # nothing of the host is writable
+    # The scratch and /tmp are size-limited tmpfs the worker's uid may write.
+    tmpfs = {argv[i + 1]: argv[i - 4 : i] for i, a in enumerate(argv) if a == "--tmpfs"}
+    assert tmpfs[isolation.SANDBOX_SCRATCH] == ["--size", str(3 << 20), "--perms", "1777"]
+    tmp_size = str(WorkerSettings().tmp_bytes_max)
+    assert tmpfs[isolation.SANDBOX_TMP] == ["--size", tmp_size, "--perms", "1777"]
     assert plan.env["HOME"] == isolation.SANDBOX_SCRATCH and plan.uid == 2_000_000_001
     assert argv[-3:] == ["-B", isolation.SANDBOX_RUNTIME, isolation.SANDBOX_BUNDLE]
 
