@@ -37,7 +37,7 @@ LAYERS = {
     "metrics": 8,
     "api": 9,
     "client": 9,
-    "settings": 9,
+    "settings": 8,
     "executor": 10,
     "settings_sources": 10,
     "peer": 11,

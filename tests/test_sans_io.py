@@ -26,6 +26,7 @@ SANS_IO = [
     "version.py",
     "bundles/settings.py",
     "bundles/manifest.py",
+    "bundles/names.py",
     "bundles/tarstream.py",
     "jobs/dispatcher.py",
     "jobs/faults.py",
