@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from systems import dask_system, procs, ray_system  # noqa: E402
 from systems.base import Sizes, System  # noqa: E402
 from systems.disruptor_system import DisruptorSystem  # noqa: E402
-from systems.measures import MEASURES  # noqa: E402
+from systems.measures import MEASURES, Measure  # noqa: E402
 from systems.pool_system import PoolSystem  # noqa: E402
 from systems.report import Results, number  # noqa: E402
 
@@ -152,38 +152,46 @@ async def start_all(
     return running
 
 
+async def measure_once(system: System, measure: Measure, rep: int, results: Results) -> None:
+    """One measure on one system, bounded; a failure is recorded and the run goes on."""
+    load_1m = procs.load_average()[0]
+    began = time.monotonic()
+    try:
+        rows = await asyncio.wait_for(
+            getattr(system, measure.method_name)(), measure.timeout_s(results.sizes)
+        )
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        error = f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"
+        results.fail(measure.name, system.name, rep, error)
+        print(f"[{rep + 1}/{results.reps}] {measure.name} {system.name} FAILED: {error}")
+        return
+    if rows is None:
+        return
+    results.record(measure.name, system.name, rep, rows)
+    results.load.append(
+        {"rep": rep, "measure": measure.name, "system": system.name, "load_1m": load_1m}
+    )
+    print(
+        f"[{rep + 1}/{results.reps}] {measure.name:<12} {system.name:<9} "
+        f"({time.monotonic() - began:.1f} s, load {load_1m:.1f}) {brief(rows)}",
+        flush=True,
+    )
+
+
 async def measure_all(systems: list[System], results: Results, only: list[str]) -> None:
-    """Repetition by repetition, measure by measure, each system in turn."""
-    for rep in range(results.reps):
-        for measure in (m for m in MEASURES if m.name in only):
-            for system in systems:
-                load_1m = procs.load_average()[0]
-                began = time.monotonic()
-                try:
-                    rows = await asyncio.wait_for(
-                        getattr(system, measure.name)(), measure.timeout_s(results.sizes)
-                    )
-                except Exception as exc:
-                    where = traceback.extract_tb(exc.__traceback__)[-1]
-                    error = f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:"
-                    error += f"{where.lineno})"
-                    results.fail(measure.name, system.name, rep, error)
-                    print(
-                        f"[{rep + 1}/{results.reps}] {measure.name} {system.name} FAILED: {error}"
-                    )
-                    continue
-                if rows is None:
-                    continue
-                results.record(measure.name, system.name, rep, rows)
-                results.load.append(
-                    {"rep": rep, "measure": measure.name, "system": system.name, "load_1m": load_1m}
-                )
-                spent = time.monotonic() - began
-                print(
-                    f"[{rep + 1}/{results.reps}] {measure.name:<10} {system.name:<9} "
-                    f"({spent:.1f} s, load {load_1m:.1f}) {brief(rows)}",
-                    flush=True,
-                )
+    """Round by round, measure by measure, each system in turn (A, B, C, A, B, C...); the
+    measures of the first and last phase take all their rounds before and after the others."""
+    chosen = [m for m in MEASURES if m.name in only]
+    for phase in ("first", "main", "last"):
+        measures = [m for m in chosen if m.phase == phase]
+        rounds = [[(m, rep) for m in measures] for rep in range(results.reps)]
+        if phase != "main":  # every repetition of one measure, then the next measure
+            rounds = [[(m, rep) for rep in range(results.reps)] for m in measures]
+        for pairs in rounds:
+            for measure, rep in pairs:
+                for system in systems:
+                    await measure_once(system, measure, rep, results)
 
 
 async def stop_all(systems: list[System]) -> None:

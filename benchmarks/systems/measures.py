@@ -23,11 +23,19 @@ class Metric:
 
 @dataclass(frozen=True)
 class Measure:
-    name: str  # for --only, and the System method that takes it
+    name: str  # for --only, and the System method that takes it (unless ``method`` says)
     title: Callable[[Sizes], str]
     metrics: tuple[Metric, ...]
     timeout_s: Callable[[Sizes], float]  # per system per repetition
     pairs: tuple[tuple[str, str], ...] = ()  # (numerator row, denominator row); () = default
+    # When its repetitions run: "first" all of them before any other measure (right after the
+    # warm-up), "main" one per round with the others, "last" all of them after every round.
+    phase: str = "main"
+    method: str = ""
+
+    @property
+    def method_name(self) -> str:
+        return self.method or self.name
 
 
 RATE_ITEMS = Metric("items_per_s", "items/s", higher_is_better=True)
@@ -35,16 +43,19 @@ RATE_JOBS = Metric("jobs_per_s", "jobs/s", higher_is_better=True)
 P50 = Metric("p50_ms", "ms", higher_is_better=False)
 P99 = Metric("p99_ms", "ms", higher_is_better=False)
 
+MEMORY_METRICS = (
+    Metric("rss_mb", "MB", higher_is_better=False),
+    Metric("pss_mb", "MB", higher_is_better=False),
+    Metric("processes", "", higher_is_better=False, ratio=False),
+)
+
 MEASURES = (
     Measure(
         "memory",
-        lambda s: f"idle memory of the system's processes, {s.workers} workers started",
-        (
-            Metric("rss_mb", "MB", higher_is_better=False),
-            Metric("pss_mb", "MB", higher_is_better=False),
-            Metric("processes", "", higher_is_better=False, ratio=False),
-        ),
+        lambda s: f"idle memory of the system's processes after the warm-up, {s.workers} workers",
+        MEMORY_METRICS,
         lambda s: 60,
+        phase="first",
     ),
     Measure(
         "items",
@@ -99,6 +110,14 @@ MEASURES = (
         (Metric("seconds", "s", higher_is_better=False),),
         lambda s: 120 + s.loop_items / 500,
         pairs=(("disruptor snippet", "disruptor bundle"),),
+    ),
+    Measure(
+        "memory_after",
+        lambda s: "idle memory of the system's processes after every other measure ran",
+        MEMORY_METRICS,
+        lambda s: 60,
+        phase="last",
+        method="memory",
     ),
 )
 
