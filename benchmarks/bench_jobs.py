@@ -248,7 +248,7 @@ def main() -> int:
     subreaper = procs.become_subreaper()
     load_start = procs.load_average()
     report: dict[str, Any] = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": " ".join(sys.orig_argv),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpus": os.cpu_count(),
