@@ -139,8 +139,10 @@ async def start_all(
         print(f"starting {name} ...", flush=True)
         began = time.monotonic()
         try:
-            await asyncio.wait_for(system.start(), START_TIMEOUT_S)
-            after_each()
+            try:
+                await asyncio.wait_for(system.start(), START_TIMEOUT_S)
+            finally:
+                after_each()  # even after a failed start, which may have replaced handlers
             await asyncio.wait_for(system.warm_up(), WARM_UP_TIMEOUT_S)
         except Exception as exc:
             if name == "disruptor":

@@ -37,7 +37,7 @@ from .disruptor_peers import Cluster, PeerProcess, same_code_env, stop_peers
 from .work import DOUBLE_SOURCE, LOOP_SOURCE, check_doubled, check_looped, write_bundle
 
 NEEDS = {
-    "one": {"items", "tiny", "round_trip", "memory"},
+    "one": {"items", "tiny", "round_trip", "memory", "memory_after"},
     "three": {"tiny", "round_trip", "loop"},
     "six": {"deploy"},
 }
@@ -102,7 +102,7 @@ class DisruptorSystem(System):
         first = next(iter(self.clusters.values()))
         # The peer does not report its event loop yet: say so rather than guess.
         health = first.health
-        self.event_loop = str(health.get("event_loop") or health.get("loop") or "unknown")
+        self.event_loop = str(health.get("event_loop", "unknown"))
         self.uvloop_mapped = procs.maps_mention(first.peers[0].pid, "uvloop")
 
     async def warm_up(self) -> None:
