@@ -1,316 +1,302 @@
-"""Job costs on a local cluster of peer processes: tiny jobs per second, a million items, round
-trips local and forwarded, and deploying a 50 MB bundle to 3 and 6 peers.
+"""Jobs on disruptor against Ray, Dask and ``multiprocessing.Pool``, interleaved in one run.
 
-Run: ``.venv/bin/python benchmarks/bench_jobs.py [--quick]`` (a few minutes; ``--quick`` cuts the
-sizes). Where Ray or Dask are importable (``pip install '.[bench]'``) the same tiny-job and
-many-item workloads run on them in the same run, after the peers have stopped, with the same number
-of worker processes (one per peer: 3), on loopback only, and the ratios are printed:
+Every system is started once and warmed up (workers running, functions shipped), then each
+repetition runs each measure on each system in turn (A, B, C, A, B, C...), so load from the
+rest of a shared machine falls on all of them alike. Per measure it prints each system's min and
+median over the repetitions and the min and median of the ratio disruptor / other, pairing
+repetition r of one with repetition r of the other; the load average at start and end; what ran
+(versions, event loop, load generator). Everything also goes to ``benchmarks/out/jobs.json``.
 
-- tiny jobs: one item each, ``item * 2``, with 1 and 64 jobs in flight for the same number of
-  seconds (Ray: a window of tasks kept full with ``ray.wait``; Dask: coroutines on an asynchronous
-  client, each awaiting one future at a time, as the disruptor clients do);
-- many items: the same ``item * 2`` over ``range(N)`` in tasks of 1,000 items (the chunk the
-  disruptor dispatcher uses at this size), results flattened into one list in item order.
+    .venv/bin/python benchmarks/bench_jobs.py                    # several minutes
+    .venv/bin/python benchmarks/bench_jobs.py --quick --reps 1   # smoke run
+    .venv/bin/python benchmarks/bench_jobs.py --only items,tiny --systems disruptor,ray
 
-Each framework is warmed up first (every worker process started, the functions shipped); the
-warm-up is not timed.
+Ray and Dask run when importable (``pip install -e '.[bench]'``) and are skipped with a note
+otherwise. Rule: every wait is bounded, and every process the run started is ended when it
+ends, Ctrl-C and SIGTERM included (graceful stop first, then SIGKILL of whatever is left below
+this process).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
-import random
-import statistics
+import platform
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from disruptor.cli.demo_cmd import LocalCluster
-from disruptor.client import AsyncClient, Client
-from disruptor.home import Home
+from systems import dask_system, procs, ray_system  # noqa: E402
+from systems.base import Sizes, System  # noqa: E402
+from systems.disruptor_system import DisruptorSystem  # noqa: E402
+from systems.measures import MEASURES, Measure  # noqa: E402
+from systems.pool_system import PoolSystem  # noqa: E402
+from systems.report import Results, number  # noqa: E402
 
-TINY = "def handle(item):\n    return item\n"
-DOUBLE = "def handle(item):\n    return item * 2\n"
-HANDLER = "def handle(item):\n    return item * 2\n"
-CHUNK = 1000  # items per Ray/Dask task: the disruptor dispatcher's chunk for a million items
-IN_FLIGHT = (1, 64)  # tiny jobs in flight at once (clients), for disruptor, Ray and Dask alike
-
-
-def double(item: int) -> int:
-    return item * 2
-
-
-def double_chunk(items: list[int]) -> list[int]:
-    return [item * 2 for item in items]
-
-
-def write_bundle(root: Path, name: str, payload_bytes: int = 0, workers: int = 1) -> Path:
-    app = root / name
-    app.mkdir(parents=True)
-    (app / "bundle.toml").write_text(
-        f'name = "{name}"\nversion = "1.0.0"\n\n[worker]\nhandler = "tiny:handle"\n'
-        f"count = {workers}\n"
-    )
-    (app / "tiny.py").write_text(HANDLER)
-    if payload_bytes:
-        # Random bytes do not compress: the bundle really is this large on the wire.
-        (app / "payload.bin").write_bytes(random.randbytes(payload_bytes))
-    return app
+SYSTEMS: dict[str, type[System]] = {
+    "disruptor": DisruptorSystem,
+    "ray": ray_system.RaySystem,
+    "dask": dask_system.DaskSystem,
+    "pool": PoolSystem,
+}
+OPTIONAL = {"ray": ray_system.version, "dask": dask_system.version}
+START_TIMEOUT_S = 300.0
+WARM_UP_TIMEOUT_S = 300.0
+STOP_TIMEOUT_S = 60.0
+OUT = ROOT / "benchmarks" / "out" / "jobs.json"
 
 
-def wait_members(client: Client, count: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if len(client.request_json("GET", "/jobs")["peers"]) >= count:
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"the peers did not see {count} members within {timeout_s}s")
+def names(text: str, known: list[str], what: str) -> list[str]:
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(known))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"unknown {what} {unknown}; choose from {known}")
+    return [name for name in known if name in chosen]  # the harness's order, not the caller's
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def tiny_jobs_per_s(
-    addresses: list[str], home: Home, work: str, clients: int, seconds: float
-) -> float:
-    done = 0
-    stop_at = time.monotonic() + seconds
-
-    async def one_client(number: int) -> None:
-        nonlocal done
-        async with AsyncClient([addresses[number % len(addresses)]], home=home) as client:
-            while time.monotonic() < stop_at:
-                await client.map(work, [number])
-                done += 1
-
-    started = time.monotonic()
-    await asyncio.gather(*(one_client(n) for n in range(clients)))
-    return done / (time.monotonic() - started)
-
-
-async def round_trips(
-    address: str, target: str, home: Home, work: str, count: int
-) -> tuple[float, float]:
-    samples = []
-    async with AsyncClient([address], home=home) as client:
-        for n in range(count):
-            started = time.perf_counter()
-            await client.map(work, [n], peers=[target])
-            samples.append(time.perf_counter() - started)
-    return statistics.median(samples), percentile(samples, 0.99)
-
-
-async def many_items(address: str, home: Home, work: str, items: int) -> float:
-    async with AsyncClient([address], home=home, timeout_s=3600) as client:
-        started = time.perf_counter()
-        values = await client.map(work, range(items))
-        elapsed = time.perf_counter() - started
-    assert len(values) == items and values[-1] == 2 * (items - 1)
-    return items / elapsed
-
-
-def deploy(root: Path, peers: int, payload_bytes: int) -> tuple[float, float]:
-    """Push a large bundle to one peer, then start workers on all: (push s, to all running s)."""
-    home_dir = root / f"deploy-{peers}"
-    home_dir.mkdir()
-    home = Home(home_dir).ensure()
-    cluster = LocalCluster(home_dir, peers)
-    try:
-        cluster.start()
-        with Client(cluster.addresses, home=home, timeout_s=600) as client:
-            wait_members(client, peers)
-            app = write_bundle(root, f"big{peers}", payload_bytes)
-            started = time.perf_counter()
-            sha1 = client.push_bundle(app, home=home).sha1
-            pushed = time.perf_counter() - started
-            answer = client.request_json(
-                "POST", "/workers", json_body={"bundle": sha1, "peers": "all"}
-            )
-            running = time.perf_counter() - started
-            failed = [a for a, r in answer["peers"].items() if "error" in r]
-            if failed:
-                raise SystemExit(f"workers failed to start on {failed}: {answer}")
-        return pushed, running
-    finally:
-        cluster.stop()
-
-
-def run_ray(items: int, seconds: float, workers: int) -> dict[str, float] | None:
-    try:
-        import ray  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
-    ray.init(
-        num_cpus=workers,
-        include_dashboard=False,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-    )
-    try:
-        one = ray.remote(double)
-        chunk = ray.remote(double_chunk)
-        # Warm-up, not timed: every worker process running, both functions exported.
-        ray.get([one.remote(n) for n in range(100 * workers)])
-        ray.get([chunk.remote([n]) for n in range(10 * workers)])
-        figures: dict[str, float] = {}
-        for in_flight in IN_FLIGHT:
-            done, stop_at = 0, time.monotonic() + seconds
-            started = time.monotonic()
-            pending = [one.remote(n) for n in range(in_flight)]
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                ray.get(ready)
-                done += 1
-                if time.monotonic() < stop_at:
-                    pending.append(one.remote(done))
-            figures[f"tiny_{in_flight}"] = done / (time.monotonic() - started)
-        started = time.perf_counter()
-        refs = [chunk.remote(list(range(i, min(i + CHUNK, items)))) for i in range(0, items, CHUNK)]
-        values = [value for part in ray.get(refs) for value in part]
-        figures["items"] = items / (time.perf_counter() - started)
-        assert len(values) == items and values[-1] == 2 * (items - 1)
-        return figures
-    finally:
-        ray.shutdown()
-
-
-def run_dask(items: int, seconds: float, workers: int) -> dict[str, float] | None:
-    try:
-        from dask.distributed import Client as DaskClient  # type: ignore[import-not-found]
-        from dask.distributed import LocalCluster as DaskCluster
-    except ImportError:
-        return None
-
-    async def tiny(address: str, in_flight: int) -> float:
-        async with DaskClient(address, asynchronous=True) as client:
-            done, stop_at = 0, time.monotonic() + seconds
-
-            async def one_client(number: int) -> None:
-                nonlocal done
-                while time.monotonic() < stop_at:
-                    await client.submit(double, number, pure=False)
-                    done += 1
-
-            started = time.monotonic()
-            await asyncio.gather(*(one_client(n) for n in range(in_flight)))
-            return done / (time.monotonic() - started)
-
-    with (
-        DaskCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-        ) as cluster,
-        DaskClient(cluster) as client,
-    ):
-        # Warm-up, not timed: every worker process running, both functions shipped.
-        client.gather(client.map(double, range(100 * workers), pure=False))
-        client.gather(client.map(double_chunk, [[n] for n in range(10 * workers)], pure=False))
-        figures: dict[str, float] = {}
-        for in_flight in IN_FLIGHT:
-            figures[f"tiny_{in_flight}"] = asyncio.run(tiny(cluster.scheduler_address, in_flight))
-        started = time.perf_counter()
-        chunks = [list(range(i, min(i + CHUNK, items))) for i in range(0, items, CHUNK)]
-        parts = client.gather(client.map(double_chunk, chunks, pure=False))
-        values = [value for part in parts for value in part]
-        figures["items"] = items / (time.perf_counter() - started)
-        assert len(values) == items and values[-1] == 2 * (items - 1)
-    return figures
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    args = parser.parse_args()
-    items = 100_000 if args.quick else 1_000_000
-    seconds = 3.0 if args.quick else 10.0
-    big = (5 if args.quick else 50) * 1024 * 1024
-    report: list[tuple[str, str]] = []
-    ours: dict[str, float] = {}  # disruptor's figures, for the ratios to Ray and Dask
+    parser.add_argument(
+        "--only",
+        type=lambda text: names(text, [m.name for m in MEASURES], "measure"),
+        default=[m.name for m in MEASURES],
+        metavar="MEASURE[,MEASURE]",
+        help="measures: " + ", ".join(m.name for m in MEASURES),
+    )
+    parser.add_argument(
+        "--systems",
+        type=lambda text: names(text, list(SYSTEMS), "system"),
+        default=list(SYSTEMS),
+        metavar="SYSTEM[,SYSTEM]",
+        help="systems: " + ", ".join(SYSTEMS),
+    )
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"JSON figures (default {OUT})")
+    args = parser.parse_args(argv)
+    if args.reps < 1 or args.workers < 1:
+        parser.error("--reps and --workers must be at least 1")
+    return args
 
-    def say(name: str, value: str) -> None:
-        report.append((name, value))
-        print(f"{name:<58} {value}", flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="disruptor-bench-") as scratch:
-        root = Path(scratch)
-        home_dir = root / "home"
-        home = Home(home_dir).ensure()
-        cluster = LocalCluster(home_dir, 3)
-        try:
-            cluster.start()
-            addresses = cluster.addresses
-            with Client(addresses, home=home) as client:
-                wait_members(client, 3)
-                sha1 = client.push_bundle(write_bundle(root, "tiny", workers=1), home=home).sha1
-                client.request_json("POST", "/workers", json_body={"bundle": sha1, "peers": "all"})
-                client.map(TINY, [0])  # warm snippet hosts
-            loop = asyncio.new_event_loop()
-            run: Callable[[Any], Any] = loop.run_until_complete
-            for clients in (1, 16, 64):
-                rate = run(tiny_jobs_per_s(addresses, home, sha1, clients, seconds))
-                ours[f"tiny_{clients}"] = rate
-                say(f"tiny bundle jobs/s, {clients} clients, 3 peers", f"{rate:,.0f}")
-            rate = run(tiny_jobs_per_s(addresses, home, TINY, 64, seconds))
-            say("tiny snippet jobs/s, 64 clients, 3 peers", f"{rate:,.0f}")
-            rate = run(many_items(addresses[0], home, DOUBLE, items))
-            ours["snippet_items"] = rate
-            say(f"one snippet job of {items:,} items, items/s", f"{rate:,.0f}")
-            rate = run(many_items(addresses[0], home, sha1, items))
-            ours["bundle_items"] = rate
-            say(f"one bundle job of {items:,} items, items/s", f"{rate:,.0f}")
-            for label, target in (("local", addresses[0]), ("forwarded", addresses[1])):
-                p50, p99 = run(round_trips(addresses[0], target, home, sha1, 300))
-                say(
-                    f"1-item bundle job round trip, {label}: p50 / p99",
-                    f"{p50 * 1e3:.2f} ms / {p99 * 1e3:.2f} ms",
-                )
-                p50, p99 = run(round_trips(addresses[0], target, home, TINY, 300))
-                say(
-                    f"1-item snippet job round trip, {label}: p50 / p99",
-                    f"{p50 * 1e3:.2f} ms / {p99 * 1e3:.2f} ms",
-                )
-            loop.close()
-        finally:
-            cluster.stop()
-        for peers in (3, 6):
-            pushed, running = deploy(root, peers, big)
-            say(
-                f"{big // 2**20} MB bundle to {peers} peers: pushed / all running",
-                f"{pushed:.2f} s / {running:.2f} s",
-            )
-    workers = 3  # one worker process per peer above
-    for name, runner in (("ray", run_ray), ("dask", run_dask)):
-        figures = runner(items, seconds, workers)
-        if figures is None:
-            say(f"{name}", "not installed (pip install '.[bench]')")
+def git_commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "disruptor"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}{' (disruptor/ modified)' if dirty else ''}"
+
+
+def brief(rows: dict[str, dict[str, float]]) -> str:
+    return "; ".join(
+        f"{row}: " + ", ".join(f"{key} {number(value)}" for key, value in metrics.items())
+        for row, metrics in rows.items()
+    )
+
+
+async def start_all(
+    chosen: list[str],
+    sizes: Sizes,
+    scratch: Path,
+    measures: frozenset[str],
+    stopping: threading.Event,
+    started: list[System],
+    after_each: Callable[[], None],
+) -> list[System]:
+    """Start and warm up each system; an optional one that is absent or fails is left out."""
+    running = []
+    for name in chosen:
+        if name in OPTIONAL and OPTIONAL[name]() is None:
+            print(f"note: {name} is not installed (pip install -e '.[bench]'); skipped", flush=True)
             continue
-        for in_flight in IN_FLIGHT:
-            theirs = figures[f"tiny_{in_flight}"]
-            say(
-                f"{name}: tiny jobs/s, {in_flight} in flight, {workers} workers",
-                f"{theirs:,.0f} (disruptor bundle jobs: {ours[f'tiny_{in_flight}'] / theirs:.2f}x)",
-            )
-        theirs = figures["items"]
-        say(
-            f"{name}: {items:,} items in tasks of {CHUNK:,}, items/s",
-            f"{theirs:,.0f} (disruptor snippet job: {ours['snippet_items'] / theirs:.2f}x,"
-            f" bundle job: {ours['bundle_items'] / theirs:.2f}x)",
+        system = SYSTEMS[name](sizes, scratch, measures, stopping)
+        started.append(system)  # stopped at the end even if starting fails half-way
+        print(f"starting {name} ...", flush=True)
+        began = time.monotonic()
+        try:
+            try:
+                await asyncio.wait_for(system.start(), START_TIMEOUT_S)
+            finally:
+                after_each()  # even after a failed start, which may have replaced handlers
+            await asyncio.wait_for(system.warm_up(), WARM_UP_TIMEOUT_S)
+        except Exception as exc:
+            if name == "disruptor":
+                raise
+            print(f"note: {name} did not start ({type(exc).__name__}: {exc}); skipped", flush=True)
+            continue
+        print(f"  {name} started and warm in {time.monotonic() - began:.1f} s", flush=True)
+        running.append(system)
+    return running
+
+
+async def measure_once(system: System, measure: Measure, rep: int, results: Results) -> None:
+    """One measure on one system, bounded; a failure is recorded and the run goes on."""
+    load_1m = procs.load_average()[0]
+    began = time.monotonic()
+    try:
+        rows = await asyncio.wait_for(
+            getattr(system, measure.method_name)(), measure.timeout_s(results.sizes)
         )
-    print(f"\nmachine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}")
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        error = f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"
+        results.fail(measure.name, system.name, rep, error)
+        print(f"[{rep + 1}/{results.reps}] {measure.name} {system.name} FAILED: {error}")
+        return
+    if rows is None:
+        return
+    results.record(measure.name, system.name, rep, rows)
+    results.load.append(
+        {"rep": rep, "measure": measure.name, "system": system.name, "load_1m": load_1m}
+    )
+    print(
+        f"[{rep + 1}/{results.reps}] {measure.name:<12} {system.name:<9} "
+        f"({time.monotonic() - began:.1f} s, load {load_1m:.1f}) {brief(rows)}",
+        flush=True,
+    )
+
+
+async def measure_all(systems: list[System], results: Results, only: list[str]) -> None:
+    """Round by round, measure by measure, each system in turn (A, B, C, A, B, C...); the
+    measures of the first and last phase take all their rounds before and after the others."""
+    chosen = [m for m in MEASURES if m.name in only]
+    for phase in ("first", "main", "last"):
+        measures = [m for m in chosen if m.phase == phase]
+        rounds = [[(m, rep) for m in measures] for rep in range(results.reps)]
+        if phase != "main":  # every repetition of one measure, then the next measure
+            rounds = [[(m, rep) for rep in range(results.reps)] for m in measures]
+        for pairs in rounds:
+            for measure, rep in pairs:
+                for system in systems:
+                    await measure_once(system, measure, rep, results)
+
+
+async def stop_all(systems: list[System]) -> None:
+    for system in reversed(systems):
+        try:
+            await asyncio.wait_for(system.stop(), STOP_TIMEOUT_S)
+        except Exception as exc:
+            print(f"note: stopping {system.name}: {type(exc).__name__}: {exc}", flush=True)
+
+
+async def run(args: argparse.Namespace, scratch: Path, report: dict[str, Any]) -> Results:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    stopping = threading.Event()  # also seen by the threads that run Ray's and the pool's waits
+
+    def request_stop() -> None:
+        if not stopping.is_set():
+            print("\nstopping: ending every system, then printing what was measured", flush=True)
+        stopping.set()
+        task.cancel()
+
+    def catch_signals() -> None:
+        # Again after each system starts: ray.init installs its own SIGTERM handler, which
+        # kills the process at once, without stopping anything.
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(stop_signal, request_stop)
+
+    catch_signals()
+    sizes = Sizes.choose(args.quick, args.workers)
+    results = Results(args.reps, sizes)
+    started: list[System] = []
+    only = frozenset(args.only)
+    try:
+        systems = await start_all(
+            args.systems, sizes, scratch, only, stopping, started, catch_signals
+        )
+        report["notes"] = {k: v for system in systems for k, v in system.notes().items()}
+        for key, value in report["notes"].items():
+            print(f"  {key}: {value}")
+        await measure_all(systems, results, args.only)
+    except asyncio.CancelledError:
+        if not stopping.is_set():
+            raise
+        task.uncancel()
+        report["interrupted"] = True
+    finally:
+        await stop_all(started)
+    return results
+
+
+def main() -> int:
+    args = parse_args()
+    subreaper = procs.become_subreaper()
+    load_start = procs.load_average()
+    report: dict[str, Any] = {
+        "command": " ".join(sys.orig_argv),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "harness event loop": "asyncio (standard)",
+        },
+        "commit": git_commit(),
+        "reps": args.reps,
+        "sizes": vars(Sizes.choose(args.quick, args.workers)),
+        "load_average_start": load_start,
+    }
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in load_start)}", flush=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="disruptor-bench-jobs-") as scratch:
+            results = asyncio.run(run(args, Path(scratch), report))
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print("interrupted while stopping; every process left is killed", flush=True)
+        return 130
+    finally:
+        for line in procs.kill_descendants():
+            print(f"note: killed at exit, still running: {line}", flush=True)
+        if not subreaper:
+            print("note: not a child subreaper; orphans of killed processes may survive")
+    load_end = procs.load_average()
+    report["load_average_end"] = load_end
+    report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    print(f"\ncommand: {report['command']}  (commit {report['commit']})")
+    print(f"machine: {os.cpu_count()} cpus, Python {platform.python_version()}")
+    print(f"load average: start {load_start[0]:.2f}, end {load_end[0]:.2f} (1 min)")
+    samples = [sample["load_1m"] for sample in results.load]
+    if samples:
+        print(f"load average while measuring: {min(samples):.2f} to {max(samples):.2f}")
+    for key, value in report.get("notes", {}).items():
+        print(f"{key}: {value}")
+    for name in args.only:
+        results.print_measure(name)
+    report.update(results.to_json())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nfigures written to {args.out}")
+    if report.get("interrupted"):
+        print("interrupted: the figures above are those measured before the stop")
+        return 130
+    return 1 if results.errors else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
