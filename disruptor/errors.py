@@ -235,9 +235,18 @@ class PeerUnreachable(Unavailable):
 
 
 class TaskFailed(DisruptorError):
-    """One item failed remotely: ``error_type``, ``message`` and ``traceback`` say how."""
+    """One item failed remotely: ``error_type``, ``message`` and ``traceback`` say how.
+
+    Printed, it shows the remote traceback after its message, as a local failure would.
+    """
 
     status, slug, title = 500, "task-failed", "Task failed"
+
+    def __str__(self) -> str:
+        traceback = self.extra.get("traceback")
+        if not traceback:
+            return self.detail
+        return f"{self.detail}\n\nRemote traceback (the item's own code):\n{traceback.rstrip()}"
 
 
 class WorkerCrashed(TaskFailed):

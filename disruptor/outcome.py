@@ -11,6 +11,7 @@ the dispatcher knows where the item ran.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,17 +44,27 @@ class ErrorInfo:
         )
 
     def to_exception(self) -> DisruptorError:
-        """The exception a client raises for this item (``TaskFailed`` or a subclass)."""
-        error = error_from_problem(
-            {
-                "type": f"urn:disruptor:problem:{self.kind}",
-                "detail": f"{self.type}: {self.message}",
-                "error_type": self.type,
-                "message": self.message,
-                "traceback": self.traceback,
-            }
-        )
-        return error if isinstance(error, TaskFailed) else TaskFailed(error.detail)
+        """The exception a client raises for this item: ``TaskFailed`` (or the subclass of its
+        kind) that is also an instance of the remote built-in exception class when there is one,
+        so ``except ValueError`` catches a remote ``ValueError`` as it would a local one."""
+        problem = {
+            "type": f"urn:disruptor:problem:{self.kind}",
+            "detail": f"{self.type}: {self.message}",
+            "error_type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+        }
+        error = error_from_problem(problem)
+        if not isinstance(error, TaskFailed):
+            error = TaskFailed(error.detail, **error.extra)
+        hybrid = _hybrid(type(error), self.type)
+        if hybrid is None:
+            return error
+        try:
+            return hybrid(error.detail, **error.extra)
+        except TypeError:  # a built-in whose constructor wants more (UnicodeDecodeError...)
+            _HYBRIDS[(type(error), self.type)] = None
+            return error
 
 
 @dataclass(frozen=True)
@@ -85,3 +96,30 @@ class ItemOutcome:
         cls, kind: str, type_: str, message: str, traceback: str | None = None
     ) -> ItemOutcome:
         return cls(error=ErrorInfo(kind, type_, message, traceback))
+
+
+# Hybrids made so far: (kind's class, built-in name) -> class, or None where none can exist.
+_HYBRIDS: dict[tuple[type[TaskFailed], str], type[TaskFailed] | None] = {}
+
+
+def _hybrid(kind: type[TaskFailed], remote_type: str) -> type[TaskFailed] | None:
+    """A class that is both ``kind`` and the built-in exception named ``remote_type``.
+
+    None when the name is not a built-in ``Exception`` subclass, or when the two cannot share an
+    instance layout (``OSError`` and a few others keep C fields of their own).
+    """
+    key = (kind, remote_type)
+    if key not in _HYBRIDS:
+        builtin = getattr(builtins, remote_type, None)
+        made: type[TaskFailed] | None = None
+        if (
+            isinstance(builtin, type)
+            and issubclass(builtin, Exception)
+            and not issubclass(builtin, DisruptorError)
+        ):
+            try:
+                made = type(f"{kind.__name__}[{remote_type}]", (kind, builtin), {})
+            except TypeError:  # instance lay-out conflict
+                made = None
+        _HYBRIDS[key] = made
+    return _HYBRIDS[key]

@@ -1,104 +1,39 @@
 """The client's job calls: ``map``, ``submit``, ``stream``, ``send``, ``job``, ``cancel``.
 
-What runs is named by ``work``: a bundle's SHA-1 (40 hex digits), snippet source text (anything
-else), a ``Snippet``/``BundleRef``, or a plain Python function whose source is shipped as a snippet.
-Each call carries an ``Idempotency-Key``, so when the coordinating peer dies the transport's
-failover resends the same job to the next peer without starting it twice there. Item errors come
-back as the same exception classes the peer raised (``TaskFailed`` and its subclasses).
+What runs is named by ``work`` (``client/work.py``). Jobs travel as MessagePack: the items cut
+into chunks once here, the values back as one array (``client/answers.py``). Each call carries an
+``Idempotency-Key``, so when the coordinating peer dies the transport's failover resends the same
+job to the next peer without starting it twice there. Item errors come back as the same
+exception classes the peer raised (``TaskFailed`` and its subclasses).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import inspect
 import json
-import textwrap
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
 
-from ..errors import DisruptorError, JobCancelled, PeerUnreachable
+from ..errors import JobCancelled, PeerUnreachable
 from ..outcome import ItemOutcome
+from .answers import (
+    folded_or_raise,
+    job_request,
+    outcomes_of,
+    piece_outcomes,
+    values_or_raise,
+)
 from .transport import Transport
+from .work import BundleRef, Snippet, Work, snippet_source, work_body
 
 NDJSON = "application/x-ndjson"
 STREAM_RESUBMITS_MAX = 5
-_HEX = frozenset("0123456789abcdef")
 
-
-@dataclass(frozen=True)
-class BundleRef:
-    """A bundle by SHA-1: its handler (``bundle.toml`` ``[worker]``) receives each item."""
-
-    sha1: str
-
-
-@dataclass(frozen=True)
-class Snippet:
-    """Snippet source defining ``handle(item)`` (and/or ``reduce``/``combine``)."""
-
-    source: str
-
-
-Work = str | BundleRef | Snippet | Callable[..., Any]
-
-
-def work_body(work: Work) -> dict[str, Any]:
-    """The job fields that name ``work``."""
-    if isinstance(work, BundleRef):
-        return {"bundle": work.sha1}
-    if isinstance(work, Snippet):
-        return {"snippet": work.source}
-    if isinstance(work, str):
-        if len(work) == 40 and set(work) <= _HEX:
-            return {"bundle": work}
-        return {"snippet": work}
-    if callable(work):
-        return {"snippet": snippet_source(work)}
-    raise TypeError(f"cannot run {work!r}: give a bundle SHA-1, snippet source or a function")
-
-
-def snippet_source(fn: Callable[..., Any]) -> str:
-    """A self-contained function's own source, as a snippet whose ``handle`` calls it.
-
-    Only the function travels: it must not use globals of its module (other than what a snippet
-    may import itself) and must keep to what the snippet sandbox allows.
-    """
-    try:
-        source = textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError) as exc:
-        raise TypeError(f"cannot ship {fn!r} as a snippet: its source is unavailable") from exc
-    name = getattr(fn, "__name__", "")
-    if not name.isidentifier():
-        raise TypeError("only a named, module-level function can be shipped as a snippet")
-    if name == "handle":
-        return source
-    return f"{source}\n\ndef handle(item):\n    return {name}(item)\n"
-
-
-def job_body(work: Work, items: Iterable[Any], options: dict[str, Any]) -> dict[str, Any]:
-    body = {**work_body(work), "items": list(items)}
-    for key, value in options.items():
-        if value is not None:
-            body[key] = value
-    return body
-
-
-def values_or_raise(results: list[Any]) -> list[Any]:
-    """Item values in order; the first failed item's error raised as the peer's exception."""
-    values = []
-    for index, raw in enumerate(results):
-        if raw is None:
-            raise DisruptorError(f"item {index} has no result (the job was stopped)")
-        outcome = ItemOutcome.from_json(raw)
-        if outcome.error is not None:
-            raise outcome.error.to_exception()
-        values.append(outcome.value)
-    return values
+__all__ = ["BundleRef", "JobsMixin", "Snippet", "Work", "snippet_source", "work_body"]
 
 
 class JobsMixin(Transport):
@@ -110,32 +45,24 @@ class JobsMixin(Transport):
         idempotency_key: str | None = None,
         **options: Any,
     ) -> dict[str, Any]:
-        """Submit a job and wait: the peer's whole answer (``id``, ``state``, ``results``...)."""
-        body = job_body(work, items, options)
+        """Submit a job and wait: the peer's whole answer (``id``, ``state``, ``values``...)."""
+        body = job_request(work, list(items), options)
         headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
-        answer: dict[str, Any] = await self.request_json(
-            "POST", "/jobs", json_body=body, headers=headers
-        )
+        answer: dict[str, Any] = await self.request_msgpack("POST", "/jobs", body, headers=headers)
         return answer
 
-    async def map(self, work: Work, items: Iterable[Any], **options: Any) -> list[Any]:
+    async def map(self, work: Work, items: Iterable[Any], **options: Any) -> Any:
         """Every item's value, in order (an item's error is raised as the peer's exception).
 
-        With ``reduce=SOURCE`` the folded value is returned instead of the list.
+        With ``reduce=SOURCE`` the folded value is returned instead of the list; with
+        ``policy="broadcast"``, one ``{"peer", "values", "errors"}`` per peer.
         """
         answer = await self.run_job(work, items, **options)
-        if answer.get("state") == "cancelled":
-            raise JobCancelled(f"job {answer.get('id')} was cancelled")
-        if "reduce_error" in answer:
-            error = answer["reduce_error"]
-            raise DisruptorError.registry.get(str(error.get("kind")), DisruptorError)(
-                str(error.get("message", ""))
-            )
-        if "reduced" in answer:
-            return answer["reduced"]  # type: ignore[no-any-return]
+        if options.get("reduce") is not None:
+            return folded_or_raise(answer)
         if options.get("policy") == "broadcast":
-            return list(answer["results"])
-        return values_or_raise(answer["results"])
+            return list(answer["peers"])
+        return values_or_raise(answer)
 
     async def send(self, work: Work, item: Any, **options: Any) -> Any:
         """One item's value."""
@@ -143,15 +70,7 @@ class JobsMixin(Transport):
 
     async def outcomes(self, work: Work, items: Iterable[Any], **options: Any) -> list[ItemOutcome]:
         """Every item's ``ItemOutcome`` (value or error, and where it ran), in order."""
-        answer = await self.run_job(work, items, **options)
-        if answer.get("state") == "cancelled":
-            raise JobCancelled(f"job {answer.get('id')} was cancelled")
-        return [
-            ItemOutcome.from_json(raw)
-            if raw is not None
-            else ItemOutcome.failure(JobCancelled.slug, "JobCancelled", "the job was stopped")
-            for raw in answer["results"]
-        ]
+        return outcomes_of(await self.run_job(work, items, **options))
 
     async def submit(
         self, work: Work, items: Iterable[Any], *, outcomes: bool = False, **options: Any
@@ -200,12 +119,12 @@ class JobsMixin(Transport):
     async def stream_outcomes(
         self, work: Work, items: Iterable[Any], **options: Any
     ) -> AsyncIterator[tuple[int, ItemOutcome]]:
-        """``(index, ItemOutcome)`` as items complete (NDJSON), each index exactly once."""
-        body = json.dumps(job_body(work, items, options)).encode()
+        """``(index, ItemOutcome)`` as pieces of the job complete, each index exactly once."""
+        body = job_request(work, list(items), options)
         headers = {
             "Idempotency-Key": uuid.uuid4().hex,
             "Accept": NDJSON,
-            "Content-Type": "application/json",
+            "Content-Type": "application/msgpack",
         }
         seen: set[int] = set()
         for _ in range(STREAM_RESUBMITS_MAX):
@@ -220,10 +139,10 @@ class JobsMixin(Transport):
                             if row.get("state") == "cancelled":
                                 raise JobCancelled(f"job {row.get('id')} was cancelled")
                             return
-                        index = int(row.pop("index"))
-                        if index not in seen:
-                            seen.add(index)
-                            yield index, ItemOutcome.from_json(row)
+                        for index, outcome in piece_outcomes(row):
+                            if index not in seen:
+                                seen.add(index)
+                                yield index, outcome
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError):
                 # The coordinator went away mid-stream: the same job, by its key, on the next
                 # peer; items already yielded are skipped when they come again.
@@ -242,9 +161,9 @@ class JobsMixin(Transport):
 
     async def start_job(self, work: Work, items: Iterable[Any], **options: Any) -> str:
         """Start a job without waiting (``wait=false``): its id, for ``job`` and ``cancel``."""
-        body = job_body(work, items, {**options, "wait": False})
+        body = job_request(work, list(items), {**options, "wait": False})
         headers = {"Idempotency-Key": uuid.uuid4().hex}
-        answer = await self.request_json("POST", "/jobs", json_body=body, headers=headers)
+        answer = await self.request_msgpack("POST", "/jobs", body, headers=headers)
         return str(answer["id"])
 
     async def cancel(self, job_id: str) -> dict[str, Any]:

@@ -12,15 +12,18 @@ import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
+import msgspec
 
 from ..address import Address
+from ..chunks import MSGPACK, MSGPACK_TYPES
 from ..errors import (
     DisruptorError,
     Overloaded,
     PeerUnreachable,
+    ProtocolError,
     Unavailable,
     error_from_reply,
 )
@@ -72,7 +75,7 @@ class Transport:
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self) -> Transport:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -138,6 +141,27 @@ class Transport:
             delay = min(RETRY_AFTER_S_MAX, float(response.headers.get("Retry-After", "1") or 1))
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def request_msgpack(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        failover: bool = True,
+    ) -> Any:
+        """Send a MessagePack body, asking for a MessagePack answer; the answer decoded."""
+        send = {"Content-Type": MSGPACK, "Accept": MSGPACK, **(headers or {})}
+        response = await self.request(method, path, data=body, headers=send, failover=failover)
+        async with response:
+            raw = await response.read()
+            if response.content_type in MSGPACK_TYPES:
+                try:
+                    return msgspec.msgpack.decode(raw)
+                except msgspec.DecodeError as exc:
+                    raise ProtocolError(f"the peer's answer is not MessagePack: {exc}") from None
+            return json.loads(raw) if raw else None
 
     async def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.request(method, path, **kwargs)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from disruptor.chunks import ChunkResult
 from disruptor.errors import PeerUnreachable, SnippetRejected
 from disruptor.jobs import dispatcher as dispatcher_module
 from disruptor.jobs.dispatcher import (
@@ -18,7 +19,7 @@ from disruptor.jobs.dispatcher import (
 from disruptor.jobs.faults import AttemptFailure, FailureKind, HoldDown, failure_of
 from disruptor.jobs.model import JobOptions, JobState
 from disruptor.jobs.policies import PeerView
-from disruptor.outcome import ItemOutcome
+from disruptor.outcome import ErrorInfo
 
 PEERS = [PeerView("a:1"), PeerView("b:1"), PeerView("c:1")]
 
@@ -31,8 +32,12 @@ def runs(actions: list[Action]) -> list[Run]:
     return [a for a in actions if isinstance(a, Run)]
 
 
-def ok(run: Run) -> list[ItemOutcome]:
-    return [ItemOutcome(value=i * 10) for i in run.indexes]
+def ok(run: Run) -> ChunkResult:
+    return ChunkResult.of([i * 10 for i in run.indexes])
+
+
+def delivered_indexes(actions: list[Action]) -> list[int]:
+    return [i for a in actions if isinstance(a, Delivered) for p in a.pieces for i in p.indexes]
 
 
 def finished(actions: list[Action]) -> JobState | None:
@@ -83,9 +88,9 @@ def test_dead_peer_tasks_are_placed_elsewhere_and_each_item_delivered_once() -> 
     delivered: list[int] = []
     # The dead peer's late answer arrives first; then the re-placed attempts answer too.
     for run in on_b + [r for r in out if r.peer != "b:1"] + replaced:
-        for action in d.on_result(2.0, run.task_id, run.attempt, ok(run), run.peer):
-            if isinstance(action, Delivered):
-                delivered += action.indexes
+        delivered += delivered_indexes(
+            d.on_result(2.0, run.task_id, run.attempt, ok(run), run.peer)
+        )
     assert sorted(delivered) == list(range(6))
     assert Counter(delivered).most_common(1)[0][1] == 1
     assert d.state is JobState.COMPLETED
@@ -136,11 +141,14 @@ def test_a_task_lost_too_often_reports_peer_unreachable() -> None:
 def test_crashed_items_are_retried_alone_up_to_the_limit() -> None:
     d = Dispatcher("j", 3, JobOptions(chunk_size=3, retries=1), random.Random(0))
     (run,) = runs(d.start(0.0, PEERS))
-    crash = ItemOutcome.failure("worker-crashed", "WorkerCrashed", "exit -9")
-    actions = d.on_result(1.0, run.task_id, 1, [ItemOutcome(value=0), crash, crash], run.peer)
+    crash = ErrorInfo("worker-crashed", "WorkerCrashed", "exit -9")
+    first = ChunkResult.of([0, None, None], [(1, crash), (2, crash)])
+    actions = d.on_result(1.0, run.task_id, 1, first, run.peer)
+    assert delivered_indexes(actions) == [0]
     (retry,) = runs(actions)
     assert list(retry.indexes) == [1, 2]
-    actions = d.on_result(2.0, retry.task_id, 1, [ItemOutcome(value=1), crash], retry.peer)
+    second = ChunkResult.of([1, None], [(1, crash)])
+    actions = d.on_result(2.0, retry.task_id, 1, second, retry.peer)
     assert finished(actions) is JobState.COMPLETED
     outcomes = d.results.outcomes()
     assert [o.value for o in outcomes if o and o.ok] == [0, 1]
@@ -151,8 +159,8 @@ def test_crashed_items_are_retried_alone_up_to_the_limit() -> None:
 def test_fail_fast_stops_at_first_item_error() -> None:
     d = Dispatcher("j", 4, JobOptions(chunk_size=1, fail_fast=True), random.Random(0))
     out = runs(d.start(0.0, PEERS))
-    bad = ItemOutcome.failure("task-failed", "ValueError", "no")
-    actions = d.on_result(1.0, out[0].task_id, 1, [bad], out[0].peer)
+    bad = ChunkResult.of([None], [(0, ErrorInfo("task-failed", "ValueError", "no"))])
+    actions = d.on_result(1.0, out[0].task_id, 1, bad, out[0].peer)
     assert finished(actions) is JobState.FAILED
     assert {(a.task_id, a.peer) for a in actions if isinstance(a, Abandon)} == {
         (r.task_id, r.peer) for r in out[1:]
@@ -178,9 +186,9 @@ def test_broadcast_runs_the_whole_job_once_on_every_peer() -> None:
     for run in out:
         actions += d.on_result(1.0, run.task_id, 1, ok(run), run.peer)
     assert finished(actions) is JobState.COMPLETED
-    results = d.results.outcomes()
-    assert [o.peer for o in results if o] == ["a:1", "b:1", "c:1"]
-    assert all(o and o.value == [{"value": 0}, {"value": 10}, {"value": 20}] for o in results)
+    by_peer = d.peer_results.by_peer
+    assert sorted(by_peer) == ["a:1", "b:1", "c:1"]
+    assert all(r.values_list() == [0, 10, 20] and r.peer == p for p, r in by_peer.items())
 
 
 def test_broadcast_peer_lost_reports_its_one_error() -> None:
@@ -190,8 +198,8 @@ def test_broadcast_peer_lost_reports_its_one_error() -> None:
     for run in out[:2]:
         d.on_result(1.0, run.task_id, 1, ok(run), run.peer)
     assert d.state is JobState.COMPLETED
-    last = d.results.outcomes()[2]
-    assert last is not None and last.error is not None and last.peer == "c:1"
+    last = d.peer_results.by_peer["c:1"]
+    assert last.failures == 1 and last.errors[0][1].kind == "peer-unreachable"
 
 
 def test_target_peer_count_uses_only_that_many_and_tops_up_on_loss() -> None:
