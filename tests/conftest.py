@@ -15,6 +15,9 @@ from disruptor.settings import PeerSettings
 
 from .cluster import free_port
 
+# No test outlives its timeout, even one whose teardown hangs after pytest-timeout failed it.
+pytest_plugins = ["tests.watchdog"]
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tqdm import tqdm
 
 from ..bundles.pack import is_excluded, pack_to_file
@@ -78,7 +79,7 @@ def register(sub: Any) -> None:
     )
     rm.add_argument("key", metavar="KEY")
     rm.set_defaults(func=run_trust_rm)
-    trust.set_defaults(func=lambda _args: _usage(trust))
+    trust.set_defaults(func=lambda _args: trust.error("give an ACTION: add, ls or rm"))
 
     push = sub.add_parser(
         "push",
@@ -108,11 +109,6 @@ def register(sub: Any) -> None:
     add_peer_option(pull)
     pull.add_argument("-o", "--output", metavar="FILE", type=Path, help="default SHA1.tar.zst")
     pull.set_defaults(func=run_pull)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def vendor_requirements(source: Path, requirements: Path, scratch: Path) -> Path:
@@ -195,9 +191,10 @@ def run_push(args: argparse.Namespace) -> int:
         for bar in bars:
             bar.update(sent)
 
+    key = _signing_key_for_push()
     try:
         with client_for(args) as client:
-            result = client.push_bundle(path, progress=progress)
+            result = client.push_bundle(path, key=key, progress=progress)
     finally:
         for bar in bars:
             bar.close()
@@ -205,6 +202,21 @@ def run_push(args: argparse.Namespace) -> int:
     print(f"{state} on the peer ({result.size} bytes)", file=sys.stderr)
     print(result.sha1)
     return 0
+
+
+def _signing_key_for_push() -> Ed25519PrivateKey:
+    """This user's signing key; one made now for this push is announced on stderr."""
+    home = Home.from_env().ensure()
+    key, created = load_or_create_key(home.signing_key_path)
+    if created:
+        raw = public_raw(key)
+        print(
+            f"created your signing key {home.signing_key_path} (key id {key_id_of(raw)}) to "
+            "sign this bundle; peers of this data directory trust it, others need "
+            f"'disruptor trust add {format_public_key(raw)}'",
+            file=sys.stderr,
+        )
+    return key
 
 
 def run_ls(args: argparse.Namespace) -> int:

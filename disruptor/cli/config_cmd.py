@@ -7,10 +7,10 @@ flags), so an operator can check what a peer would run with before starting it.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import BadRequest
 from ..settings_sources import LoadedSettings, load_settings, parse_assignment
 from .common import print_json
 
@@ -31,6 +31,14 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override one setting (repeatable), e.g. --set http.keepalive_timeout_s=30",
     )
+
+
+def config_file(args: argparse.Namespace) -> Path | None:
+    """The ``--config`` file; one named there must exist (the default one may be absent)."""
+    path: Path | None = getattr(args, "config", None)
+    if path is not None and not path.is_file():
+        raise BadRequest(f"--config {path}: no such file")
+    return path
 
 
 def flag_settings(args: argparse.Namespace) -> dict[str, tuple[Any, str]]:
@@ -56,16 +64,11 @@ def register(sub: Any) -> None:
     add_settings_options(show)
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show.set_defaults(func=run_show)
-    parser.set_defaults(func=lambda _args: _usage(parser))
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
+    parser.set_defaults(func=lambda _args: parser.error("give an ACTION: show"))
 
 
 def run_show(args: argparse.Namespace) -> int:
-    settings = load_settings(config_file=args.config, flags=flag_settings(args))
+    settings = load_settings(config_file=config_file(args), flags=flag_settings(args))
     if args.json:
         print_json(
             {

@@ -127,15 +127,20 @@ def run_submit(args: argparse.Namespace) -> int:
         if args.reduce is not None:
             print_json(client.map(work, items, reduce=args.reduce.read_text(), **options))
             return 0
-        bar = tqdm(
-            total=len(items), unit="item", file=sys.stderr, disable=args.no_progress, leave=True
-        )
+        # Drawn from the first result on: a job the peer refuses leaves one error line alone.
+        bars: list[Any] = []
         try:
             for index, outcome in client.stream_outcomes(work, items, **options):
                 failed += 0 if outcome.ok else 1
                 sys.stdout.write(json.dumps({"index": index, **outcome.to_json()}) + "\n")
-                bar.update(1)
+                if not bars:
+                    bars.append(
+                        tqdm(total=len(items), unit="item", file=sys.stderr,
+                             disable=args.no_progress, leave=True)
+                    )  # fmt: skip
+                bars[0].update(1)
         finally:
-            bar.close()
+            for bar in bars:
+                bar.close()
             sys.stdout.flush()
     return 1 if failed else 0

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 from typing import Any
 
+from ..errors import Unavailable
 from ..logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from ..peer import Peer
 from ..settings_sources import load_settings
-from .config_cmd import add_settings_options, flag_settings
+from .config_cmd import add_settings_options, config_file, flag_settings
 
 
 def register(sub: Any) -> None:
@@ -54,10 +56,18 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             flags[name] = (value, flag)
-    settings = load_settings(config_file=args.config, flags=flags)
+    settings = load_settings(config_file=config_file(args), flags=flags)
     configure_logging(settings.log.level, settings.log.format)
     peer = Peer(settings.peer)
-    asyncio.run(_serve(peer))
+    try:
+        asyncio.run(_serve(peer))
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise Unavailable(
+            f"{peer.address} is in use: another peer or program listens on port "
+            f"{peer.address.port} (HTTP over TCP, gossip over UDP); choose another port"
+        ) from None
     return 0
 
 

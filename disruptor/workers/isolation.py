@@ -297,7 +297,11 @@ def plan_plain(
     program = worker_argv(manifest, python, runtime_path, bundle)
     argv = ["prlimit", *limit_args(manifest.limits), "--", *drop_args(uid), *program]
     env = worker_env(manifest, bundle, scratch, scratch)
-    return LaunchPlan(tuple(argv), env, str(bundle_dir), uid, "plain", pass_fds)
+    # It starts in its bundle, and PWD names that directory as WORKER_BUNDLE_DIR does (bwrap's
+    # --chdir sets PWD the same way). As root that name is the descriptor's: the real path
+    # (what getcwd() answers) runs through directories its uid may not enter.
+    env["PWD"] = bundle
+    return LaunchPlan(tuple(argv), env, bundle, uid, "plain", pass_fds)
 
 
 def plan_bwrap(

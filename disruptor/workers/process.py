@@ -45,6 +45,10 @@ class _Pipes(asyncio.SubprocessProtocol):
     def __init__(self, worker: WorkerProcess) -> None:
         self.worker = worker
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self.worker._on_started(transport)
+
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
         assert isinstance(data, bytes)
         if fd == 1:
@@ -104,8 +108,7 @@ class WorkerProcess:
             start_new_session=True,
             pass_fds=self.plan.pass_fds,
         )
-        self._transport = transport
-        self.pid = transport.get_pid()
+        assert transport is self._transport
         self._rearm()
 
     # --- commands ---
@@ -162,6 +165,12 @@ class WorkerProcess:
             self._transport.close()
 
     # --- callbacks from the pipes ---
+
+    def _on_started(self, transport: asyncio.SubprocessTransport) -> None:
+        # Known here, not when spawn() returns: a worker that dies at once may be reported
+        # exited (and its pipes closed) before subprocess_exec hands the transport back.
+        self._transport = transport
+        self.pid = transport.get_pid()
 
     def _on_stdout(self, data: bytes) -> None:
         self._deliver(self.session.receive(self._loop.time(), data))

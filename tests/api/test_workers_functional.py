@@ -118,7 +118,9 @@ async def test_cli_start_and_stop(peer: Peer, home: Home, capsys: Any) -> None:
     sha1 = await push(peer, home, REPO_BUNDLES / "stats-perl")
     address = str(peer.address)
     code = await asyncio.to_thread(cli_main, ["start", sha1, "--peer", address, "--count", "2"])
-    assert code == 0 and '"state": "ready"' in capsys.readouterr().out
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert code == 0 and header.startswith("WORKER") and len(rows) == 2
+    assert all(" ready " in row for row in rows)
     assert peer.pool is not None and len(peer.pool.workers()) == 2
     code = await asyncio.to_thread(cli_main, ["stop", sha1, "--peer", address])
     assert code == 0 and peer.pool.workers() == []

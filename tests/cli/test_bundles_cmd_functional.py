@@ -33,6 +33,12 @@ def test_push_ls_pull(tmp_path: Path) -> None:
         assert pushed.returncode == 0, pushed.stderr
         sha1 = pushed.stdout.strip()
         assert len(sha1) == 40 and "stored" in pushed.stderr
+        # The first push made this user's signing key, and said so; the next one uses it.
+        key_path = home / "keys" / "signing.key"
+        assert f"created your signing key {key_path}" in pushed.stderr and key_path.exists()
+        again = cli(home, "push", str(app), "--peer", peer.address)
+        assert again.stdout.strip() == sha1 and "already held" in again.stderr
+        assert "signing key" not in again.stderr
         listed = cli(home, "ls", "--peer", peer.address)
         assert listed.returncode == 0 and sha1 in listed.stdout and "demo" in listed.stdout
         out = tmp_path / "pulled.tar.zst"

@@ -84,7 +84,28 @@ def test_command_bundles_run_their_own_program(tmp_path: Path) -> None:
         runtime=tmp_path / "worker_runtime.py", uid=None,
     )  # fmt: skip
     assert plan.argv[-2:] == ("perl", "worker.pl") and plan.argv[0] == "prlimit"
-    assert plan.cwd == str(tmp_path)
+    assert plan.cwd == plan.env["PWD"] == plan.env["WORKER_BUNDLE_DIR"] == str(tmp_path)
+
+
+def test_plain_mode_as_root_starts_in_the_bundle_by_its_descriptor(tmp_path: Path) -> None:
+    """As root, the worker's uid reaches its directories only through inherited descriptors:
+    its working directory, PWD and WORKER_BUNDLE_DIR all name the bundle that way."""
+    bundle, scratch, runtime = tmp_path / "b", tmp_path / "s", tmp_path / "r"
+    for directory in (bundle, scratch, runtime):
+        directory.mkdir()
+    handles = isolation.DirectoryHandles([bundle, scratch, runtime])
+    try:
+        plan = isolation.plan_plain(
+            # Any program all users may run stands in for the interpreter here.
+            MANIFEST, WorkerSettings(python="/bin/sh"), bundle_dir=bundle,
+            scratch_dir=scratch, runtime=runtime / "worker_runtime.py", uid=2_000_000_001,
+            handles=handles,
+        )  # fmt: skip
+    finally:
+        handles.close()
+    descriptor = f"/proc/self/fd/{plan.pass_fds[0]}"
+    assert plan.cwd == plan.env["PWD"] == plan.env["WORKER_BUNDLE_DIR"] == descriptor
+    assert plan.env["HOME"] == f"/proc/self/fd/{plan.pass_fds[1]}"
 
 
 def test_mode_choice() -> None:

@@ -21,6 +21,15 @@ from .conftest import IS_ROOT, MODES
 
 ECHO = {"app.py": "def handle(item):\n    return item\n"}
 REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+WHERE_AM_I = """\
+import os
+def handle(item):
+    bundle = os.environ["WORKER_BUNDLE_DIR"]
+    with open(os.path.join(os.environ["PWD"], "app.py")) as f:
+        source = f.read()
+    here = os.path.samestat(os.stat("."), os.stat(bundle))
+    return [dict(os.environ), os.getuid(), here, source]
+"""
 
 
 def values(outcomes: list[ItemOutcome]) -> list[Any]:
@@ -134,15 +143,15 @@ async def test_concurrency_runs_calls_at_once_for_async_and_threads(make_pool: A
         assert len(pool.workers()) >= 1
 
 
+@pytest.mark.parametrize("mode", MODES)
 async def test_environment_is_scrubbed_and_worker_is_not_root(
-    make_pool: Any, monkeypatch: pytest.MonkeyPatch
+    make_pool: Any, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     monkeypatch.setenv("DISRUPTOR_API_TOKEN", "leak-me")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "leak-me-too")
-    pool, bundles = await make_pool()
-    code = "import os\ndef handle(item):\n    return [dict(os.environ), os.getuid(), os.getcwd()]\n"
-    sha1 = bundles.add("env", {"app.py": code}, worker='env = { GREETING = "hi" }')
-    ((env, uid, cwd),) = values(await pool.run_batch(sha1, [None]))
+    pool, bundles = await make_pool(mode)
+    sha1 = bundles.add("env", {"app.py": WHERE_AM_I}, worker='env = { GREETING = "hi" }')
+    ((env, uid, starts_in_bundle, read_through_pwd),) = values(await pool.run_batch(sha1, [None]))
     assert env["GREETING"] == "hi"
     assert "leak-me" not in str(env) and not any(k.startswith("DISRUPTOR_") for k in env)
     assert set(env) <= {
@@ -156,7 +165,10 @@ async def test_environment_is_scrubbed_and_worker_is_not_root(
         "WORKER_SCRATCH_DIR",
         "PWD",
     }
-    assert cwd == env["WORKER_BUNDLE_DIR"]
+    # It starts in its bundle directory, which PWD and WORKER_BUNDLE_DIR name by a path it can
+    # use (in plain mode as root, getcwd()'s answer runs through directories closed to its uid).
+    assert starts_in_bundle and env["PWD"] == env["WORKER_BUNDLE_DIR"]
+    assert read_through_pwd == WHERE_AM_I
     if IS_ROOT:
         assert uid != 0 and uid == pool.workers()[0].uid
 

@@ -1,16 +1,22 @@
-"""A worker's processes end with it, and with its peer: even a peer killed with SIGKILL."""
+"""A worker's processes end with it, and with its peer: even a peer killed with SIGKILL. A worker
+that exits at once is seen to exit, however early the exit is reported."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from disruptor.client import AsyncClient
 from disruptor.home import Home
-from disruptor.workers.isolation import processes_of_uid
+from disruptor.workers.isolation import LaunchPlan, processes_of_uid
+from disruptor.workers.process import WorkerProcess
+from disruptor.workers.session import Gone, Output, Session
 
 from ..cluster import PeerProcess, wait_for
 from .conftest import IS_ROOT, MODES
@@ -58,3 +64,31 @@ async def test_workers_die_with_a_killed_peer(home: Home, tmp_path: Path, mode: 
                 os.kill(pid, signal.SIGKILL)  # the test cleans up what it started
     finally:
         peer.stop()
+
+
+async def test_an_exit_reported_before_spawn_returns_is_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker that dies at once (a busy machine, no sandbox to set up first) may be reported
+    exited before ``subprocess_exec`` hands back its transport; the exit must still count."""
+    loop = asyncio.get_running_loop()
+    real_exec = loop.subprocess_exec
+
+    async def exec_that_returns_after_the_exit(*args: Any, **kwargs: Any) -> Any:
+        transport, protocol = await real_exec(*args, **kwargs)
+        deadline = time.monotonic() + 10.0
+        while transport.get_returncode() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the child watcher reports the exit through the loop
+        assert transport.get_returncode() == 3
+        return transport, protocol
+
+    monkeypatch.setattr(loop, "subprocess_exec", exec_that_returns_after_the_exit)
+    outputs: list[Output] = []
+    plan = LaunchPlan(("sh", "-c", "exit 3"), {"PATH": "/usr/bin:/bin"}, "/", None, "plain")
+    session = Session(concurrency=1, started_at=loop.time())
+    proc = WorkerProcess("early-exit", plan, session, lambda _p, out: outputs.extend(out))
+    await proc.spawn()
+    await asyncio.wait_for(proc.wait_closed(), 10.0)
+    assert proc.returncode == 3 and proc.pid is not None
+    (gone,) = [o for o in outputs if isinstance(o, Gone)]
+    assert "status 3" in gone.death.detail

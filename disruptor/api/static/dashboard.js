@@ -82,7 +82,8 @@ function fillCell(td, c) {
 }
 
 function syncRows(tbody, items, keyOf, cellsOf, emptyText, decorate) {
-  const columns = tbody.closest("table").querySelectorAll("thead th").length;
+  const headers = Array.from(tbody.closest("table").querySelectorAll("thead th"));
+  const columns = headers.length;
   const existing = new Map();
   for (const tr of Array.from(tbody.children)) existing.set(tr.dataset.key, tr);
   if (!items.length) {
@@ -114,6 +115,8 @@ function syncRows(tbody, items, keyOf, cellsOf, emptyText, decorate) {
       const td = tr.children[i];
       const sig = cellSig(c);
       if (td.dataset.sig !== sig) { fillCell(td, c); td.dataset.sig = sig; }
+      // On a narrow screen a row is stacked into a block, each cell under its column's name.
+      if (headers[i] && td.dataset.label !== headers[i].textContent) td.dataset.label = headers[i].textContent;
     });
     if (decorate) decorate(tr, item);
     const wanted = previous ? previous.nextSibling : tbody.firstChild;
@@ -146,9 +149,9 @@ function renderPeers(s) {
       { badge: p.state, text: p.state },
       { text: fmtClock(p.since), title: fmtAgo(p.since, s.now) },
       { text: p.self ? "this peer" : fmtAgo(p.last_seen, s.now) },
-      { text: fmtInt(first(load, "tasks_running")), cls: "num" },
-      { text: fmtInt(first(load, "queue_length")), cls: "num" },
-      { text: fmtInt(first(load, "worker_slots_free")), cls: "num" },
+      loadCell(p, first(load, "tasks_running")),
+      loadCell(p, first(load, "queue_length")),
+      loadCell(p, first(load, "worker_slots_free")),
       { text: fmtInt(p.bundles), cls: "num" },
       { text: p.version || "–" },
     ];
@@ -157,6 +160,20 @@ function renderPeers(s) {
     tr.dataset.state = p.state;
     tr.classList.toggle("me", !!p.self);
   });
+}
+
+// A peer's load is what it last gossiped: current while it is alive, perhaps out of date while
+// it is suspected (greyed), and meaningless once it is dead or has left (blank, the last figure
+// kept in the tooltip).
+function loadCell(p, value) {
+  if (p.state === "dead" || p.state === "left") {
+    const last = value === null ? "nothing" : fmtInt(value);
+    return { text: "–", cls: "num load stale", title: `last reported ${last} before the peer ${p.state === "dead" ? "died" : "left"}` };
+  }
+  if (p.state === "suspect") {
+    return { text: fmtInt(value), cls: "num load stale", title: "may be out of date: the peer is not answering" };
+  }
+  return { text: fmtInt(value), cls: "num load" };
 }
 
 function workerName(w) {
@@ -202,7 +219,8 @@ function jobKind(j) {
   const bundle = first(j, "bundle");
   const kind = first(j, "kind") || (bundle ? "bundle" : "–");
   const policy = first(j, "policy");
-  return (bundle ? kind + " " + short(bundle) : kind) + (policy ? " · " + policy : "");
+  const title = [bundle, policy && "placed by " + policy].filter(Boolean).join(", ");
+  return { text: bundle ? kind + " " + bundle.slice(0, 8) : kind, title };
 }
 function jobProgress(j) {
   const p = (j.progress && typeof j.progress === "object") ? j.progress : j;
@@ -225,7 +243,7 @@ function renderJobs(s) {
     const pct = total ? (100 * done) / total : 0;
     return [
       { text: short(String(first(j, "id", "job_id"))), title: String(first(j, "id", "job_id")), cls: "mono" },
-      { text: jobKind(j) },
+      jobKind(j),
       { bar: pct, text: total ? Math.floor(pct) + "%" : "–" },
       { text: total === null ? fmtInt(done) : fmtInt(done) + " / " + fmtInt(total), cls: "num" },
       { text: fmtAgo(jobStart(j), s.now) },
@@ -243,7 +261,7 @@ function renderJobs(s) {
     const took = first(j, "duration_s") ?? (num(started) !== null && num(finished) !== null ? finished - started : null);
     return [
       { text: short(String(first(j, "id", "job_id"))), title: String(first(j, "id", "job_id")), cls: "mono" },
-      { text: jobKind(j) },
+      jobKind(j),
       { text: outcome, cls: "outcome-" + outcome.toLowerCase() },
       { text: fmtInt(total === null ? done : total), cls: "num" },
       { text: fmtDuration(took), cls: "num" },
@@ -338,13 +356,21 @@ function renderChart(s) {
   const itemsRate = recent.length ? recent.reduce((a, p) => a + rateOf(p), 0) / recent.length : null;
   const jobsRate = recent.length ? recent.reduce((a, p) => a + (p.jobs_per_s || 0), 0) / recent.length : null;
   const localRate = recent.length ? recent.reduce((a, p) => a + p.local, 0) / recent.length : null;
-  $("n-rate").textContent = itemsRate === null ? "–" : (+itemsRate.toFixed(1)) + " items/s";
+  setFigure($("n-rate"), itemsRate === null ? "–" : String(+itemsRate.toFixed(1)), "items/s");
   $("n-local").textContent = localRate === null ? "" : (+localRate.toFixed(1)) + " items/s run here";
   const lats = pts.slice(-30).filter((p) => num(p.latency_ms) !== null);
   const latText = lats.length
     ? "job latency " + fmtDuration(lats.reduce((a, p) => a + p.latency_ms, 0) / lats.length / 1000)
     : "idle for 30 s";
   $("n-latency").textContent = (jobsRate === null ? "" : (+jobsRate.toFixed(2)) + " jobs/s · ") + latText;
+}
+
+function setFigure(el, value, unit) {
+  if (el.dataset.sig === value + unit) return;
+  el.dataset.sig = value + unit;
+  const small = document.createElement("small");
+  small.textContent = " " + unit;
+  el.replaceChildren(value, small);
 }
 
 function render(s) {
