@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from disruptor.ports import free_port
 
@@ -139,3 +140,30 @@ class PeerProcess:
             self.terminate()
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+def item_of(answer: dict[str, Any], index: int) -> dict[str, Any]:
+    """One item of a job's JSON answer as ``{"value": V}`` or ``{"error": {...}}``."""
+    for error in answer.get("errors", []):
+        if error["index"] == index:
+            return {"error": error}
+    return {"value": answer["values"][index]}
+
+
+def rows_of_piece(piece: dict[str, Any]) -> list[dict[str, Any]]:
+    """A streamed piece of results (an NDJSON line) as one ``{"index", "value"|"error", "peer"}``
+    row per item."""
+    if "start" in piece:
+        indexes = list(range(piece["start"], piece["start"] + piece["count"]))
+    else:
+        indexes = list(piece["indexes"])
+    failed = {error["index"]: error for error in piece.get("errors", [])}
+    rows: list[dict[str, Any]] = []
+    for index, value in zip(indexes, piece["values"], strict=True):
+        row: dict[str, Any] = {"index": index, "peer": piece.get("peer")}
+        if index in failed:
+            row["error"] = failed[index]
+        else:
+            row["value"] = value
+        rows.append(row)
+    return rows

@@ -23,6 +23,7 @@ LAYERS = {
     "histogram": 2,
     "timeseries": 2,
     "logs": 2,
+    "event_loop": 2,
     "home": 2,
     "ports": 2,
     "worker_runtime": 2,

@@ -19,6 +19,7 @@ from . import (
     bundles,
     dashboard,
     health,
+    job_stream,
     jobs,
     metrics,
     observe,
@@ -38,6 +39,7 @@ from .problem import problem_middleware
 # Resource modules, in the order their routes are added.
 ROUTE_MODULES = [
     health,
+    job_stream,
     jobs,
     tasks,
     stream,

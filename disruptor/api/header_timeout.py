@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
@@ -65,8 +65,8 @@ class HeaderTimeoutHandler(RequestHandler):
                         client,
                         table.total_max,
                     )
-                assert isinstance(transport, asyncio.WriteTransport)
-                transport.write(refusal_bytes())
+                # uvloop's transports have the shape of asyncio's, not its classes.
+                cast(asyncio.WriteTransport, transport).write(refusal_bytes())
                 self.force_close()
                 return
             self._client = client

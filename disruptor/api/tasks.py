@@ -13,10 +13,11 @@ import msgspec
 from aiohttp import web
 
 from ..address import Address
-from ..errors import InvalidPayload
+from ..chunks import MSGPACK
+from ..errors import InvalidPayload, UnsupportedMediaType
 from ..jobs.served import TaskServer
 from ..jobs.wire import SHA1_PATTERN, TaskReply, TaskRequest, work_of
-from .bodies import answer, encoded, read_json_object, read_message
+from .bodies import answer, encoded, read_json_object, read_message, sends_msgpack
 from .context import PARTS
 
 
@@ -25,6 +26,8 @@ def tasks_of(request: web.Request) -> TaskServer:
 
 
 async def post_tasks(request: web.Request) -> web.Response:
+    if not sends_msgpack(request):
+        raise UnsupportedMediaType(f"a task is sent as {MSGPACK}")
     task = await read_message(request, TaskRequest)
     result = await tasks_of(request).serve_task(work_of(task), task)
     reply = TaskReply(

@@ -7,10 +7,10 @@ Its settings come from ``disruptor.settings`` (file, environment, flags; flags w
 from __future__ import annotations
 
 import argparse
-import asyncio
 import errno
 from typing import Any
 
+from .. import event_loop
 from ..errors import Unavailable
 from ..logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from ..peer import Peer
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log.level, settings.log.format)
     peer = Peer(settings.peer)
     try:
-        asyncio.run(_serve(peer))
+        event_loop.run(_serve(peer))
     except OSError as error:
         if error.errno != errno.EADDRINUSE:
             raise

@@ -26,6 +26,11 @@ _encoder = msgspec.msgpack.Encoder()
 
 def job_request(work: Work, items: Sequence[Any], options: Mapping[str, Any]) -> bytes:
     """A job as ``POST /jobs`` takes it in MessagePack: the work, its chunks, its options."""
+    return _encoder.encode(job_map(work, items, options))
+
+
+def job_map(work: Work, items: Sequence[Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's fields, its items already cut into encoded chunks (``msgspec.Raw``)."""
     body: dict[str, Any] = work_body(work)
     size = int(options.get("chunk_size") or CHUNK_ITEMS)
     body["chunks"] = [
@@ -35,7 +40,7 @@ def job_request(work: Work, items: Sequence[Any], options: Mapping[str, Any]) ->
     for key, value in options.items():
         if value is not None:
             body[key] = value
-    return _encoder.encode(body)
+    return body
 
 
 def error_of(entry: Mapping[str, Any]) -> ErrorInfo:

@@ -18,16 +18,18 @@ from typing import Any
 
 import aiohttp
 
-from ..errors import JobCancelled, PeerUnreachable
+from ..errors import JobCancelled, Overloaded, PeerUnreachable, Unavailable
 from ..outcome import ItemOutcome
 from .answers import (
     folded_or_raise,
+    job_map,
     job_request,
     outcomes_of,
     piece_outcomes,
     values_or_raise,
 )
-from .transport import Transport
+from .job_stream import JobStream
+from .transport import RETRY_AFTER_ATTEMPTS_MAX, RETRY_AFTER_S_MAX, Transport
 from .work import BundleRef, Snippet, Work, snippet_source, work_body
 
 NDJSON = "application/x-ndjson"
@@ -45,11 +47,42 @@ class JobsMixin(Transport):
         idempotency_key: str | None = None,
         **options: Any,
     ) -> dict[str, Any]:
-        """Submit a job and wait: the peer's whole answer (``id``, ``state``, ``values``...)."""
-        body = job_request(work, list(items), options)
-        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
-        answer: dict[str, Any] = await self.request_msgpack("POST", "/jobs", body, headers=headers)
-        return answer
+        """Submit a job and wait: the peer's whole answer (``id``, ``state``, ``values``...).
+
+        It travels on the job stream of the current peer (``/jobs/stream``: a frame, not a
+        request); when that peer cannot be reached the same job, under the same idempotency key,
+        goes to the next peer given, and a peer that is busy is asked again after it says.
+        """
+        job = job_map(work, list(items), options)
+        key = idempotency_key or uuid.uuid4().hex
+        last: Exception | None = None
+        for _ in range(len(self.urls)):
+            stream = self._job_stream(self.url)
+            for attempt in range(RETRY_AFTER_ATTEMPTS_MAX + 1):
+                try:
+                    return await stream.run(job, key)
+                except PeerUnreachable as exc:
+                    last = exc
+                    break
+                except (Overloaded, Unavailable) as exc:
+                    if attempt == RETRY_AFTER_ATTEMPTS_MAX:
+                        raise
+                    await asyncio.sleep(min(RETRY_AFTER_S_MAX, exc.retry_after_s))
+            self._current = (self._current + 1) % len(self.urls)
+        raise PeerUnreachable(f"no peer answered the job: {last}")
+
+    def _job_stream(self, url: str) -> JobStream:
+        streams: dict[str, JobStream] = self.__dict__.setdefault("_job_streams", {})
+        stream = streams.get(url)
+        if stream is None:
+            stream = streams[url] = JobStream(self.session, url)
+        return stream
+
+    async def close(self) -> None:
+        streams: dict[str, JobStream] = self.__dict__.pop("_job_streams", {})
+        for stream in streams.values():
+            await stream.close()
+        await super().close()
 
     async def map(self, work: Work, items: Iterable[Any], **options: Any) -> Any:
         """Every item's value, in order (an item's error is raised as the peer's exception).

@@ -56,6 +56,10 @@ RANGES = {
     "snippet_sha1": "40 lowercase hex digits (a SHA-1)",
     "snippet": f"snippet source of 1 to {SNIPPET_CHARS_MAX} characters",
     "reduce": f"snippet source of 1 to {SNIPPET_CHARS_MAX} characters",
+    "fail_fast": "true or false",
+    "wait": "true or false",
+    "stream": "true or false",
+    "policy": f"a policy name of at most {POLICY_NAME_CHARS_MAX} characters",
 }
 
 

@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..chunks import Chunk
 from .isolation import LaunchPlan, processes_of_uid
@@ -46,8 +46,8 @@ class _Pipes(asyncio.SubprocessProtocol):
         self.worker = worker
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self.worker._on_started(transport)
+        # A subprocess transport by contract (uvloop's is not asyncio's class, only its shape).
+        self.worker._on_started(cast(asyncio.SubprocessTransport, transport))
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
         assert isinstance(data, bytes)
@@ -119,9 +119,8 @@ class WorkerProcess:
         stdin = self._transport.get_pipe_transport(0)
         if stdin is None or stdin.is_closing():
             return
-        assert isinstance(stdin, asyncio.WriteTransport)
         with contextlib.suppress(ConnectionError, RuntimeError):
-            stdin.write(data)
+            cast(asyncio.WriteTransport, stdin).write(data)
 
     def call(self, parts: Sequence[Chunk], timeout_s: float | None) -> int:
         """Send one call of ``parts`` (raises ``Unsendable`` when it cannot be written)."""

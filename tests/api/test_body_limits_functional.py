@@ -21,8 +21,8 @@ from disruptor.peer import Peer
 from disruptor.settings import HttpSettings, PeerSettings
 
 from ..bundles.archives import make_app
-from ..cluster import free_port
-from .test_bundles_functional import _raw_put_head, _wait, sign_bytes
+from ..cluster import eventually, free_port
+from .test_bundles_functional import _raw_put_head, sign_bytes
 
 # Tight pace, so that the tests take seconds: 0.5 s of grace, 20 KB/s at least.
 PACED = HttpSettings(body_rate_min_bytes_s=20_000, body_grace_s=0.5, body_idle_timeout_s=2.0)
@@ -96,7 +96,9 @@ async def test_a_trickled_upload_is_cut_and_leaves_nothing(paced: Peer, tmp_path
     answer = await asyncio.wait_for(trickle(paced, head, asyncio.Event()), 30)
     assert answer == b""  # closed without an answer, as a client too slow to hear one
     assert paced.store is not None
-    await _wait(lambda: not any(paced.store.tmp_dir.iterdir()), "the temporary file to go")  # type: ignore[union-attr]
+    await eventually(
+        lambda: not any(paced.store.tmp_dir.iterdir()), "the temporary file to go", timeout_s=20
+    )
     assert paced.store.stats.uploads_broken == 1
     auth = {"Authorization": f"Bearer {paced.api_token}"}
     async with aiohttp.ClientSession(base_url=paced.url, headers=auth) as http:
@@ -156,7 +158,9 @@ async def test_uploads_past_a_clients_share_get_503_and_retry_after(
         head = _raw_put_head(peer, manifest.sha1, manifest, 1024**3)  # type: ignore[arg-type]
         assert peer.store is not None
         holders = [asyncio.create_task(trickle(peer, head, stop)) for _ in range(2)]
-        await _wait(lambda: len(list(peer.store.tmp_dir.iterdir())) == 2, "two uploads")  # type: ignore[union-attr]
+        await eventually(
+            lambda: len(list(peer.store.tmp_dir.iterdir())) == 2, "two uploads", timeout_s=20
+        )
         refused = await asyncio.wait_for(trickle(peer, head, stop), 30)
         status, _, rest = refused.partition(b"\r\n")
         assert b" 503 " in status and b"Retry-After: 5" in rest
@@ -173,7 +177,9 @@ async def test_uploads_past_a_clients_share_get_503_and_retry_after(
         assert "disruptor_bundles_uploads_refused_busy_total 1.0" in metrics
         stop.set()
         await asyncio.gather(*holders)
-        await _wait(lambda: not any(peer.store.tmp_dir.iterdir()), "the uploads to end")  # type: ignore[union-attr]
+        await eventually(
+            lambda: not any(peer.store.tmp_dir.iterdir()), "the uploads to end", timeout_s=20
+        )
     finally:
         stop.set()
         await peer.stop()

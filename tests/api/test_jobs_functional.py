@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 import pytest_asyncio
 
+from disruptor.chunks import Chunk
 from disruptor.home import Home
 from disruptor.jobs.settings import JobsSettings
+from disruptor.jobs.wire import TaskReply, TaskRequest, decode_msgpack, encode_msgpack
 from disruptor.peer import Peer
 
 from ..cluster import eventually
@@ -55,10 +58,16 @@ async def test_ndjson_streams_each_result_once_tagged_with_its_index(shared: Sha
     ):
         assert r.headers["Content-Type"].startswith("application/x-ndjson")
         lines = [json.loads(line) async for line in r.content if line.strip()]
-    *rows, tail = lines
+    *pieces, tail = lines
     assert tail["done"] is True and tail["state"] == "completed"
-    assert sorted(row["index"] for row in rows) == list(range(50))
-    assert all(row["value"] == row["index"] * 2 and row["peer"] for row in rows)
+    rows = [
+        (piece["start"] + offset, value, piece["peer"])
+        for piece in pieces
+        for offset, value in enumerate(piece["values"])
+    ]
+    assert sorted(index for index, _, _ in rows) == list(range(50))
+    assert all(value == index * 2 and peer for index, value, peer in rows)
+    assert all(piece["count"] == 5 and piece["errors"] == [] for piece in pieces)
 
 
 async def test_async_job_202_then_get_then_delete(shared: Shared) -> None:
@@ -77,10 +86,9 @@ async def test_async_job_202_then_get_then_delete(shared: Shared) -> None:
         await eventually(finished, "the job to complete", timeout_s=30)
         async with s.get(job_url) as r:
             job = await r.json()
-        assert job["results"] == [
-            {"value": 2, "peer": str(peer.address)},
-            {"value": 4, "peer": str(peer.address)},
-        ]
+        assert job["values"] == [2, 4] and job["errors"] == []
+        assert {run["peer"] for run in job["chunks"]} == {str(peer.address)}
+        assert sum(run["count"] for run in job["chunks"]) == 2
         assert job["progress"] == {"total": 2, "done": 2, "failed": 0}
         async with s.delete(job_url) as r:
             assert r.status == 200 and (await r.json())["state"] == "completed"
@@ -95,14 +103,17 @@ async def test_idempotency_key_returns_the_same_job(shared: Shared) -> None:
     _, again = await post(peers[0], body, **{"Idempotency-Key": "k-1"})
     _, other = await post(peers[0], body, **{"Idempotency-Key": "k-2"})
     assert first["id"] == again["id"] != other["id"]
-    assert again["results"][0]["value"] == 6
+    assert again["values"] == [6]
 
 
 @pytest.mark.parametrize(
     ("body", "says"),
     [
         ({"items": [1]}, "exactly one of"),
-        ({"snippet": DOUBLE, "items": 3}, "'items' must be a JSON array"),
+        ({"snippet": DOUBLE, "items": 3}, "'items' must be an array"),
+        ({"snippet": DOUBLE, "items": [], "timeout_s": 1e300}, "at most 86400"),
+        ({"snippet": DOUBLE, "items": [], "polcy": "x"}, "unknown field `polcy`"),
+        ({"snippet": DOUBLE, "items": [[[[[]]]]] * 3, "chunk_size": 1.5}, "'chunk_size'"),
         ({"snippet": DOUBLE, "items": [], "policy": "fastest"}, "'policy' must be one of"),
         ({"snippet": DOUBLE, "items": [], "chunk_size": 0}, "'chunk_size'"),
         ({"snippet": DOUBLE, "items": [], "timeout_s": -1}, "'timeout_s'"),
@@ -122,7 +133,21 @@ async def test_bad_jobs_are_4xx_saying_what_is_wrong(
     assert says in problem["detail"]
     # ...and the peer keeps serving.
     status, answer = await post(peers[0], {"snippet": DOUBLE, "items": [1]})
-    assert status == 200 and answer["results"][0]["value"] == 2
+    assert status == 200 and answer["values"] == [2]
+
+
+@pytest.mark.parametrize("depth", [5_000, 100_000])
+async def test_deeply_nested_json_is_refused_saying_so(shared: Shared, depth: int) -> None:
+    peers, _ = shared
+    data = b'{"snippet": "x", "items": [' + b"[" * depth + b"]" * depth + b"]}"
+    headers = {**auth(peers[0]), "Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(peers[0].url + "/jobs", data=data, headers=headers) as r,
+    ):
+        assert r.status == 400
+        problem = await r.json(content_type=None)
+    assert problem["type"].endswith(":invalid-payload") and "nests deeper" in problem["detail"]
 
 
 async def test_bad_snippet_is_refused_before_any_task_is_placed(shared: Shared) -> None:
@@ -138,18 +163,28 @@ async def test_bad_snippet_is_refused_before_any_task_is_placed(shared: Shared) 
 async def test_tasks_need_the_cluster_secret_or_token(shared: Shared) -> None:
     peers, _ = shared
     peer = peers[0]
-    body = {"job": "j", "task": "j.0", "snippet": DOUBLE, "items": [4]}
+    task = TaskRequest(
+        job="j", task="j.0", attempt=1, coordinator=str(peers[1].address), count=1,
+        items=msgspec.Raw(Chunk.of([4]).data), snippet=DOUBLE,
+    )  # fmt: skip
+    data = encode_msgpack(task)
+    packed = {"Content-Type": "application/msgpack"}
     async with aiohttp.ClientSession() as s:
-        async with s.post(peer.url + "/tasks", json=body) as r:
+        async with s.post(peer.url + "/tasks", data=data, headers=packed) as r:
             assert r.status == 401
-        data = json.dumps(body).encode()
-        forged = peer_headers(b"wrong" * 8, "POST", "/tasks", data)
+        forged = {**peer_headers(b"wrong" * 8, "POST", "/tasks", data), **packed}
         async with s.post(peer.url + "/tasks", data=data, headers=forged) as r:
             assert r.status == 401
-        signed = peer_headers(peer.cluster_secret, "POST", "/tasks", data)
+        signed = {**peer_headers(peer.cluster_secret, "POST", "/tasks", data), **packed}
         async with s.post(peer.url + "/tasks", data=data, headers=signed) as r:
             assert r.status == 200
-            assert (await r.json())["results"] == [{"value": 8}]
+            reply = decode_msgpack(await r.read(), TaskReply)
+        assert reply.count == 1 and msgspec.msgpack.decode(reply.values) == [8]
+        assert reply.peer == str(peer.address) and reply.errors == []
+        as_json = json.dumps({"job": "j"}).encode()
+        signed = peer_headers(peer.cluster_secret, "POST", "/tasks", as_json)
+        async with s.post(peer.url + "/tasks", data=as_json, headers=signed) as r:
+            assert r.status == 415
 
 
 async def test_websocket_stream_returns_results_tagged_with_item_ids(shared: Shared) -> None:
@@ -218,5 +253,5 @@ async def test_saturated_peer_makes_the_coordinator_back_off_not_fail(shared: Sh
 
         await eventually(finished, "the job to complete", timeout_s=60)
         job = await client.job(job_id)
-        assert [r["value"] for r in job["results"]] == [2 * i for i in range(30)]
-        assert str(peers[1].address) in {r["peer"] for r in job["results"]}
+        assert job["values"] == [2 * i for i in range(30)]
+        assert str(peers[1].address) in {run["peer"] for run in job["chunks"]}

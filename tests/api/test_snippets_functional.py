@@ -14,7 +14,7 @@ from disruptor.errors import InvalidName, InvalidPayload, NotFound, SnippetRejec
 from disruptor.home import Home
 from disruptor.peer import Peer
 
-from ..cluster import PeerProcess, eventually
+from ..cluster import PeerProcess, eventually, item_of
 
 DOUBLE = "def handle(item):\n    return item * 2\n"
 
@@ -27,7 +27,7 @@ async def post_job(client: AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
 async def test_snippet_job_maps_items(peer: Peer, home: Home) -> None:
     async with AsyncClient(peer.url, home=home) as client:
         reply = await post_job(client, {"snippet": DOUBLE, "items": [1, 2, "ab", [0]]})
-    assert [r["value"] for r in reply["results"]] == [2, 4, "abab", [0, 0]]
+    assert reply["values"] == [2, 4, "abab", [0, 0]]
 
 
 async def test_put_get_and_run_by_sha1(peer: Peer, home: Home) -> None:
@@ -37,7 +37,7 @@ async def test_put_get_and_run_by_sha1(peer: Peer, home: Home) -> None:
         # Idempotent: the same source again is 204, and still the same name.
         assert await client.put_snippet(DOUBLE) == sha1
         reply = await post_job(client, {"snippet_sha1": sha1, "items": [21]})
-        assert reply["results"][0]["value"] == 42
+        assert reply["values"][0] == 42
         with pytest.raises(NotFound):
             await client.get_snippet("0" * 40)
         with pytest.raises(InvalidName):
@@ -53,7 +53,7 @@ async def test_errors_carry_type_message_and_snippet_line(peer: Peer, home: Home
     source = "def handle(item):\n    x = 1\n    return x / item\n"
     async with AsyncClient(peer.url, home=home) as client:
         reply = await post_job(client, {"snippet": source, "items": [0]})
-    error = reply["results"][0]["error"]
+    error = item_of(reply, 0)["error"]
     assert error["kind"] == "task-failed"
     assert error["type"] == "ZeroDivisionError"
     assert error["message"] == "division by zero (line 3)"
@@ -76,9 +76,9 @@ async def test_peer_answers_while_a_runaway_snippet_runs(peer: Peer, home: Home)
         health = await client.request_json("GET", "/health")
         quick = await post_job(client, {"snippet": DOUBLE, "items": [5]})
         assert not runaway.done(), "the runaway should still be running"
-        assert health is not None and quick["results"][0]["value"] == 10
+        assert health is not None and quick["values"][0] == 10
         stopped = await runaway
-    error = stopped["results"][0]["error"]
+    error = item_of(stopped, 0)["error"]
     assert error["kind"] == "snippet-budget" and "watchdog" in error["message"]
 
 
@@ -151,7 +151,7 @@ def test_runaways_are_stopped_memory_stays_bounded_and_secrets_stay_hidden(
                     reply = await post_job(
                         client, {"snippet": source, "items": [1], "timeout_s": 1}
                     )
-                    stopped.append(reply["results"][0])
+                    stopped.append(item_of(reply, 0))
                 rss_after = read_rss_kib(peer.proc.pid)
                 texts = []
                 for source in SNOOPS:

@@ -13,6 +13,8 @@ from disruptor.client import AsyncClient
 from disruptor.home import Home
 from disruptor.peer import Peer
 
+from ..cluster import item_of
+
 REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 WAR = "The First World War was to be the war to end all wars."
 
@@ -49,7 +51,7 @@ async def test_start_list_run_and_stop_workers_over_http(peer: Peer, home: Home)
 
     status, body, _ = await call(peer, "POST", "/jobs", {"bundle": sha1, "items": [WAR, "a b"]})
     assert status == 200
-    first, second = body["results"]
+    first, second = (item_of(body, i) for i in range(2))
     assert (first["value"]["total"], first["value"]["unique"]) == (13, 9)
     assert second["value"]["total"] == 2
 
@@ -65,7 +67,7 @@ async def test_start_list_run_and_stop_workers_over_http(peer: Peer, home: Home)
 async def test_jobs_start_the_default_workers_on_demand(peer: Peer, home: Home) -> None:
     sha1 = await push(peer, home, REPO_BUNDLES / "primes")
     status, body, _ = await call(peer, "POST", "/jobs", {"bundle": sha1, "items": [10, 20]})
-    assert status == 200 and [r["value"]["count"] for r in body["results"]] == [4, 8]
+    assert status == 200 and [v["count"] for v in body["values"]] == [4, 8]
     _, listed, _ = await call(peer, "GET", "/workers")
     assert len(listed["workers"]) == 2, "primes asks for two warm workers"
 

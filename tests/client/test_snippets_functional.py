@@ -24,7 +24,7 @@ async def test_put_get_and_run_by_name_with_the_blocking_client(peer: Peer, home
             )
             with pytest.raises(NotFound):
                 client.get_snippet("f" * 40)
-            return sha1, text, [r["value"] for r in reply["results"]]
+            return sha1, text, reply["values"]
 
     # The client blocks; the peer runs on this test's loop, so the client runs in a thread.
     sha1, text, values = await asyncio.to_thread(use_client)

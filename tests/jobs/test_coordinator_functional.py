@@ -54,7 +54,7 @@ async def test_broadcast_reaches_every_peer_once(shared: tuple[list[Peer], Home]
     async with client_for(peers, home) as client:
         results = await client.map(DOUBLE, [1, 2], policy="broadcast")
         assert sorted(r["peer"] for r in results) == sorted(str(p.address) for p in peers)
-        assert all(r["results"] == [{"value": 2}, {"value": 4}] for r in results)
+        assert all(r["values"] == [2, 4] and r["errors"] == [] for r in results)
 
 
 async def test_weighted_follows_weights(shared: tuple[list[Peer], Home]) -> None:

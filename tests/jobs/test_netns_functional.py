@@ -19,6 +19,7 @@ import pytest
 
 from disruptor.home import Home
 
+from ..cluster import rows_of_piece
 from ..membership.test_netns_functional import HUB, PEERS, Hosts, can_use_netns, ip
 from .support import write_slow_bundle
 
@@ -92,6 +93,7 @@ def test_host_cut_off_mid_job_every_item_exactly_once(hosts: Hosts, tmp_path: Pa
     seen: Counter[int] = Counter()
     rows: list[dict[str, object]] = []
     tail: dict[str, object] = {}
+    cut_done = False
     try:
         assert requester.stdout is not None
         for raw in requester.stdout:
@@ -101,9 +103,11 @@ def test_host_cut_off_mid_job_every_item_exactly_once(hosts: Hosts, tmp_path: Pa
             if row.get("done"):
                 tail = row
                 break
-            rows.append(row)
-            seen[int(str(row["index"]))] += 1
-            if len(rows) == 20:
+            for item in rows_of_piece(row):
+                rows.append(item)
+                seen[int(str(item["index"]))] += 1
+            if len(rows) >= 20 and not cut_done:
+                cut_done = True
                 ip("-n", HUB, "link", "set", f"port{cut}", "down")
         requester.wait(BOUND_S)
     finally:

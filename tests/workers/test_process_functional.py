@@ -49,7 +49,7 @@ async def test_workers_die_with_a_killed_peer(home: Home, tmp_path: Path, mode: 
             outcomes = await client.request_json(
                 "POST", "/jobs", json_body={"bundle": sha1, "items": [1]}
             )
-            assert outcomes["results"][0]["value"] == "child started"
+            assert outcomes["values"][0] == "child started"
         uid = worker["uid"]
         assert len(processes_of_uid(uid)) >= 2
         peer.kill()
