@@ -53,7 +53,7 @@ def handle(item):
         total += i % 7
     return total
 """
-ITEM_LOOPS = 150_000
+ITEM_LOOPS = 400_000
 PAGE_WAIT_S = 30.0
 IN_PEERS = "() => !!document.activeElement.closest('#peers-body')"
 ALIVE_ROWS = "document.querySelectorAll('#peers-body tr[data-state=alive]')"
