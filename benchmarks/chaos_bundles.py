@@ -40,8 +40,8 @@ import zstandard
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from disruptor.address import free_port  # noqa: E402
 from disruptor.bundles.signing import load_or_create_key, sign_manifest  # noqa: E402
+from disruptor.ports import free_port  # noqa: E402
 
 MANIFEST = b'name = "demo"\nversion = "1.0"\n\n[worker]\nhandler = "demo:handle"\n'
 ENTRIES = 200_000
