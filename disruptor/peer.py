@@ -147,7 +147,15 @@ class Peer:
         rng = random.Random()  # noqa: S311 - placement, not secrets
         hold_down = HoldDown(s.jobs.unreachable_hold_s)
         directory = PeerDirectory(
-            str(address), MembershipCluster(membership), store, hold_down, s.jobs.weights, rng
+            str(address),
+            MembershipCluster(membership),
+            store,
+            hold_down,
+            s.jobs.weights,
+            rng,
+            local_load=lambda: float(
+                pool.tasks_running + pool.queue_items + snippets.stats.batches_running
+            ),
         )
         local = LocalExecutor(pool, snippets, store, fetcher, directory, _loop_time)
         stats = JobStats()

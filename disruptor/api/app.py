@@ -18,6 +18,7 @@ from ..parts import Parts
 from . import (
     bundles,
     dashboard,
+    frames,
     health,
     job_stream,
     jobs,
@@ -26,6 +27,7 @@ from . import (
     peers,
     snippets,
     stream,
+    task_stream,
     tasks,
     workers,
 )
@@ -41,6 +43,7 @@ ROUTE_MODULES = [
     health,
     job_stream,
     jobs,
+    task_stream,
     tasks,
     stream,
     observe,
@@ -79,6 +82,7 @@ def make_app(
     app[UPLOADS] = uploads
     app[PUBLIC_PATHS] = frozenset({"/health", "/", "/login", "/logout"})
     app[PUBLIC_PREFIXES] = ("/static/",)
+    frames.add_shutdown(app)
     for module in ROUTE_MODULES:
         module.add_routes(app)
     return app

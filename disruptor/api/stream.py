@@ -1,11 +1,12 @@
 """``GET /stream``: a WebSocket that takes items as they come and returns results as they finish.
 
 The first message names the work (``{"bundle": SHA1}``, ``{"snippet": SOURCE}`` or
-``{"snippet_sha1": SHA1}``, optionally ``timeout_s``); each later message is ``{"id": ANY,
-"item": VALUE}``. Each item runs as a one-item job placed on the least-loaded peer, with the same
-re-placement on faults as any job; the reply is ``{"id", "value"|"error", "peer"}`` in completion
-order. Rule: at most ``STREAM_IN_FLIGHT_MAX`` items per socket are out at once; past that the
-socket is not read until one finishes, so a fast producer is slowed, not buffered without bound.
+``{"snippet_sha1": SHA1}``, optionally ``timeout_s``, ``policy`` and the other job options);
+each later message is ``{"id": ANY, "item": VALUE}``. Each item runs as a one-item job placed by
+the policy (least-loaded unless said), with the same re-placement on faults as any job; the
+reply is ``{"id", "value"|"error", "peer"}`` in completion order. Rule: at most
+``STREAM_IN_FLIGHT_MAX`` items per socket are out at once; past that the socket is not read until
+one finishes, so a fast producer is slowed, not buffered without bound.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 from ..errors import DisruptorError, InvalidPayload
 from ..jobs.model import JobOptions, Work
-from ..jobs.wire import JobSpec, decode_json, work_of
+from ..jobs.wire import JobSpec, decode_json, options_of, work_of
 from .jobs import coordinator_of
 
 STREAM_IN_FLIGHT_MAX = 1024
@@ -60,7 +61,7 @@ async def get_stream(request: web.Request) -> web.WebSocketResponse:
                 if work is None:
                     spec = decode_json(message.data.encode(), JobSpec)
                     work = work_of(spec)
-                    options = JobOptions(timeout_s=spec.timeout_s)
+                    options = options_of(spec)
                     await socket.send_str(json.dumps({"ready": True}))
                     continue
                 if "item" not in body:

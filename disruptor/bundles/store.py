@@ -252,6 +252,9 @@ class BundleStore:
         for stray in self.manifests_dir.glob(".*"):
             stray.unlink(missing_ok=True)
         held = self.sha1s()
+        # What is held, in memory: ``has`` is asked on every job, and this process alone writes
+        # its store (every peer has a store of its own).
+        self._held = set(held)
         self.stats.bundles = len(held)
         self.stats.bytes_stored = sum(self._blob(s).stat().st_size for s in held)
 
@@ -261,7 +264,7 @@ class BundleStore:
         return self.blobs_dir / f"{sha1}{BLOB_SUFFIX}"
 
     def has(self, sha1: str) -> bool:
-        return bool(SHA1_RE.fullmatch(sha1)) and self._blob(sha1).exists()
+        return sha1 in self._held
 
     def path(self, sha1: str) -> Path:
         """The verified ``.tar.zst`` of a held bundle (``NotFound`` otherwise)."""
@@ -361,6 +364,7 @@ class BundleStore:
                 self.stats.uploads_duplicate += 1
                 return False
             await asyncio.to_thread(self._install_files, sha1, temp, manifest)
+            self._held.add(sha1)
             self.stats.uploads += 1
             self.stats.bundles += 1
             self.stats.bytes_stored += manifest.size
@@ -386,6 +390,7 @@ class BundleStore:
     def delete(self, sha1: str) -> None:
         blob = self.path(sha1)
         size = blob.stat().st_size
+        self._held.discard(sha1)
         blob.unlink(missing_ok=True)
         (self.manifests_dir / f"{sha1}.json").unlink(missing_ok=True)
         unpacked = self.unpacked_root / sha1

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import json
-import uuid
+import secrets
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -54,7 +55,7 @@ class JobsMixin(Transport):
         goes to the next peer given, and a peer that is busy is asked again after it says.
         """
         job = job_map(work, list(items), options)
-        key = idempotency_key or uuid.uuid4().hex
+        key = idempotency_key or self._new_key()
         last: Exception | None = None
         for _ in range(len(self.urls)):
             stream = self._job_stream(self.url)
@@ -70,6 +71,15 @@ class JobsMixin(Transport):
                     await asyncio.sleep(min(RETRY_AFTER_S_MAX, exc.retry_after_s))
             self._current = (self._current + 1) % len(self.urls)
         raise PeerUnreachable(f"no peer answered the job: {last}")
+
+    def _new_key(self) -> str:
+        """A fresh idempotency key: random per client, counted within it (no syscall per job)."""
+        keys = self.__dict__.get("_keys")
+        if keys is None:
+            keys = self.__dict__["_keys"] = (
+                f"{secrets.token_hex(8)}-{n}" for n in itertools.count()
+            )
+        return str(next(keys))
 
     def _job_stream(self, url: str) -> JobStream:
         streams: dict[str, JobStream] = self.__dict__.setdefault("_job_streams", {})
@@ -155,7 +165,7 @@ class JobsMixin(Transport):
         """``(index, ItemOutcome)`` as pieces of the job complete, each index exactly once."""
         body = job_request(work, list(items), options)
         headers = {
-            "Idempotency-Key": uuid.uuid4().hex,
+            "Idempotency-Key": self._new_key(),
             "Accept": NDJSON,
             "Content-Type": "application/msgpack",
         }
@@ -195,7 +205,7 @@ class JobsMixin(Transport):
     async def start_job(self, work: Work, items: Iterable[Any], **options: Any) -> str:
         """Start a job without waiting (``wait=false``): its id, for ``job`` and ``cancel``."""
         body = job_request(work, list(items), {**options, "wait": False})
-        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        headers = {"Idempotency-Key": self._new_key()}
         answer = await self.request_msgpack("POST", "/jobs", body, headers=headers)
         return str(answer["id"])
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import random
-import uuid
+import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
@@ -85,6 +86,9 @@ class JobCoordinator:
         self._finished: deque[str] = deque()
         self._chores: set[asyncio.Task[None]] = set()  # abandons and folds in flight
         self._checked: OrderedDict[str, None] = OrderedDict()  # SHA-1s of checked snippets
+        # Job ids: random per process (peers and restarts never collide), counted within it.
+        self._id_prefix = secrets.token_hex(4)
+        self._ids = itertools.count()
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -110,6 +114,7 @@ class JobCoordinator:
             for chore in self._chores:
                 chore.cancel()
             await asyncio.gather(*self._chores, return_exceptions=True)
+        await self.calls.close()
 
     # --- the cluster as the dispatcher sees it ------------------------------------------------
 
@@ -118,6 +123,7 @@ class JobCoordinator:
 
     def _on_membership_change(self) -> None:
         """A member changed state: re-place at once the attempts of peers no longer alive."""
+        self.directory.changed()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -130,10 +136,12 @@ class JobCoordinator:
                 self._feed(job, lambda now: [])
 
     def _feed(self, job: Job, event: Callable[[float], list[Action]]) -> None:
-        """Give the dispatcher the live peers as they are now, then the event; carry out both."""
+        """Give the dispatcher the live peers as they are now (when they may have changed since
+        it last heard), then the event; carry out both."""
         now = self._clock()
         actions: list[Action] = []
-        if not job.state.finished:
+        if not job.state.finished and self.directory.current(now) != job.peers_version:
+            job.peers_version = self.directory.version
             own = job.dispatcher.in_flight
             actions += job.dispatcher.on_peers(now, self.directory.views(now, own))
         self._apply(job, actions + event(now))
@@ -179,12 +187,12 @@ class JobCoordinator:
         if work.kind is Kind.BUNDLE and work.bundle is not None:
             self._check_bundle_known(work.bundle)
         total = len(items) if items is not None else sum(c.count for c in chunks)
-        job_id = uuid.uuid4().hex[:16]
+        job_id = f"{self._id_prefix}{next(self._ids):08x}"
         dispatcher = Dispatcher(
             job_id,
             total,
             options,
-            random.Random(self.rng.getrandbits(64)),  # noqa: S311 - placement
+            self.rng,  # shared: placements need no stream of their own
             self_address=self.self_address,
             policies=self.policies,
             hold_down=self.hold_down,
@@ -199,6 +207,7 @@ class JobCoordinator:
             self._by_key[idempotency_key] = job_id
         self.stats.submitted += 1
         self.stats.running += 1
+        job.peers_version = self.directory.version
         self._apply(job, dispatcher.start(now, views, [s.count for s in segments]))
         return job
 

@@ -4,6 +4,10 @@ Membership's view comes in through ``ClusterView`` (the composition root adapts 
 driver to it), so nothing here knows how gossip encodes load or bundle lists. This peer is always
 live to itself; peers held down after a failed connection are left out until their hold ends.
 Rule: read-only; placements are the dispatcher's.
+
+The live set and the gossiped load figures are read once and kept (``version`` names each
+reading): again at once when membership changes or a peer is held down, else at most every
+``REFRESH_S``, so a job costs no walk of the member table.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from typing import Protocol
 
 from .faults import HoldDown
 from .policies import PeerView
+
+# Load figures and expired holds are read again at least this often (gossip refreshes load every
+# second or so; a tighter refresh would buy nothing).
+REFRESH_S = 0.25
 
 
 class ClusterView(Protocol):
@@ -52,6 +60,7 @@ class PeerDirectory:
         hold_down: HoldDown,
         weights: Mapping[str, float],
         rng: random.Random,
+        local_load: Callable[[], float] | None = None,
     ) -> None:
         self.self_address = self_address
         self.cluster = cluster
@@ -59,27 +68,61 @@ class PeerDirectory:
         self.hold_down = hold_down
         self.weights = weights
         self.rng = rng
+        # This peer's own load, read as it is now (gossip's figure for it is up to a second old).
+        self.local_load = local_load
         # Attempts this peer's jobs have out on each peer now (the coordinator keeps it).
         self.out: Counter[str] = Counter()
+        self.version = 0  # bumped by every fresh reading of the cluster
+        self._read_at: float | None = None
+        self._holds_seen = -1
+        self._live: list[str] = []
+        self._loads: dict[str, float] = {}
+
+    def changed(self) -> None:
+        """Membership changed: read the cluster again at the next question."""
+        self._read_at = None
+
+    def _fresh(self, now: float) -> None:
+        if (
+            self._read_at is not None
+            and now - self._read_at < REFRESH_S
+            and self._holds_seen == self.hold_down.holds
+        ):
+            return
+        addresses = set(self.cluster.live_addresses()) - self.hold_down.held(now)
+        addresses.add(self.self_address)
+        self._live = sorted(addresses)
+        self._loads = {a: self.cluster.load_of(a) or 0.0 for a in self._live}
+        self._read_at = now
+        self._holds_seen = self.hold_down.holds
+        self.version += 1
+
+    def current(self, now: float) -> int:
+        """The version of the reading in force at ``now`` (a new one if the last is stale)."""
+        self._fresh(now)
+        return self.version
 
     def live_peers(self, now: float) -> list[str]:
         """Every live peer by address, this one included, held-down ones left out."""
-        addresses = set(self.cluster.live_addresses()) - self.hold_down.held(now)
-        addresses.add(self.self_address)
-        return sorted(addresses)
+        self._fresh(now)
+        return list(self._live)
 
     def views(self, now: float, own: Mapping[str, int] | None = None) -> list[PeerView]:
         """The live peers with their load, this peer's attempts out there not counting ``own``
         (the asking job's, which its dispatcher counts itself), and their weights."""
+        self._fresh(now)
         own = own or {}
+        me = self.self_address
+        here = self.local_load() if self.local_load is not None else None
         return [
             PeerView(
                 address,
-                self.cluster.load_of(address) or 0.0,
+                here if address == me and here is not None else self._loads[address],
                 self.out[address] - own.get(address, 0),
                 float(self.weights.get(address, 1.0)),
+                address == me,
             )
-            for address in self.live_peers(now)
+            for address in self._live
         ]
 
     def holders(self, sha1: str, now: float, exclude: str | None = None) -> list[str]:

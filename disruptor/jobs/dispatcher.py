@@ -316,7 +316,8 @@ class Dispatcher:
         actions: list[Action] = []
         waiting: deque[str] = deque()
         out = sum(self._own_in_flight.values())
-        while self._pending and (self.broadcast or out < self._window()):
+        window = self._window()
+        while self._pending and (self.broadcast or out < window):
             task = self.tasks[self._pending.popleft()]
             if task.state is not TaskState.PENDING:
                 continue
@@ -348,7 +349,12 @@ class Dispatcher:
             return None
         views = [
             PeerView(
-                p.address, p.load, p.in_flight + self._own_in_flight.get(p.address, 0), p.weight
+                p.address,
+                p.load,
+                p.in_flight + self._own_in_flight.get(p.address, 0),
+                p.weight,
+                # A job that names its peers asked for them: no preference for this one.
+                p.local and self._allowed is None,
             )
             for p in fresh
         ]

@@ -70,12 +70,16 @@ class HoldDown:
     def __init__(self, hold_s: float = HOLD_DOWN_S) -> None:
         self.hold_s = hold_s
         self._until: dict[str, float] = {}
+        self.holds = 0  # how many holds were ever placed (readers notice a new one by it)
 
     def hold(self, peer: str, now: float) -> None:
         self._until[peer] = now + self.hold_s
+        self.holds += 1
 
     def held(self, now: float) -> set[str]:
         """The peers held at ``now`` (those whose time is up are forgotten)."""
+        if not self._until:
+            return set()
         for peer, until in list(self._until.items()):
             if until <= now:
                 del self._until[peer]

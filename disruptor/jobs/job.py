@@ -50,6 +50,8 @@ class Job:
     timer: asyncio.TimerHandle | None = None
     # Where each segment starts (item index), for finding a task's items.
     starts: list[int] = field(default_factory=list)
+    # The reading of the live peers its dispatcher last heard (``PeerDirectory.version``).
+    peers_version: int = -1
 
     def __post_init__(self) -> None:
         position = 0

@@ -7,7 +7,9 @@ generator they are handed (never the module-level ``random``), so a placement re
 - ``least-loaded`` (default): power of two choices — sample two peers, take the one with the lower
   load (gossiped load plus our own tasks in flight there). Sampling two instead of taking the
   global minimum keeps many coordinators holding the same stale figures from all piling onto one
-  peer.
+  peer. This peer itself wins unless the choice is clearly less loaded (``LOCAL_FACTOR``,
+  ``LOCAL_SLACK``): a task run here costs no trip to another peer, which for a small task is
+  most of its cost, while one that would wait long here still goes where it can start.
 - ``round-robin``: each peer in turn (by address order), so tasks spread evenly.
 - ``weighted``: smooth weighted round-robin over the configured weights: over any window of W tasks
   (W = the sum of the weights) each peer receives exactly its weight's share, interleaved.
@@ -30,12 +32,19 @@ from ..errors import InvalidPayload
 BROADCAST = "broadcast"
 
 
+# Another peer takes a task from this one only when its load is below this fraction of ours,
+# less this many items: a trip costs more than waiting behind a few small items here.
+LOCAL_FACTOR = 0.5
+LOCAL_SLACK = 4.0
+
+
 @dataclass(frozen=True)
 class PeerView:
     address: str
-    load: float = 0.0  # gossiped: tasks running + queued on that peer
+    load: float = 0.0  # tasks running + queued on that peer (gossiped; this peer's own, read now)
     in_flight: int = 0  # this coordinator's tasks out on that peer now
     weight: float = 1.0
+    local: bool = False  # the coordinating peer itself
 
 
 class Policy(Protocol):
@@ -65,7 +74,15 @@ class LeastLoaded:
         if len(peers) == 1:
             return peers[0].address
         a, b = rng.sample(list(peers), 2)
-        return (a if _score(a) <= _score(b) else b).address
+        chosen = a if _score(a) <= _score(b) else b
+        here = next((p for p in peers if p.local), None)
+        if (
+            here is not None
+            and here is not chosen
+            and _score(chosen) > LOCAL_FACTOR * _score(here) - LOCAL_SLACK
+        ):
+            return here.address
+        return chosen.address
 
 
 def _score(peer: PeerView) -> float:

@@ -101,6 +101,8 @@ class TaskRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     snippet_sha1: Sha1 | None = None
     timeout_s: Timeout | None = None
     sources: Annotated[list[Address], msgspec.Meta(max_length=1024)] = []
+    # The request id the job runs under, so the serving peer's log lines carry it too.
+    request_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 
 
 class TaskReply(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

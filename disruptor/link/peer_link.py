@@ -203,6 +203,22 @@ class PeerLink:
                 raise await reply.error()
             return await reply.json()
 
+    async def websocket(
+        self, peer: Address | str, target: str, *, message_bytes_max: int
+    ) -> aiohttp.ClientWebSocketResponse:
+        """A signed WebSocket to another peer (its upgrade request carries the peer header)."""
+        name = str(peer)
+        url = URL(f"http://{name}{target}", encoded=True)
+        with _mapped(name):
+            return await self._session_now().ws_connect(
+                url,
+                headers=self.headers_for("GET", target, b""),
+                max_msg_size=message_bytes_max,
+                compress=0,
+                heartbeat=30.0,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+            )
+
     async def call_bytes(
         self,
         method: str,

@@ -51,8 +51,8 @@ async def test_many_jobs_in_one_message_each_answered_by_its_ref(peer: Peer) -> 
     assert sorted(answers) == list(range(1, 41))
     for ref, (frame,) in answers.items():
         assert frame["type"] == "done"
-        assert frame["answer"]["values"] == [ref * 2, (ref + 1) * 2]
-        assert frame["answer"]["state"] == "completed"
+        assert frame["body"]["values"] == [ref * 2, (ref + 1) * 2]
+        assert frame["body"]["state"] == "completed"
 
 
 async def test_a_refused_job_is_an_error_frame_and_the_others_run(peer: Peer) -> None:
@@ -63,7 +63,7 @@ async def test_a_refused_job_is_an_error_frame_and_the_others_run(peer: Peer) ->
         await ws.send_bytes(msgspec.msgpack.encode([submit(1, [5]), bad]))
         await ws.send_bytes(msgspec.msgpack.encode([{"op": "explode", "ref": 4}]))
         answers = await frames(ws, 3)
-        assert answers[1][0]["answer"]["values"] == [10]
+        assert answers[1][0]["body"]["values"] == [10]
         assert answers[2][0]["type"] == "error"
         assert answers[2][0]["problem"]["type"].endswith(":snippet-rejected")
         assert answers[4][0]["problem"]["type"].endswith(":invalid-payload")
@@ -76,7 +76,7 @@ async def test_a_refused_job_is_an_error_frame_and_the_others_run(peer: Peer) ->
     session, url = socket_to(peer)
     async with session, session.ws_connect(url) as ws:
         await ws.send_bytes(msgspec.msgpack.encode([submit(1, [21])]))
-        assert (await frames(ws, 1))[1][0]["answer"]["values"] == [42]
+        assert (await frames(ws, 1))[1][0]["body"]["values"] == [42]
 
 
 async def test_streamed_jobs_send_pieces_then_a_done_without_results(peer: Peer) -> None:
@@ -86,9 +86,9 @@ async def test_streamed_jobs_send_pieces_then_a_done_without_results(peer: Peer)
         await ws.send_bytes(msgspec.msgpack.encode([job]))
         got = (await frames(ws, 1))[7]
     *pieces, done = got
-    assert done["type"] == "done" and "values" not in done["answer"]
-    assert sorted(p["piece"]["start"] for p in pieces) == [0, 4, 8]
-    assert sorted(v for p in pieces for v in p["piece"]["values"]) == [2 * i for i in range(12)]
+    assert done["type"] == "done" and "values" not in done["body"]
+    assert sorted(p["body"]["start"] for p in pieces) == [0, 4, 8]
+    assert sorted(v for p in pieces for v in p["body"]["values"]) == [2 * i for i in range(12)]
 
 
 async def test_cancel_and_a_closed_socket_stop_their_jobs(peer: Peer) -> None:
@@ -99,7 +99,7 @@ async def test_cancel_and_a_closed_socket_stop_their_jobs(peer: Peer) -> None:
         await eventually(lambda: bool(jobs.in_flight()), "the job to start", timeout_s=30)
         await ws.send_bytes(msgspec.msgpack.encode([{"op": "cancel", "ref": 1}]))
         (done,) = (await frames(ws, 1))[1]
-        assert done["answer"]["state"] == "cancelled"
+        assert done["body"]["state"] == "cancelled"
         await ws.send_bytes(msgspec.msgpack.encode([submit(2, [0], source=SPIN, timeout_s=120)]))
         await eventually(lambda: bool(jobs.in_flight()), "the second job to start", timeout_s=30)
     await eventually(lambda: not jobs.in_flight(), "the closed socket's job to stop", timeout_s=30)

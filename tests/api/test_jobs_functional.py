@@ -193,7 +193,7 @@ async def test_websocket_stream_returns_results_tagged_with_item_ids(shared: Sha
         aiohttp.ClientSession(headers=auth(peers[0])) as s,
         s.ws_connect(peers[0].url + "/stream") as ws,
     ):
-        await ws.send_json({"snippet": DOUBLE})
+        await ws.send_json({"snippet": DOUBLE, "policy": "round-robin"})
         assert (await ws.receive_json())["ready"] is True
         for n in range(30):
             await ws.send_json({"id": f"item-{n}", "item": n})

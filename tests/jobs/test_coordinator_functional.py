@@ -43,10 +43,13 @@ async def test_ten_thousand_items_correct_and_in_order(shared: tuple[list[Peer],
 async def test_round_robin_spreads_evenly(shared: tuple[list[Peer], Home]) -> None:
     peers, home = shared
     async with client_for(peers, home) as client:
+        replaced = peers[0].jobs.stats.tasks_replaced
         outcomes = await client.outcomes(
             DOUBLE, list(range(30)), policy="round-robin", chunk_size=1
         )
         assert sorted(Counter(o.peer for o in outcomes).values()) == [10, 10, 10]
+        assert [o.value for o in outcomes] == [2 * i for i in range(30)]
+        assert peers[0].jobs.stats.tasks_replaced == replaced, "every attempt ran where placed"
 
 
 async def test_broadcast_reaches_every_peer_once(shared: tuple[list[Peer], Home]) -> None:
@@ -188,7 +191,7 @@ async def test_request_id_is_carried_to_every_peer(shared: tuple[list[Peer], Hom
             seen.append((record.getMessage(), request_id_var.get()))
 
     capture = Capture(level=logging.INFO)
-    http_log = logging.getLogger("disruptor.http")
+    http_log = logging.getLogger("disruptor.tasks")
     old_level = http_log.level
     http_log.setLevel(logging.INFO)
     http_log.addHandler(capture)
@@ -208,7 +211,7 @@ async def test_request_id_is_carried_to_every_peer(shared: tuple[list[Peer], Hom
     finally:
         http_log.removeHandler(capture)
         http_log.setLevel(old_level)
-    task_calls = [rid for message, rid in seen if message.startswith("POST /tasks")]
+    task_calls = [rid for message, rid in seen if message.startswith("task ")]
     # Round-robin over three peers sends tasks to the two others; each call carries the id.
     assert len(task_calls) >= 2
     assert set(task_calls) == {"trace-carried-1"}

@@ -73,6 +73,19 @@ def test_least_loaded_counts_our_own_tasks_in_flight() -> None:
     assert LeastLoaded().choose(peers, random.Random(0)) == "b:1"
 
 
+def test_least_loaded_keeps_a_task_here_unless_another_peer_is_clearly_less_loaded() -> None:
+    policy, rng = LeastLoaded(), random.Random(1)
+
+    def chosen(here_load: float, other_load: float) -> set[str]:
+        peers = [PeerView("me:1", load=here_load, local=True), PeerView("b:1", load=other_load)]
+        return {policy.choose(peers, rng) for _ in range(40)}
+
+    assert chosen(0, 0) == {"me:1"}, "no trip for nothing"
+    assert chosen(6, 3) == {"me:1"}, "a few items queued here beat a trip"
+    assert chosen(40, 0) == {"b:1"}, "a long queue here sends the task where it can start"
+    assert chosen(40, 30) == {"me:1"}
+
+
 def test_least_connections_picks_fewest_in_flight() -> None:
     peers = [
         PeerView("a:1", in_flight=3),
