@@ -27,16 +27,24 @@ from ..jobs.wire import decode_msgpack
 
 log = logging.getLogger("disruptor.api")
 _encoder = msgspec.msgpack.Encoder()
-OPEN_STREAMS = web.AppKey[set[web.WebSocketResponse]]("open_streams")
+
+
+class OpenStreams:
+    """The stream sockets open now (the application's shutdown closes them)."""
+
+    def __init__(self) -> None:
+        self.sockets: set[web.WebSocketResponse] = set()
+
+
+OPEN_STREAMS = web.AppKey("open_streams", OpenStreams)
 
 
 def add_shutdown(app: web.Application) -> None:
     """Keep the set of open stream sockets, and close them all when the application shuts down."""
-    open_streams: set[web.WebSocketResponse] = set()
-    app[OPEN_STREAMS] = open_streams
+    app[OPEN_STREAMS] = OpenStreams()
 
     async def close_streams(app: web.Application) -> None:
-        for socket in list(app[OPEN_STREAMS]):
+        for socket in list(app[OPEN_STREAMS].sockets):
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"the peer is stopping")
 
     app.on_shutdown.append(close_streams)
@@ -88,7 +96,7 @@ async def serve_frames(
 ) -> None:
     """Read ``socket`` until it closes: each ``run`` frame becomes a call of ``run``; a
     ``cancel`` frame cancels the call with its ref."""
-    open_streams = request.app[OPEN_STREAMS]
+    open_streams = request.app[OPEN_STREAMS].sockets
     open_streams.add(socket)
     outbox = Outbox(socket)
     writer = asyncio.create_task(outbox.run(), name="stream-writer")
