@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from disruptor.membership import scenarios as sc
-from disruptor.membership.config import LAN, LOCAL
+from disruptor.membership.settings import LAN, LOCAL
 
 
 def p99(values: list[float]) -> float:

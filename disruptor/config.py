@@ -1,7 +1,7 @@
 """Peer settings as frozen dataclasses, one section per part of the peer.
 
 Each part owns its section's dataclass in its own package (bundle limits in
-``disruptor.bundles.limits``, gossip timings in ``disruptor.membership.config``...); this module
+``disruptor.bundles.limits``, gossip timings in ``disruptor.membership.settings``...); this module
 composes them into ``PeerConfig``. Loading from TOML, environment and flags lives in
 ``disruptor.settings`` so that this module stays plain data.
 """
@@ -15,7 +15,7 @@ from .address import Address
 from .bundles.limits import BundleLimits
 from .home import default_home
 from .jobs.settings import JobsSettings
-from .membership.config import MembershipConfig
+from .membership.settings import MembershipSettings
 from .snippets.policy import SnippetSettings
 from .workers.settings import WorkerSettings
 
@@ -53,4 +53,4 @@ class PeerConfig:
     workers: WorkerSettings = field(default_factory=WorkerSettings)
     snippets: SnippetSettings = field(default_factory=SnippetSettings)
     # Gossip timings; fields left at their defaults take the ``preset``'s values instead.
-    membership: MembershipConfig = field(default_factory=MembershipConfig)
+    membership: MembershipSettings = field(default_factory=MembershipSettings)

@@ -24,7 +24,7 @@ SANS_IO = [
     "membership/awareness.py",
     "membership/broadcast.py",
     "membership/codec.py",
-    "membership/config.py",
+    "membership/settings.py",
     "membership/guard.py",
     "membership/members.py",
     "membership/messages.py",

@@ -32,12 +32,12 @@ from .codec import (
     encode_packet,
     encode_sync,
 )
-from .config import MembershipConfig
 from .guard import RateLimiter, ReplayGuard
 from .members import MemberView
 from .messages import Packet, SyncState
 from .meta import PeerMeta
 from .protocol import MemberChanged, Output, Protocol, PushPull, Send
+from .settings import MembershipSettings
 from .udp import UdpEndpoint, open_udp
 
 log = logging.getLogger("disruptor.membership")
@@ -94,7 +94,7 @@ class MembershipDriver:
     def __init__(
         self,
         address: Address,
-        config: MembershipConfig,
+        config: MembershipSettings,
         secret: bytes,
         cluster_name: str,
         seeds: Sequence[Address] = (),

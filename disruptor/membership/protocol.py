@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from .awareness import Awareness
 from .broadcast import BroadcastQueue
 from .codec import FRAME_OVERHEAD_BYTES, PACKET_HEADER_BYTES_MAX, encode_message
-from .config import MembershipConfig
 from .members import Member, MemberTable, MemberView
 from .messages import (
     Ack,
@@ -39,6 +38,7 @@ from .messages import (
 )
 from .meta import PeerMeta
 from .probe import ProbeRound, Relay
+from .settings import MembershipSettings
 from .suspicion import Suspicion, suspicion_timeout_s
 
 # A rumour may raise a known member's incarnation by at most this much at once. Refutations and
@@ -102,7 +102,7 @@ class Protocol:
     def __init__(
         self,
         local: str,
-        config: MembershipConfig,
+        config: MembershipSettings,
         rng: random.Random,
         now: float,
         meta: PeerMeta | None = None,

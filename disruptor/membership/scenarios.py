@@ -11,9 +11,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .config import MembershipConfig
 from .messages import MemberState
 from .protocol import MemberChanged
+from .settings import MembershipSettings
 from .simulator import Network, Simulator
 
 
@@ -24,7 +24,7 @@ def peer_name(i: int) -> str:
 def start_cluster(
     n: int,
     seed: int,
-    config: MembershipConfig,
+    config: MembershipSettings,
     network: Network | None = None,
     seal: bool = False,
     prejoined: bool = False,
@@ -53,7 +53,7 @@ class ConvergeResult:
 
 
 def converge(
-    n: int, seed: int, config: MembershipConfig, newcomers: int = 5, prejoined: bool = False
+    n: int, seed: int, config: MembershipSettings, newcomers: int = 5, prejoined: bool = False
 ) -> ConvergeResult:
     """Start ``n`` peers through one seed, then add newcomers one by one through a random peer."""
     sim = start_cluster(n - 1, seed, config, prejoined=prejoined)
@@ -88,7 +88,7 @@ class JoinResult:
 
 
 def join_through_one_seed(
-    n: int, seed: int, config: MembershipConfig, spread_s: float = 1.0, limit_s: float = 300.0
+    n: int, seed: int, config: MembershipSettings, spread_s: float = 1.0, limit_s: float = 300.0
 ) -> JoinResult:
     """Start ``n`` peers, all pointed at the same single seed (peer 0, started at t = 0; the
     others at seeded random times within ``spread_s``); time full convergence."""
@@ -125,7 +125,7 @@ class CrashResult:
     bound_s: float
 
 
-def crash(n: int, seed: int, config: MembershipConfig, prejoined: bool = False) -> CrashResult:
+def crash(n: int, seed: int, config: MembershipSettings, prejoined: bool = False) -> CrashResult:
     """Crash one peer of a settled cluster; time the first suspicion and the last dead mark."""
     from .suspicion import suspicion_timeout_s
 
@@ -162,7 +162,7 @@ class TroubleResult:
 
 
 def lossy(
-    n: int, seed: int, config: MembershipConfig, loss: float, duration_s: float
+    n: int, seed: int, config: MembershipSettings, loss: float, duration_s: float
 ) -> TroubleResult:
     """Run a settled cluster on a network losing ``loss`` of its datagrams; count false deaths."""
     sim = start_cluster(n, seed, config)
@@ -174,7 +174,7 @@ def lossy(
 def stalls(
     n: int,
     seed: int,
-    config: MembershipConfig,
+    config: MembershipSettings,
     duration_s: float,
     stressed: int = 4,
     stall_min_s: float = 0.5,
@@ -214,7 +214,7 @@ class PartitionResult:
     push_pull_interval_s: float
 
 
-def partition(n: int, seed: int, config: MembershipConfig, split_for_s: float) -> PartitionResult:
+def partition(n: int, seed: int, config: MembershipSettings, split_for_s: float) -> PartitionResult:
     """Cut the cluster in two until each side marks the other dead, heal, time one view again."""
     sim = start_cluster(n, seed, config)
     names = [p.name for p in sim.running()]
@@ -253,7 +253,7 @@ class TrafficResult:
 
 
 def traffic(
-    n: int, seed: int, config: MembershipConfig, duration_s: float, prejoined: bool = False
+    n: int, seed: int, config: MembershipSettings, duration_s: float, prejoined: bool = False
 ) -> TrafficResult:
     """Membership bytes sent per peer per second by a settled cluster of ``n``."""
     sim = start_cluster(n, seed, config, prejoined=prejoined)

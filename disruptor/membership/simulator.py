@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .codec import Keyring, decode_packet, encode_packet, encode_sync
-from .config import MembershipConfig
 from .members import Member
 from .messages import MemberState, Message, Packet, SyncState
 from .meta import PeerMeta
 from .protocol import MemberChanged, Output, Protocol, PushPull, Send
+from .settings import MembershipSettings
 
 
 class SimulationFailure(AssertionError):
@@ -74,7 +74,7 @@ class Simulator:
     def __init__(
         self,
         seed: int,
-        config: MembershipConfig,
+        config: MembershipSettings,
         network: Network | None = None,
         seal: bool = False,
     ) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from .config import resolve
 from .driver import MembershipDriver
 from .meta import META_BUNDLES_MAX, PeerLoad, PeerMeta
+from .settings import resolve
 
 if TYPE_CHECKING:
     from ..peer import Peer

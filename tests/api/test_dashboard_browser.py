@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from disruptor.membership.config import preset
+from disruptor.membership.settings import preset
 from disruptor.membership.suspicion import suspicion_timeout_s
 
 from ..cluster import PeerProcess

@@ -19,10 +19,10 @@ from disruptor.address import Address
 from disruptor.config import PeerConfig
 from disruptor.home import Home
 from disruptor.membership.codec import Keyring, encode_packet
-from disruptor.membership.config import LOCAL
 from disruptor.membership.driver import MembershipDriver
 from disruptor.membership.messages import INCARNATION_MAX, Alive, Dead, Message, Packet, Ping
 from disruptor.membership.protocol import INCARNATION_JUMP_MAX
+from disruptor.membership.settings import LOCAL
 from disruptor.peer import Peer
 
 from ..cluster import free_port

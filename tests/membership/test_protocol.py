@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 
-from disruptor.membership.config import LAN
 from disruptor.membership.messages import (
     Ack,
     Alive,
@@ -23,6 +22,7 @@ from disruptor.membership.protocol import (
     PushPull,
     Send,
 )
+from disruptor.membership.settings import LAN
 
 ME, A, B, C = "10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1", "10.0.0.4:1"
 

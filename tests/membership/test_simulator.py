@@ -12,7 +12,6 @@ from dataclasses import replace
 
 import pytest
 
-from disruptor.membership.config import LAN, LOCAL
 from disruptor.membership.messages import MemberState
 from disruptor.membership.scenarios import (
     converge,
@@ -23,6 +22,7 @@ from disruptor.membership.scenarios import (
     start_cluster,
     traffic,
 )
+from disruptor.membership.settings import LAN, LOCAL
 from disruptor.membership.simulator import Network, SimulationFailure, Simulator
 
 SEEDS = [1, 2, 3]

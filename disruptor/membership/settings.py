@@ -16,7 +16,7 @@ PRESET_NAMES = ("local", "lan", "wan")
 
 
 @dataclass(frozen=True)
-class MembershipConfig:
+class MembershipSettings:
     # --- failure detection (SWIM) ---
     # How often a peer probes one other peer (round robin over a shuffled list). A full round of
     # N peers takes N probe intervals, so a failed peer is probed by someone within about one
@@ -98,7 +98,7 @@ class MembershipConfig:
     # inside the window, a per-sender sequence number catches duplicates.
     replay_window_s: float = 60.0
 
-    def validate(self) -> MembershipConfig:
+    def validate(self) -> MembershipSettings:
         if self.probe_timeout_s <= 0 or self.probe_interval_s <= self.probe_timeout_s:
             raise BadRequest("membership: need 0 < probe_timeout_s < probe_interval_s")
         if self.gossip_interval_s <= 0 or self.push_pull_interval_s <= 0:
@@ -111,7 +111,7 @@ class MembershipConfig:
 
 
 # memberlist's DefaultLANConfig: the values above.
-LAN = MembershipConfig()
+LAN = MembershipSettings()
 
 # memberlist's DefaultLocalConfig, for peers on one machine: round trips are sub-millisecond, so
 # a short probe timeout suffices; fewer indirect checks and retransmits because loss is rare.
@@ -146,7 +146,7 @@ WAN = replace(
 PRESETS = {"local": LOCAL, "lan": LAN, "wan": WAN}
 
 
-def preset(name: str) -> MembershipConfig:
+def preset(name: str) -> MembershipSettings:
     """The named preset (``local``, ``lan`` or ``wan``)."""
     try:
         return PRESETS[name]
@@ -154,7 +154,7 @@ def preset(name: str) -> MembershipConfig:
         raise BadRequest(f"unknown gossip preset {name!r}; use one of {PRESET_NAMES}") from None
 
 
-def resolve(preset_name: str, overrides: MembershipConfig | None = None) -> MembershipConfig:
+def resolve(preset_name: str, overrides: MembershipSettings | None = None) -> MembershipSettings:
     """The named preset with every field of ``overrides`` that differs from the LAN defaults
     applied on top (so ``membership.probe_interval_s = 2`` in the settings file wins over the
     preset, and an untouched ``[membership]`` section leaves the preset as it is)."""
@@ -163,7 +163,7 @@ def resolve(preset_name: str, overrides: MembershipConfig | None = None) -> Memb
         return base.validate()
     changed = {
         f.name: getattr(overrides, f.name)
-        for f in fields(MembershipConfig)
+        for f in fields(MembershipSettings)
         if getattr(overrides, f.name) != getattr(LAN, f.name)
     }
     return replace(base, **changed).validate()
