@@ -374,7 +374,7 @@ class Protocol:
             return []
         self.broadcasts.queue(s)
         n = self.table.live_count()
-        k = self.config.suspicion_mult - 2 if self.config.lifeguard else 0
+        k = self.config.suspicion_confirmations if self.config.lifeguard else 0
         if n - 2 < k:
             k = 0
         min_s = suspicion_timeout_s(self.config.suspicion_mult, n, self.config.probe_interval_s)
@@ -469,9 +469,12 @@ class Protocol:
             missed = probe.expected_nacks - probe.nacks if probe.expected_nacks else 1
             self.awareness.apply_delta(max(0, missed))
         member = self.table.get(probe.target)
-        if member is None or member.state != MemberState.ALIVE:
+        if member is None or not member.is_live:
             return []
-        self.counters.suspicions += 1
+        if member.state == MemberState.ALIVE:
+            self.counters.suspicions += 1
+        # A failed probe of a member that is already suspect is our own independent confirmation
+        # (as memberlist's suspectNode counts it): the suspicion shortens towards its minimum.
         return self._on_suspect(now, Suspect(member.incarnation, member.node, self.local))
 
     def _on_ack(self, now: float, seq: int) -> list[Output]:

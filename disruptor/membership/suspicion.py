@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 
-def suspicion_timeout_s(suspicion_mult: int, n: int, probe_interval_s: float) -> float:
+def suspicion_timeout_s(suspicion_mult: float, n: int, probe_interval_s: float) -> float:
     """The shortest suspicion timeout: ``mult * max(1, log10(n)) * probe_interval``."""
     node_scale = max(1.0, math.log10(max(1.0, float(n))))
     return suspicion_mult * node_scale * probe_interval_s

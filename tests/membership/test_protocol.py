@@ -181,3 +181,24 @@ def test_meta_update_raises_incarnation_and_is_gossiped() -> None:
     out = p.tick(p.next_gossip_at)
     assert any(Alive(1, ME, meta) in s.messages for s in sends(out))
     assert all(s.size_bytes <= LAN.datagram_bytes_max for s in sends(out))
+
+
+def test_a_failed_probe_of_a_suspect_confirms_the_suspicion() -> None:
+    p = make(A, B, C)
+    p.receive(0.0, B, (Suspect(1, A, B),))
+    suspicion = p.suspicions[A]
+    assert suspicion.confirmations == 0
+    before = suspicion.deadline
+    # Probe until the round reaches A, and let that probe fail.
+    now = 0.0
+    for _ in range(10):
+        now = p.next_probe_at
+        out = p.tick(now)
+        if any(isinstance(m, Ping) and m.target == A for s in sends(out) for m in s.messages):
+            break
+        p.probe = None
+    p.tick(now + LAN.probe_timeout_s)
+    p.tick(now + LAN.probe_interval_s)
+    assert suspicion.confirmations == 1
+    assert suspicion.deadline < before
+    assert p.counters.suspicions == 0  # A was suspect already: no new suspicion
