@@ -1,10 +1,11 @@
 """``MembershipDriver``: runs the protocol core for real (clock, UDP, HTTP push-pull, timers).
 
-It feeds every datagram through the admission checks (size, rate per source, decryption, replay
-window) into the core, schedules one timer at the core's next deadline, carries push-pull
-requests to ``POST /membership/sync`` on the target peer (signed with the peer HMAC), refreshes
-local metadata from the peer, and tells subscribers about member changes. Rule: no protocol
-decisions here; a bad datagram is dropped and counted by reason, never raised.
+It feeds every datagram through the admission checks (size, authentication, replay window, rate
+per authenticated sender; ``guard.Admission``) into the core, schedules one timer at the core's
+next deadline, carries push-pull requests to ``POST /membership/sync`` on the target peer
+(signed with the peer HMAC), refreshes local metadata from the peer, and tells subscribers about
+member changes. Rule: no protocol decisions here; a bad datagram is dropped and counted by
+reason, never raised.
 """
 
 from __future__ import annotations
@@ -27,12 +28,11 @@ from .codec import (
     NONCE_BYTES,
     CodecError,
     Keyring,
-    decode_packet,
     decode_sync,
     encode_packet,
     encode_sync,
 )
-from .guard import RateLimiter, ReplayGuard
+from .guard import Admission
 from .members import MemberView
 from .messages import Packet, SyncState
 from .meta import PeerMeta
@@ -110,8 +110,14 @@ class MembershipDriver:
         self.metadata_provider = metadata_provider
         self.stats = MembershipStats()
         self.protocol: Protocol | None = None
-        self._guard = ReplayGuard(config.replay_window_s)
-        self._limiter = RateLimiter(config.source_packets_per_s, config.source_burst_packets)
+        self._admission = Admission(
+            self.keyring,
+            self.name,
+            self.config.datagram_bytes_max,
+            self.config.replay_window_s,
+            self.config.sender_packets_per_s,
+            self.config.sender_burst_packets,
+        )
         # A fresh session per start: packets of an earlier run of this peer are not replays of
         # this one's (the clock window bounds how long those stay acceptable).
         self._session_id = random.SystemRandom().getrandbits(63)
@@ -274,26 +280,11 @@ class MembershipDriver:
         now = asyncio.get_running_loop().time()
         self.stats.datagrams_in += 1
         self.stats.gossip_bytes_in += len(data)
-        if not self._limiter.allow(f"{addr[0]}|{addr[1]}", now):
-            self.stats.drop("rate_limited")
+        admitted = self._admission.admit(data, now, time.time())
+        if isinstance(admitted, str):
+            self.stats.drop(admitted)
             return
-        if len(data) > self.config.datagram_bytes_max:
-            self.stats.drop("oversized")
-            return
-        try:
-            packet = decode_packet(self.keyring.open(data))
-        except CodecError as exc:
-            self.stats.drop(exc.reason)
-            return
-        if packet.sender == self.name:
-            self.stats.drop("self")
-            return
-        reason = self._guard.admit(
-            packet.sender, packet.session, packet.seq, packet.sent_at_ms, time.time()
-        )
-        if reason:
-            self.stats.drop(reason)
-            return
+        packet = admitted
         self._run(protocol.receive(now, packet.sender, packet.messages))
 
     async def _push_pull(self, request: PushPull) -> None:

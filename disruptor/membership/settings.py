@@ -98,11 +98,13 @@ class MembershipSettings:
     sync_bytes_max: int = 4 * 1024 * 1024
     # Rumours waiting to be sent are capped; the oldest, most-sent ones are dropped first.
     broadcast_queue_max: int = 4096
-    # Datagrams accepted per second from one source address (a token bucket); the rest are dropped
-    # and counted. Generous: a healthy peer sends a few tens a second.
-    source_packets_per_s: float = 200.0
+    # Authenticated datagrams accepted per second from one sender (a token bucket keyed on the
+    # sender named inside the sealed packet, checked after authentication and the replay window,
+    # so forged or replayed datagrams cannot spend it); the rest are dropped and counted.
+    # Generous: a healthy peer sends a few tens a second.
+    sender_packets_per_s: float = 200.0
     # Burst allowance of that bucket.
-    source_burst_packets: int = 400
+    sender_burst_packets: int = 400
     # A packet whose sender clock differs from ours by more than this is dropped as a replay;
     # inside the window, a per-sender sequence number catches duplicates.
     replay_window_s: float = 60.0

@@ -169,9 +169,9 @@ async def test_bad_datagrams_are_dropped_and_counted_never_believed(
         good.send(good.frame(Dead(known + INCARNATION_JUMP_MAX + 1, str(b.address), good.name)))
         await until(lambda: stats.absurd_incarnations > 0, "an absurd jump to be ignored")
         assert states(a)[str(b.address)] == "alive"
-        # A flood from one address is rate-limited; the peer keeps serving.
-        for _ in range(1500):
-            good.send(os.urandom(64))
+        # A flood of sealed datagrams from one sender is rate-limited; the peer keeps serving.
+        for seq in range(1500):
+            good.send(good.frame(Ping(seq, me)))
         await until(lambda: stats.dropped_rate_limited > 0, "the flood to be rate-limited")
         async with aiohttp.ClientSession() as s, s.get(a.url + "/health") as r:
             assert r.status == 200
@@ -202,3 +202,52 @@ async def test_unreachable_seed_is_retried_until_it_comes_up(home: Home) -> None
             await seed.stop()
     finally:
         await late.stop()
+
+
+def forged_udp(source: Address, target: Address, payload: bytes) -> bytes:
+    """An IPv4 datagram claiming to come from ``source`` (UDP checksum 0: none)."""
+    import struct
+
+    udp = struct.pack("!HHHH", source.port, target.port, 8 + len(payload), 0) + payload
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45, 0, 20 + len(udp), 0, 0, 64, socket.IPPROTO_UDP, 0,
+        socket.inet_aton(source.host), socket.inet_aton(target.host),
+    )  # fmt: skip
+    return header + udp
+
+
+async def test_a_forged_flood_from_a_members_address_does_not_make_it_suspect(
+    pair: tuple[Peer, Peer],
+) -> None:
+    """Random bytes "from" b's own address and port at thousands a second, for seconds: a keeps
+    hearing b's real datagrams (they are admitted by who sealed them, not by where they claim to
+    come from), so it never suspects b."""
+    a, b = pair
+    try:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    except PermissionError:
+        import pytest
+
+        pytest.skip("forging a source address needs a raw socket (root)")
+    await until(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
+    changes: list[str] = []
+    driver(a).subscribe(lambda v: changes.append(v.state) if v.address == b.address else None)
+    stats = driver(a).stats
+    probes_before = stats.probes
+    sent = 0
+    try:
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            for _ in range(50):
+                payload = bytes([1]) + os.urandom(100)
+                raw.sendto(forged_udp(b.address, a.address, payload), (a.address.host, 0))
+                sent += 1
+            await asyncio.sleep(0.01)  # paces the flood (about 5,000 a second); waits for nothing
+    finally:
+        raw.close()
+    await until(lambda: stats.dropped_total >= sent // 2, "the forged datagrams to be dropped")
+    assert "suspect" not in changes and states(a)[str(b.address)] == "alive", changes
+    assert stats.probes - probes_before >= 3
+    assert stats.dropped_auth >= sent // 2
+    assert stats.dropped_rate_limited == 0
