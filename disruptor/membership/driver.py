@@ -1,11 +1,11 @@
 """``MembershipDriver``: runs the protocol core for real (clock, UDP, HTTP push-pull, timers).
 
-It feeds every datagram through the admission checks (size, authentication, replay window, rate
-per authenticated sender; ``guard.Admission``) into the core, schedules one timer at the core's
-next deadline, carries push-pull requests to ``POST /membership/sync`` on the target peer
-(signed with the peer HMAC), refreshes local metadata from the peer, and tells subscribers about
-member changes. Rule: no protocol decisions here; a bad datagram is dropped and counted by
-reason, never raised.
+It feeds every datagram through the admission checks (size, authentication, replay window, rate per
+authenticated sender; ``guard.Admission``) into the core, schedules one timer at the core's next
+deadline, carries push-pull requests to ``POST /membership/sync`` on the target peer (signed with
+the peer HMAC) and metadata section fetches to ``GET /membership/sections/<n>``, refreshes local
+metadata from the peer, and tells subscribers about member changes. Rule: no protocol decisions
+here; a bad datagram is dropped and counted by reason, never raised.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import aiohttp
 
 from ..address import Address
 from ..api.auth import PEER_AUTH_HEADER, peer_auth_header
-from ..errors import DisruptorError, PayloadTooLarge, ProtocolError
+from ..errors import DisruptorError, NotFound, PayloadTooLarge, ProtocolError
 from .codec import (
     NONCE_BYTES,
     CodecError,
@@ -35,14 +35,17 @@ from .codec import (
 from .guard import Admission
 from .members import MemberView
 from .messages import Packet, SyncState
-from .meta import PeerMeta
-from .protocol import MemberChanged, Output, Protocol, PushPull, Send
+from .meta import SECTION_BYTES_MAX, PeerMeta
+from .protocol import MemberChanged, MetaChanged, Output, Protocol, PushPull, Send
+from .sections import FetchSection
 from .settings import MembershipSettings
 from .udp import UdpEndpoint, open_udp
 
 log = logging.getLogger("disruptor.membership")
 
 SYNC_PATH = "/membership/sync"
+# ``GET SECTIONS_PATH/<section number>``: this peer's content of one metadata section.
+SECTIONS_PATH = "/membership/sections"
 DROP_REASONS = (
     "truncated", "oversized", "version", "auth", "malformed", "incarnation",
     "replay", "clock", "rate_limited", "self",
@@ -59,6 +62,11 @@ class MembershipStats:
     absurd_incarnations: int = 0
     push_pulls: int = 0
     push_pulls_failed: int = 0
+    # Periodic push-pulls settled by comparing table hashes alone.
+    push_pulls_summary_only: int = 0
+    fast_syncs: int = 0
+    section_fetches: int = 0
+    section_fetches_failed: int = 0
     datagrams_in: int = 0
     datagrams_out: int = 0
     gossip_bytes_in: int = 0
@@ -181,8 +189,9 @@ class MembershipDriver:
         return [m.address for m in self.members() if m.state in ("alive", "suspect")]
 
     def meta_of(self, address: Address) -> PeerMeta | None:
-        member = self.protocol.table.get(str(address)) if self.protocol else None
-        return member.meta if member is not None else None
+        """The peer's full metadata: load and version as gossiped, bundles as last fetched from
+        it (fetched again within about ``section_fetch_jitter_s`` of a change)."""
+        return self.protocol.full_meta(str(address)) if self.protocol else None
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(view)`` on every member state change; returns an unsubscribe."""
@@ -202,6 +211,13 @@ class MembershipDriver:
         reply, outputs = protocol.push_pull_reply(asyncio.get_running_loop().time(), remote)
         self._run(outputs)
         return encode_sync(reply)
+
+    def section(self, section: int) -> bytes:
+        """Our content of one metadata section (served at ``SECTIONS_PATH/<section>``)."""
+        content = self._require().section_content(section)
+        if content is None:
+            raise NotFound(f"no metadata section {section}")
+        return content
 
     # --- internals ---
 
@@ -251,6 +267,10 @@ class MembershipDriver:
                 self._send(output)
             elif isinstance(output, PushPull):
                 self._spawn(self._push_pull(output))
+            elif isinstance(output, FetchSection):
+                self._spawn(self._fetch_section(output))
+            elif isinstance(output, MetaChanged):
+                continue
             else:
                 changed = True
                 self._notify(output)
@@ -301,13 +321,30 @@ class MembershipDriver:
         url = Address.parse(request.target).url + SYNC_PATH
         headers = {
             PEER_AUTH_HEADER: peer_auth_header(self.secret, "POST", SYNC_PATH),
-            "Content-Type": "application/json",
+            "Content-Type": "application/octet-stream",
         }
         async with self._http.post(url, data=encode_sync(request.state), headers=headers) as r:
             if r.status != 200:
                 raise ProtocolError(f"push-pull answered {r.status}")
             body = await r.content.read(self.config.sync_bytes_max + 1)
         return decode_sync(body, self.config.sync_bytes_max)
+
+    async def _fetch_section(self, fetch: FetchSection) -> None:
+        protocol = self._require()
+        content: bytes | None = None
+        try:
+            assert self._http is not None
+            path = f"{SECTIONS_PATH}/{fetch.section}"
+            url = Address.parse(fetch.node).url + path
+            headers = {PEER_AUTH_HEADER: peer_auth_header(self.secret, "GET", path)}
+            async with self._http.get(url, headers=headers) as r:
+                if r.status == 200:
+                    content = await r.content.read(SECTION_BYTES_MAX + 1)
+        except (OSError, TimeoutError, aiohttp.ClientError, DisruptorError) as exc:
+            log.debug("fetching section %s from %s failed: %s", fetch.section, fetch.node, exc)
+        if content is not None and len(content) > SECTION_BYTES_MAX:
+            content = None
+        self._run(protocol.section_fetched(asyncio.get_running_loop().time(), fetch, content))
 
     def _read_meta(self) -> PeerMeta:
         if self.metadata_provider is None:
@@ -347,6 +384,9 @@ class MembershipDriver:
         s.refutations, s.deaths_declared = c.refutations, c.deaths_declared
         s.absurd_incarnations = c.absurd_incarnations
         s.push_pulls, s.push_pulls_failed = c.push_pulls, c.push_pulls_failed
+        s.push_pulls_summary_only, s.fast_syncs = c.push_pulls_summary_only, c.fast_syncs
+        s.section_fetches = protocol.fetched.fetches
+        s.section_fetches_failed = protocol.fetched.fetches_failed
         if members_changed:
             counts = protocol.table.counts_by_state()
             s.members_alive, s.members_suspect = counts["alive"], counts["suspect"]

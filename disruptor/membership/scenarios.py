@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .messages import MemberState
-from .protocol import MemberChanged
+from .meta import PeerLoad, PeerMeta
+from .protocol import MemberChanged, MetaChanged
 from .settings import MembershipSettings
 from .simulator import Network, Simulator
 
@@ -115,6 +116,129 @@ def join_through_one_seed(
         raise sim.fail(f"{n} peers joining through one seed did not converge within {limit_s} s")
     last = starts[-1] if starts else 0.0
     return JoinResult(n, sim.now, sim.now - last, config.gossip_interval_s)
+
+
+def chain_join(
+    n: int, seed: int, config: MembershipSettings, spread_s: float = 1.0, limit_s: float = 120.0
+) -> JoinResult:
+    """Start ``n`` peers at seeded random times within ``spread_s``, each naming the peer started
+    before it as its only seed (the first names none); time until every peer lists every other
+    as alive. A peer whose seed is not up yet retries its join with backoff."""
+    sim = Simulator(seed, config)
+    rng = random.Random(seed ^ 0xC4A1)  # noqa: S311 - simulation
+    starts = sorted(rng.uniform(0.0, spread_s) for _ in range(n))
+
+    def starter(i: int) -> Callable[[], None]:
+        def start() -> None:
+            sim.add_peer(peer_name(i), seeds=[peer_name(i - 1)] if i else [])
+
+        return start
+
+    for i, at in enumerate(starts):
+        sim.at(at, starter(i))
+
+    def everyone() -> bool:
+        return len(sim.peers) == n and sim.converged()
+
+    if not sim.run_until(limit_s, everyone, stop_check_s=0.02):
+        raise sim.fail(f"{n} chain-seeded peers did not converge within {limit_s} s")
+    return JoinResult(n, sim.now, sim.now - starts[-1], config.gossip_interval_s)
+
+
+@dataclass
+class FreshnessResult:
+    # Of the metadata updates published, the share each observer held before the next one
+    # replaced it, over all (update, observer) pairs.
+    updates_seen: float
+    # The share of (observer, peer) views holding the peer's current metadata, sampled.
+    views_current: float
+    updates: int
+    bytes_per_peer_s: float
+
+
+def freshness(
+    n: int,
+    seed: int,
+    config: MembershipSettings,
+    bundles: int = 16,
+    change_every_s: float = 2.0,
+    duration_s: float = 60.0,
+) -> FreshnessResult:
+    """A settled cluster whose every peer holds ``bundles`` bundles and changes its load every
+    ``change_every_s`` (at its own phase): how current are the views of each other's metadata?"""
+    rng = random.Random(seed ^ 0xF2E5)  # noqa: S311 - simulation
+    names = [peer_name(i) for i in range(n)]
+    held = {
+        name: tuple(sorted(f"{rng.getrandbits(160):040x}" for _ in range(bundles)))
+        for name in names
+    }
+    sim = Simulator(seed, config)
+    for name in names:
+        sim.add_peer(
+            name, seeds=[names[0]] if name != names[0] else [], meta=PeerMeta(bundles=held[name])
+        )
+    if not sim.run_until(120.0, sim.converged, stop_check_s=0.05):
+        raise sim.fail("the cluster did not converge")
+    sim.run_until(sim.now + 10.0)  # first fetches of everyone's bundles
+    # (node, seq) of each peer's current digest, and who has seen it so far.
+    seen: dict[str, set[str]] = {}
+    totals = {"published": 0, "delivered": 0}
+
+    def on_meta(observer: str, change: MetaChanged, at: float) -> None:
+        owner = sim.peers[change.node].protocol
+        watchers = seen.get(change.node)
+        if watchers is None or observer in watchers:
+            return
+        if change.digest is owner.sections.digest:
+            fetched = sim.peers[observer].protocol.fetched
+            if fetched.current(change.node, change.digest):
+                watchers.add(observer)
+
+    sim.meta_listeners.append(on_meta)
+
+    def changer(name: str) -> Callable[[], None]:
+        def change() -> None:
+            peer = sim.peers[name]
+            totals["delivered"] += len(seen.get(name, ()))
+            load = PeerLoad(rng.randrange(1000), rng.randrange(1000), rng.randrange(64))
+            peer.protocol.update_meta(sim.now, PeerMeta(load, held[name], ""))
+            sim.reschedule(peer)
+            totals["published"] += n - 1
+            seen[name] = set()
+
+        return change
+
+    start = sim.now
+    for name in names:
+        when = start + rng.uniform(0, change_every_s)
+        while when < start + duration_s:
+            sim.at(when, changer(name))
+            when += change_every_s
+    samples: list[float] = []
+    bytes_before = sum(p.bytes_sent + p.sync_bytes_sent for p in sim.peers.values())
+    t = start + change_every_s
+    while t < start + duration_s:
+        sim.run_until(t)
+        current = 0
+        for observer in sim.peers.values():
+            for name in names:
+                if name != observer.name:
+                    digest = sim.peers[name].protocol.sections.digest
+                    member = observer.protocol.table.members.get(name)
+                    if member is not None and member.meta is digest:
+                        current += observer.protocol.fetched.current(name, digest)
+        samples.append(current / (n * (n - 1)))
+        t += 0.5
+    sim.run_until(start + duration_s)
+    sent = sum(p.bytes_sent + p.sync_bytes_sent for p in sim.peers.values()) - bytes_before
+    # Updates still current at the end are not counted: their window was cut short.
+    published = totals["published"]
+    return FreshnessResult(
+        totals["delivered"] / max(1, published - sum((n - 1) for _ in seen)),
+        sum(samples) / len(samples),
+        published // max(1, n - 1),
+        sent / n / duration_s,
+    )
 
 
 @dataclass

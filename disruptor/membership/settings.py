@@ -78,6 +78,17 @@ class MembershipSettings:
     push_pull_interval_s: float = 30.0
     # An HTTP push-pull that takes longer than this counts as failed.
     push_pull_timeout_s: float = 10.0
+    # While membership changes fast, a peer also exchanges its table every fast_sync_interval_s:
+    # after it joins (a newcomer learns from more than its seed, so one rumour its seed missed
+    # cannot keep it waiting for the periodic push-pull), and whenever it learned at least
+    # fast_sync_members_min new members since its last exchange. A join storm of N peers is N
+    # rumours for every peer, more than gossip carries in log N rounds at any rumour size; whole
+    # tables merged at random spread them in O(log N) exchanges instead. A single newcomer makes
+    # the others learn one member, so a settled cluster never syncs fast.
+    fast_sync_interval_s: float = 0.5
+    fast_sync_members_min: int = 8
+    # After joining, a newcomer exchanges its table at least this many times at the fast pace.
+    join_syncs_min: int = 2
     # Seeds that cannot be reached are retried with exponential backoff from here...
     join_retry_initial_s: float = 1.0
     # ...up to this interval between attempts (never given up: a seed may come back later).
@@ -86,15 +97,22 @@ class MembershipSettings:
     # Dead and left peers stay listed (the status page shows them) this long, then are forgotten.
     dead_retention_s: float = 300.0
     # Local metadata (load, bundles held) is re-read this often; a change is gossiped as a new
-    # alive rumour, so this bounds metadata traffic.
+    # metadata digest (a few tens of bytes), so this bounds metadata traffic.
     meta_refresh_s: float = 2.0
+    # A metadata section too large to ride in gossip (the bundles held) is fetched over HTTP from
+    # its peer when its digest changes, after a random delay of up to this (a change seen by
+    # every peer at once does not bring every request at once)...
+    section_fetch_jitter_s: float = 0.5
+    # ...and tried again this much later if the fetch failed (three tries per version).
+    section_retry_s: float = 2.0
     # On a graceful leave, wait at most this long for the leave rumour to go out before stopping.
     leave_propagate_s: float = 1.0
     # --- limits ---
     # Largest datagram sent or accepted, bytes: below the common 1,500-byte Ethernet MTU minus
     # IP/UDP headers, so no datagram is ever fragmented.
     datagram_bytes_max: int = 1400
-    # Largest push-pull body accepted over HTTP, bytes (a full table of ~4,000 peers).
+    # Largest push-pull body accepted over HTTP, bytes: a row is about 50 bytes (name,
+    # incarnation, state, metadata digest), so 4 MiB is a table of about 80,000 peers.
     sync_bytes_max: int = 4 * 1024 * 1024
     # Rumours waiting to be sent are capped; the oldest, most-sent ones are dropped first.
     broadcast_queue_max: int = 4096
@@ -152,6 +170,8 @@ WAN = replace(
     gossip_to_the_dead_s=60.0,
     push_pull_timeout_s=30.0,
     meta_refresh_s=5.0,
+    fast_sync_interval_s=2.0,
+    section_fetch_jitter_s=2.0,
 )
 
 PRESETS = {"local": LOCAL, "lan": LAN, "wan": WAN}

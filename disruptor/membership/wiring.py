@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .driver import MembershipDriver
-from .meta import META_BUNDLES_MAX, PeerLoad, PeerMeta
+from .meta import PeerLoad, PeerMeta
 from .settings import resolve
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def metadata_of(peer: Any) -> PeerMeta:
     sha1s = getattr(store, "sha1s", None)
     if callable(sha1s):
         try:
-            bundles = sorted(sha1s())[:META_BUNDLES_MAX]
+            bundles = sorted(sha1s())
         except Exception:  # a store mid-shutdown must not stop gossip
             bundles = []
     return PeerMeta(PeerLoad(running, queued, free), tuple(bundles), __version__)

@@ -20,7 +20,15 @@ from disruptor.config import PeerConfig
 from disruptor.home import Home
 from disruptor.membership.codec import Keyring, encode_packet
 from disruptor.membership.driver import MembershipDriver
-from disruptor.membership.messages import INCARNATION_MAX, Alive, Dead, Message, Packet, Ping
+from disruptor.membership.messages import (
+    INCARNATION_MAX,
+    WIRE_VERSION,
+    Alive,
+    Dead,
+    Message,
+    Packet,
+    Ping,
+)
 from disruptor.membership.protocol import INCARNATION_JUMP_MAX
 from disruptor.membership.settings import LOCAL
 from disruptor.peer import Peer
@@ -122,11 +130,11 @@ async def test_bad_datagrams_are_dropped_and_counted_never_believed(
     wrong = Attacker(a, b"not the secret")
     try:
         cases: list[tuple[str, bytes]] = [
-            ("truncated", b"\x01abc"),
+            ("truncated", bytes([WIRE_VERSION]) + b"abc"),
             ("version", bytes([9]) + good.frame(Ping(1, me))[1:]),
             ("auth", wrong.frame(Ping(1, me))),
             ("oversized", b"\x01" + os.urandom(LOCAL.datagram_bytes_max + 10)),
-            ("auth", b"\x01" + os.urandom(200)),
+            ("auth", bytes([WIRE_VERSION]) + os.urandom(200)),
             ("clock", good.frame(Ping(1, me), sent_at_s=time.time() - 3600)),
         ]
         # Random bytes of any length: dropped under some reason, whatever they are.
@@ -240,7 +248,7 @@ async def test_a_forged_flood_from_a_members_address_does_not_make_it_suspect(
         deadline = time.monotonic() + 4.0
         while time.monotonic() < deadline:
             for _ in range(50):
-                payload = bytes([1]) + os.urandom(100)
+                payload = bytes([WIRE_VERSION]) + os.urandom(100)
                 raw.sendto(forged_udp(b.address, a.address, payload), (a.address.host, 0))
                 sent += 1
             await asyncio.sleep(0.01)  # paces the flood (about 5,000 a second); waits for nothing
@@ -251,3 +259,26 @@ async def test_a_forged_flood_from_a_members_address_does_not_make_it_suspect(
     assert stats.probes - probes_before >= 3
     assert stats.dropped_auth >= sent // 2
     assert stats.dropped_rate_limited == 0
+
+
+async def test_bundles_held_reach_other_peers_through_a_fetched_section(
+    pair: tuple[Peer, Peer],
+) -> None:
+    """Load and version ride in gossip; the bundle list is fetched over HTTP when its digest
+    changes, and ``meta_of`` returns all of it."""
+    from disruptor.membership.meta import PeerLoad, PeerMeta
+
+    a, b = pair
+    bundles = tuple(f"{i:040x}" for i in range(40))
+    driver(b).metadata_provider = lambda: PeerMeta(PeerLoad(3, 2, 1), bundles, "9.9")
+
+    def seen() -> bool:
+        meta = driver(a).meta_of(b.address)
+        return meta is not None and meta.bundles == bundles
+
+    await until(seen, "a to hold b's 40 bundles")
+    meta = driver(a).meta_of(b.address)
+    assert meta is not None and meta.load == PeerLoad(3, 2, 1) and meta.version == "9.9"
+    assert driver(a).stats.section_fetches >= 1
+    rows = {str(m.address): m for m in driver(a).members()}
+    assert rows[str(b.address)].meta.bundles == bundles
