@@ -63,7 +63,7 @@ class MembershipStats:
     push_pulls: int = 0
     push_pulls_failed: int = 0
     # Periodic push-pulls settled by comparing table hashes alone.
-    push_pulls_summary_only: int = 0
+    push_pulls_hash_only: int = 0
     fast_syncs: int = 0
     section_fetches: int = 0
     section_fetches_failed: int = 0
@@ -384,7 +384,7 @@ class MembershipDriver:
         s.refutations, s.deaths_declared = c.refutations, c.deaths_declared
         s.absurd_incarnations = c.absurd_incarnations
         s.push_pulls, s.push_pulls_failed = c.push_pulls, c.push_pulls_failed
-        s.push_pulls_summary_only, s.fast_syncs = c.push_pulls_summary_only, c.fast_syncs
+        s.push_pulls_hash_only, s.fast_syncs = c.push_pulls_hash_only, c.fast_syncs
         s.section_fetches = protocol.fetched.fetches
         s.section_fetches_failed = protocol.fetched.fetches_failed
         if members_changed:

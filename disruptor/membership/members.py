@@ -114,10 +114,24 @@ class MemberTable:
             j = low + int(rng.random() * (len(order) - low))
             order[j], order[-1] = order[-1], order[j]
 
-    def add_many(self, members: list[Member], rng: random.Random) -> None:
-        """Add many members at once (one shuffle, not one insertion each)."""
-        for member in members:
-            self._put(member)
+    def add_many(
+        self, members: list[Member], rng: random.Random, table_hash: int | None = None
+    ) -> None:
+        """Add many new members at once (one shuffle, not one insertion each). ``table_hash``,
+        when the caller knows it, is the hash of the table afterwards (a simulator building
+        10,000 identical tables computes it once)."""
+        if table_hash is None:
+            for member in members:
+                self._put(member)
+        else:
+            self.members.update((m.node, m) for m in members)
+            for m in members:
+                if m.state in LIVE_STATES:
+                    self._live_count += 1
+                    self._alive_count += m.state == MemberState.ALIVE
+                else:
+                    self._gone[m.node] = None
+            self.hash = table_hash
         self._reshuffle(rng)
 
     def _put(self, member: Member) -> None:
@@ -190,15 +204,27 @@ class MemberTable:
         self._probe_index = 0
 
     def random_members(
-        self, rng: random.Random, count: int, now: float, dead_gossip_s: float, exclude: str = ""
+        self,
+        rng: random.Random,
+        count: int,
+        now: float,
+        dead_gossip_s: float,
+        exclude: str = "",
+        alive_only: bool = False,
     ) -> list[Member]:
-        """Up to ``count`` random others: live ones, plus the recently dead (so they can refute)."""
+        """Up to ``count`` random others: live ones, plus the recently dead (so they can refute);
+        only alive ones with ``alive_only`` (helpers for an indirect probe: a suspect helper is
+        likely down, and its missing nack would count against our own health)."""
+        states = (MemberState.ALIVE,) if alive_only else LIVE_STATES
 
         def eligible(m: Member | None) -> bool:
             return (
                 m is not None
                 and m.node not in (self.local, exclude)
-                and (m.is_live or (m.state == MemberState.DEAD and now - m.since < dead_gossip_s))
+                and (
+                    m.state in states
+                    or (m.state == MemberState.DEAD and now - m.since < dead_gossip_s)
+                )
             )
 
         names = self._probe_order

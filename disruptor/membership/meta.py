@@ -72,6 +72,9 @@ class MetaDigest:
     incarnation: int = 0
     seq: int = 0
     sections: tuple[SectionStamp, ...] = ()
+    # Whether any section travels as a digest (and so may need fetching): set by the makers of
+    # digests (``digest_for``, ``decode_digest``) so a join storm need not look at every row's.
+    large: bool = field(default=False, compare=False)
 
     def newer_than(self, other: MetaDigest) -> bool:
         return (self.incarnation, self.seq) > (other.incarnation, other.seq)
@@ -197,4 +200,8 @@ def decode_digest(r: Reader, incarnation_max: int) -> MetaDigest:
             sections.append(SectionStamp(section, version, r.take(DIGEST_BYTES), None))
         else:
             raise CodecError("malformed", "unknown section kind")
-    return MetaDigest(incarnation, seq, tuple(sections))
+    return digest_for(incarnation, seq, tuple(sections))
+
+
+def digest_for(incarnation: int, seq: int, sections: tuple[SectionStamp, ...]) -> MetaDigest:
+    return MetaDigest(incarnation, seq, sections, any(s.inline is None for s in sections))

@@ -52,6 +52,8 @@ INCARNATION_JUMP_MAX = 1_000_000
 # Peers above this count stretch the push-pull interval (log2), as memberlist does.
 PUSH_PULL_SCALE_THRESHOLD = 32
 _NEVER = float("inf")
+# A relayed probe waits this share of the probe timeout for the target before it nacks.
+RELAY_NACK_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class ProtocolCounters:
     absurd_incarnations: int = 0
     push_pulls: int = 0
     push_pulls_failed: int = 0
-    push_pulls_summary_only: int = 0
+    push_pulls_hash_only: int = 0
     fast_syncs: int = 0
     dead_by_state: dict[str, int] = field(default_factory=dict)
 
@@ -221,7 +223,7 @@ class Protocol:
         if self.probe is not None:
             deadline = min(deadline, self.probe.next_deadline())
         for r in self.relays.values():
-            deadline = min(deadline, r.deadline)
+            deadline = min(deadline, r.next_deadline())
         for sus in self.suspicions.values():
             deadline = min(deadline, sus.deadline)
         return deadline
@@ -234,10 +236,12 @@ class Protocol:
             out += self._start_join(now)
         if self.probe is not None:
             out += self._advance_probe(now)
-        for seq in [s for s, r in self.relays.items() if now >= r.deadline]:
-            relay = self.relays.pop(seq)
-            if relay.want_nack:
+        for seq, relay in list(self.relays.items()):
+            if relay.want_nack and now >= relay.nack_at:
+                relay.want_nack = False
                 out.append(self._send(relay.requester, Nack(relay.requester_seq)))
+            if now >= relay.deadline:
+                del self.relays[seq]
         for node in [n for n, s in self.suspicions.items() if now >= s.deadline]:
             member = self.table.get(node)
             if member is not None:
@@ -315,7 +319,7 @@ class Protocol:
         if target in self.table.members:
             self.table.last_seen[target] = now
         if remote.summary:
-            self.counters.push_pulls_summary_only += 1
+            self.counters.push_pulls_hash_only += 1
             return []
         out = self._merge(now, remote)
         if sent_summary and remote.table_hash != self.table.hash and not self.leaving:
@@ -439,7 +443,7 @@ class Protocol:
         self.table.add(Member(node, incarnation, MemberState.ALIVE, now, meta), self.rng)
         if gossip:
             self.broadcasts.queue(Alive(incarnation, node))
-        if meta.sections:
+        if meta.large:
             self.fetched.note(node, meta, now, self.rng)
         self.learned += 1
         if self.learned == self.config.fast_sync_members_min:
@@ -636,7 +640,7 @@ class Protocol:
         if not probe.indirect_sent and now >= probe.direct_deadline:
             probe.indirect_sent = True
             helpers = self.table.random_members(
-                self.rng, self.config.indirect_checks, now, 0.0, exclude=probe.target
+                self.rng, self.config.indirect_checks, now, 0.0, probe.target, alive_only=True
             )
             want_nack = self.config.lifeguard
             probe.expected_nacks = len(helpers) if want_nack else 0
@@ -681,8 +685,17 @@ class Protocol:
         if len(self.relays) >= self.config.broadcast_queue_max:
             return []
         seq = self._next_seq()
+        # The requester asked us one probe timeout into its round and settles it one interval
+        # in; with lan timings (0.5 s, 1 s) a nack sent a whole timeout after the ask would land
+        # just after that, every time, and count as missing against the requester's own health.
+        # An ack is still forwarded until the whole timeout.
+        timeout = self.config.probe_timeout_s
         self.relays[seq] = Relay(
-            ping.requester, ping.seq, ping.want_nack, now + self.config.probe_timeout_s
+            ping.requester,
+            ping.seq,
+            ping.want_nack,
+            now + timeout,
+            now + timeout * RELAY_NACK_SHARE,
         )
         return [self._send(ping.target, Ping(seq, ping.target))]
 

@@ -22,6 +22,12 @@ def peer_name(i: int) -> str:
     return f"10.{i // 62500}.{i // 250 % 250}.{i % 250 + 1}:1111"
 
 
+def sweep_interval_s(n: int) -> float:
+    """How often a run of ``n`` peers checks every invariant over every table (an O(N^2) pass;
+    every event checks what it changed in any case)."""
+    return 1.0 if n <= 64 else 30.0 if n <= 1000 else 600.0
+
+
 def start_cluster(
     n: int,
     seed: int,
@@ -39,7 +45,7 @@ def start_cluster(
         sim.add_peer(peer_name(0))
         for i in range(1, n):
             sim.add_peer(peer_name(i), seeds=[peer_name(0)])
-    sim.sweep_interval_s = 1.0 if n <= 64 else 30.0
+    sim.sweep_interval_s = sweep_interval_s(n)
     if not sim.run_until(sim.now + 120.0, sim.converged, stop_check_s=0.05):
         raise sim.fail(f"{n} peers did not converge within 120 s")
     return sim
@@ -107,7 +113,7 @@ def join_through_one_seed(
 
     for i, at in enumerate(starts, start=1):
         sim.at(at, starter(peer_name(i)))
-    sim.sweep_interval_s = 1.0 if n <= 64 else 30.0
+    sim.sweep_interval_s = sweep_interval_s(n)
 
     def everyone() -> bool:
         return len(sim.peers) == n and sim.converged()
@@ -251,9 +257,16 @@ class CrashResult:
 
 def crash(n: int, seed: int, config: MembershipSettings, prejoined: bool = False) -> CrashResult:
     """Crash one peer of a settled cluster; time the first suspicion and the last dead mark."""
+    sim = start_cluster(n, seed, config, prejoined=prejoined)
+    return crash_in(sim, seed)
+
+
+def crash_in(sim: Simulator, seed: int) -> CrashResult:
+    """Crash one peer (chosen by ``seed``) of the settled cluster ``sim``; time the first
+    suspicion and the last dead mark."""
     from .suspicion import suspicion_timeout_s
 
-    sim = start_cluster(n, seed, config, prejoined=prejoined)
+    config = sim.config
     sim.run_until(sim.now + 3 * config.probe_interval_s)
     victim_rng = random.Random(seed)  # noqa: S311 - simulation
     victim = victim_rng.choice([p.name for p in sim.running()][1:])
@@ -266,15 +279,36 @@ def crash(n: int, seed: int, config: MembershipSettings, prejoined: bool = False
     sim.listeners.append(listen)
     crashed_at = sim.now
     sim.crash(victim)
+    n = len(sim.peers)
     min_s = suspicion_timeout_s(config.suspicion_mult, n, config.probe_interval_s)
     max_s = min_s * (config.suspicion_max_timeout_mult if config.lifeguard else 1)
     if not sim.run_until(crashed_at + 120.0, lambda: sim.all_know(victim, MemberState.DEAD)):
         raise sim.fail(f"crashed {victim} not marked dead by all within 120 s")
+    sim.listeners.remove(listen)
     return CrashResult(
         first[0] - crashed_at if first else float("inf"),
         sim.now - crashed_at,
         max_s + config.probe_interval_s,
     )
+
+
+def crash_many(n: int, seed: int, config: MembershipSettings, victims: int = 3) -> float:
+    """Crash ``victims`` peers of a settled cluster of ``n`` at once; the virtual seconds until
+    every survivor lists every one of them as dead."""
+    sim = start_cluster(n, seed, config)
+    sim.run_until(sim.now + 3 * config.probe_interval_s)
+    rng = random.Random(seed)  # noqa: S311 - simulation
+    chosen = rng.sample([p.name for p in sim.running()][1:], victims)
+    crashed_at = sim.now
+    for name in chosen:
+        sim.crash(name)
+
+    def all_dead() -> bool:
+        return all(sim.all_know(v, MemberState.DEAD) for v in chosen)
+
+    if not sim.run_until(crashed_at + 120.0, all_dead):
+        raise sim.fail(f"{chosen} not marked dead by every survivor within 120 s")
+    return sim.now - crashed_at
 
 
 @dataclass
@@ -370,6 +404,7 @@ class TrafficResult:
     # Bytes sent per peer per second: gossip datagrams, and push-pull bodies over HTTP.
     datagram_bytes_per_s: float
     sync_bytes_per_s: float
+    datagrams_per_s: float = 0.0
 
     @property
     def total_bytes_per_s(self) -> float:
@@ -380,13 +415,21 @@ def traffic(
     n: int, seed: int, config: MembershipSettings, duration_s: float, prejoined: bool = False
 ) -> TrafficResult:
     """Membership bytes sent per peer per second by a settled cluster of ``n``."""
-    sim = start_cluster(n, seed, config, prejoined=prejoined)
+    return traffic_of(start_cluster(n, seed, config, prejoined=prejoined), duration_s)
+
+
+def traffic_of(sim: Simulator, duration_s: float, settle_s: float = 30.0) -> TrafficResult:
+    """Membership bytes sent per peer per second by the settled cluster ``sim``."""
     sim.count_sync_bytes = True
-    sim.run_until(sim.now + 30.0)
+    sim.run_until(sim.now + settle_s)
     peers = sim.peers.values()
+    n = len(sim.peers)
     udp_before = sum(p.bytes_sent for p in peers)
     sync_before = sum(p.sync_bytes_sent for p in peers)
+    packets_before = sum(p.packets_sent for p in peers)
     sim.run_until(sim.now + duration_s)
     udp = sum(p.bytes_sent for p in peers) - udp_before
     sync = sum(p.sync_bytes_sent for p in peers) - sync_before
-    return TrafficResult(udp / n / duration_s, sync / n / duration_s)
+    packets = sum(p.packets_sent for p in peers) - packets_before
+    sim.count_sync_bytes = False
+    return TrafficResult(udp / n / duration_s, sync / n / duration_s, packets / n / duration_s)

@@ -26,6 +26,7 @@ from .meta import (
     MetaDigest,
     PeerMeta,
     SectionStamp,
+    digest_for,
     digest_of,
     meta_from_sections,
     stamp_for,
@@ -70,7 +71,7 @@ class LocalSections:
             changed = True
         if changed:
             seq = (self.digest.seq + 1) % (SECTION_VERSION_MAX + 1)
-            self.digest = MetaDigest(incarnation, seq, tuple(stamps))
+            self.digest = digest_for(incarnation, seq, tuple(stamps))
         return changed
 
     def content(self, section: int) -> bytes | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .codec import Keyring, decode_packet, encode_packet, encode_sync
-from .members import Member
+from .members import Member, row_hash
 from .messages import MemberState, Message, Packet, SyncState
 from .meta import PeerMeta
 from .protocol import MemberChanged, MetaChanged, Output, Protocol, PushPull, Send
@@ -119,11 +119,16 @@ class Simulator:
         for name in names:
             self.add_peer(name)
         digests = {n: self.peers[n].protocol.sections.digest for n in names}
+        # Every table ends up the same rows, so the same hash: computed once.
+        table_hash = 0
+        for n in names:
+            table_hash ^= row_hash(Member(n, 0, MemberState.ALIVE, self.now, digests[n]))
         for name in names:
             protocol = self.peers[name].protocol
             now = self.now
-            others = [Member(n, 0, MemberState.ALIVE, now, digests[n]) for n in names if n != name]
-            protocol.table.add_many(others, protocol.rng)
+            alive = MemberState.ALIVE
+            others = [Member(n, 0, alive, now, digests[n]) for n in names if n != name]
+            protocol.table.add_many(others, protocol.rng, table_hash)
             # Everyone holds everyone's metadata already: nothing left to spread about it.
             protocol.meta_broadcasts = type(protocol.meta_broadcasts)(
                 self.config.retransmit_mult,
@@ -307,7 +312,15 @@ class Simulator:
 
     def _process(self, peer: SimPeer, outputs: list[Output]) -> None:
         for output in outputs:
-            if isinstance(output, Send):
+            if type(output) is MemberChanged:
+                # The most common output by far (a join storm makes N^2): checked first.
+                if output.old is None and not self.listeners:
+                    # A member new to this peer: only the incarnation invariant applies.
+                    self._check_member(peer, output.node)
+                    continue
+                self._observe(peer.name, output)
+                self._check_member(peer, output.node)
+            elif isinstance(output, Send):
                 self._send(peer, output)
             elif isinstance(output, PushPull):
                 if self.count_sync_bytes:
