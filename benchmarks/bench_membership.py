@@ -255,7 +255,8 @@ def main() -> None:
         storm(n, range(1, count + 1), rows, figures)
         name = f"membership_storm_{n}.json"
     elif "--kinship" in args:
-        from bench_membership_real import kinship_rows  # type: ignore[import-not-found]
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_membership_real import kinship_rows
 
         kinship_rows(rows, figures)
         name = "membership_kinship.json"

@@ -34,10 +34,10 @@ class MembershipSettings:
     # rumour needs about log N rounds to reach it. memberlist's LAN value is 4; ours is lower
     # because a suspect hears of its suspicion directly (the buddy system: the next probe of it,
     # within about one probe interval at any N, carries it) and accusers of an incarnation it has
-    # refuted get its Alive at once, so only the refutation's spread grows with N. 2.5 keeps 0
+    # refuted get its Alive at once, so only the refutation's spread grows with N. 2 keeps 0
     # false deaths in 10 minutes at 10% loss and under stalls in the simulator (see
-    # benchmarks/README.md) and marks a crashed peer dead everywhere within about 10 s at N = 1,000.
-    suspicion_mult: float = 2.5
+    # benchmarks/README.md) and marks a crashed peer dead everywhere within about 10 s at N = 10,000.
+    suspicion_mult: float = 2.0
     # A suspicion starts at its longest and reaches the shortest timeout after this many
     # independent confirmations (memberlist derives it as suspicion_mult - 2 = 2 for its LAN
     # profile). Every prober whose own probe of a suspect fails counts as one.
