@@ -36,7 +36,8 @@ class MembershipSettings:
     # within about one probe interval at any N, carries it) and accusers of an incarnation it has
     # refuted get its Alive at once, so only the refutation's spread grows with N. 2 keeps 0
     # false deaths in 10 minutes at 10% loss and under stalls in the simulator (see
-    # benchmarks/README.md) and marks a crashed peer dead everywhere within about 10 s at N = 10,000.
+    # benchmarks/README.md) and marks a crashed peer dead everywhere within about 10 s at
+    # N = 10,000.
     suspicion_mult: float = 2.0
     # A suspicion starts at its longest and reaches the shortest timeout after this many
     # independent confirmations (memberlist derives it as suspicion_mult - 2 = 2 for its LAN
