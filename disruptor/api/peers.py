@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import NotFound, PayloadTooLarge, Unavailable
-from ..membership.driver import SECTIONS_PATH, SYNC_PATH
+from ..membership.driver import SECTIONS_PATH, SYNC_PATH, read_body
 from ..membership.members import MemberView
 from .context import PEER
 
@@ -55,7 +55,7 @@ async def post_sync(request: web.Request) -> web.Response:
     limit = membership.config.sync_bytes_max
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"push-pull body over {limit} bytes")
-    body = await request.content.read(limit + 1)
+    body = await read_body(request.content, limit)
     reply = membership.handle_sync(body)
     return web.Response(body=reply, content_type="application/octet-stream")
 

@@ -98,6 +98,21 @@ class MembershipStats:
 Subscriber = Callable[[MemberView], None]
 
 
+async def read_body(stream: aiohttp.StreamReader, bytes_max: int) -> bytes:
+    """A whole body, up to ``bytes_max`` bytes (``PayloadTooLarge`` past that). One ``read(n)``
+    returns what has arrived so far, not the whole body: a 500 KB table comes in many pieces."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await stream.read(min(1 << 16, bytes_max + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > bytes_max:
+            raise PayloadTooLarge(f"body over {bytes_max} bytes")
+
+
 class MembershipDriver:
     def __init__(
         self,
@@ -312,7 +327,7 @@ class MembershipDriver:
         reply: SyncState | None = None
         try:
             reply = await self._post_sync(request)
-        except (OSError, TimeoutError, aiohttp.ClientError, CodecError, ProtocolError) as exc:
+        except (OSError, TimeoutError, aiohttp.ClientError, CodecError, DisruptorError) as exc:
             log.debug("push-pull with %s failed: %s", request.target, exc)
         self._run(protocol.push_pull_done(asyncio.get_running_loop().time(), request.target, reply))
 
@@ -326,7 +341,7 @@ class MembershipDriver:
         async with self._http.post(url, data=encode_sync(request.state), headers=headers) as r:
             if r.status != 200:
                 raise ProtocolError(f"push-pull answered {r.status}")
-            body = await r.content.read(self.config.sync_bytes_max + 1)
+            body = await read_body(r.content, self.config.sync_bytes_max)
         return decode_sync(body, self.config.sync_bytes_max)
 
     async def _fetch_section(self, fetch: FetchSection) -> None:
@@ -339,11 +354,9 @@ class MembershipDriver:
             headers = {PEER_AUTH_HEADER: peer_auth_header(self.secret, "GET", path)}
             async with self._http.get(url, headers=headers) as r:
                 if r.status == 200:
-                    content = await r.content.read(SECTION_BYTES_MAX + 1)
+                    content = await read_body(r.content, SECTION_BYTES_MAX)
         except (OSError, TimeoutError, aiohttp.ClientError, DisruptorError) as exc:
             log.debug("fetching section %s from %s failed: %s", fetch.section, fetch.node, exc)
-        if content is not None and len(content) > SECTION_BYTES_MAX:
-            content = None
         self._run(protocol.section_fetched(asyncio.get_running_loop().time(), fetch, content))
 
     def _read_meta(self) -> PeerMeta:

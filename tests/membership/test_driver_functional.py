@@ -282,3 +282,29 @@ async def test_bundles_held_reach_other_peers_through_a_fetched_section(
     assert driver(a).stats.section_fetches >= 1
     rows = {str(m.address): m for m in driver(a).members()}
     assert rows[str(b.address)].meta.bundles == bundles
+
+
+async def test_a_large_push_pull_body_arrives_whole(pair: tuple[Peer, Peer]) -> None:
+    """A body of many pieces (here 20,000 rows, a few hundred KB) is read to its end."""
+    from disruptor.api.auth import PEER_AUTH_HEADER, peer_auth_header
+    from disruptor.membership.codec import decode_sync, encode_sync
+    from disruptor.membership.driver import SYNC_PATH
+    from disruptor.membership.messages import MemberRecord, MemberState, SyncState
+
+    a, b = pair
+    await until(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
+    # Rows about peers that left: a merges them as nothing (it never knew them).
+    rows = tuple(
+        MemberRecord(f"10.{i // 250}.{i % 250}.1:7", 1, MemberState.LEFT) for i in range(20_000)
+    )
+    body = encode_sync(SyncState(str(b.address), False, rows))
+    assert len(body) > 200_000
+    headers = {PEER_AUTH_HEADER: peer_auth_header(a.cluster_secret, "POST", SYNC_PATH)}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(a.url + SYNC_PATH, data=body, headers=headers) as r,
+    ):
+        assert r.status == 200, await r.text()
+        reply = decode_sync(await r.read(), LOCAL.sync_bytes_max)
+    assert str(a.address) in {m.node for m in reply.members}
+    assert states(a)[str(b.address)] == "alive" and len(states(a)) == 2
