@@ -98,7 +98,7 @@ def test_lifeguard_cuts_false_deaths_under_slow_processing_with_default_settings
     # The receive path of 4 of 16 peers stalls 0.5-5 s at a time (a CPU-starved peer: its timers
     # fire, the answers to its probes wait), default lan settings: plain SWIM's slow peers accuse
     # healthy ones, which are declared dead; Lifeguard's doubt themselves instead.
-    kwargs = {"duration_s": 300.0, "gap_mean_s": 1.0, "receive_only": True, "stall_max_s": 5.0}
+    kwargs = {"duration_s": 200.0, "gap_mean_s": 1.0, "receive_only": True, "stall_max_s": 5.0}
     with_lifeguard = stalls(16, 5, LAN, **kwargs).false_deaths  # type: ignore[arg-type]
     without = stalls(16, 5, replace(LAN, lifeguard=False), **kwargs).false_deaths  # type: ignore[arg-type]
     assert with_lifeguard == 0, "seed 5"
