@@ -16,14 +16,12 @@ clock or touches a socket.
 
 from __future__ import annotations
 
-import math
 import random
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from .awareness import Awareness
 from .broadcast import BroadcastQueue
 from .codec import FRAME_OVERHEAD_BYTES, PACKET_HEADER_BYTES_MAX, encode_message
+from .exchanges import Exchanges
 from .members import Member, MemberTable, MemberView
 from .messages import (
     Ack,
@@ -40,78 +38,37 @@ from .messages import (
     SyncState,
 )
 from .meta import EMPTY_DIGEST, MetaDigest, PeerMeta
+from .outputs import (
+    MemberChanged,
+    MetaChanged,
+    Output,
+    ProtocolCounters,
+    PushPull,
+    Send,
+)
 from .probe import ProbeRound, Relay
 from .sections import FetchSection, LocalSections, SectionCache
 from .settings import MembershipSettings
 from .suspicion import Suspicion, suspicion_timeout_s
 
+__all__ = [
+    "INCARNATION_JUMP_MAX",
+    "FetchSection",
+    "MemberChanged",
+    "MetaChanged",
+    "Output",
+    "Protocol",
+    "ProtocolCounters",
+    "PushPull",
+    "Send",
+]
+
 # A rumour may raise a known member's incarnation by at most this much at once. Refutations and
 # metadata changes raise it by one at a time, so only a bug or a hostile peer jumps further; a
 # jump this large would otherwise let a claim about us pin our incarnation near its limit.
 INCARNATION_JUMP_MAX = 1_000_000
-# Peers above this count stretch the push-pull interval (log2), as memberlist does.
-PUSH_PULL_SCALE_THRESHOLD = 32
-_NEVER = float("inf")
 # A relayed probe waits this share of the probe timeout for the target before it nacks.
 RELAY_NACK_SHARE = 0.8
-
-
-@dataclass(frozen=True)
-class Send:
-    to: str
-    messages: tuple[Message, ...]
-    # The datagram's size on the wire, bytes (an upper bound; used for traffic accounting).
-    size_bytes: int
-
-
-@dataclass(frozen=True)
-class PushPull:
-    """Carry ``state`` to ``target`` over HTTP and hand the reply to ``push_pull_done``."""
-
-    target: str
-    state: SyncState
-
-
-class MemberChanged(NamedTuple):
-    # A named tuple, not a dataclass: a join storm makes N^2 of them, and this is the cheap kind.
-    node: str
-    old: MemberState | None
-    new: MemberState
-    incarnation: int
-
-
-class MetaChanged(NamedTuple):
-    """We hold a newer metadata digest for ``node`` (or, once fetched, its large sections)."""
-
-    node: str
-    digest: MetaDigest
-
-
-Output = Send | PushPull | MemberChanged | MetaChanged | FetchSection
-
-
-@dataclass
-class ProtocolCounters:
-    probes: int = 0
-    probes_failed: int = 0
-    indirect_probes: int = 0
-    suspicions: int = 0
-    refutations: int = 0
-    deaths_declared: int = 0
-    misrouted: int = 0
-    absurd_incarnations: int = 0
-    push_pulls: int = 0
-    push_pulls_failed: int = 0
-    push_pulls_hash_only: int = 0
-    fast_syncs: int = 0
-    dead_by_state: dict[str, int] = field(default_factory=dict)
-
-
-def push_pull_scale(interval_s: float, n: int) -> float:
-    if n <= PUSH_PULL_SCALE_THRESHOLD:
-        return interval_s
-    multiplier = math.ceil(math.log2(n) - math.log2(PUSH_PULL_SCALE_THRESHOLD)) + 1
-    return interval_s * multiplier
 
 
 class Protocol:
@@ -157,20 +114,9 @@ class Protocol:
         # probe and gossip in lock step.
         self.next_probe_at = now + rng.uniform(0, config.probe_interval_s)
         self.next_gossip_at = now + rng.uniform(0, config.gossip_interval_s)
-        self.next_push_pull_at = now + config.push_pull_interval_s * rng.uniform(0.5, 1.0)
+        seeds = tuple(s for s in seeds if s != local)
+        self.exchanges = Exchanges(config, rng, now, seeds, self.counters)
         self.next_reap_at = now + config.dead_retention_s
-        self.seeds = tuple(s for s in seeds if s != local)
-        self.joined = not self.seeds
-        self.join_backoff_s = config.join_retry_initial_s
-        self.next_join_at = now
-        self._joins_in_flight = 0
-        # Fast syncs: members learned since the last exchange, exchanges still owed after our
-        # join, when the next is due (never, while membership is quiet).
-        self.learned = 0
-        self.join_syncs_left = 0
-        self.next_fast_sync_at = _NEVER
-        # Peers we sent a summary (hash only) push-pull to, awaiting their answer.
-        self._summaries: set[str] = set()
 
     # --- queries ---
 
@@ -213,13 +159,9 @@ class Protocol:
     def next_deadline(self) -> float:
         deadline = min(self.next_reap_at, self.fetched.next_deadline())
         if not self.leaving:
-            deadline = min(
-                deadline, self.next_probe_at, self.next_push_pull_at, self.next_fast_sync_at
-            )
+            deadline = min(deadline, self.next_probe_at, self.exchanges.next_deadline())
         if len(self.broadcasts) or len(self.meta_broadcasts):
             deadline = min(deadline, self.next_gossip_at)
-        if not self.joined and not self._joins_in_flight:
-            deadline = min(deadline, self.next_join_at)
         if self.probe is not None:
             deadline = min(deadline, self.probe.next_deadline())
         for r in self.relays.values():
@@ -232,8 +174,6 @@ class Protocol:
 
     def tick(self, now: float) -> list[Output]:
         out: list[Output] = []
-        if not self.joined and not self._joins_in_flight and now >= self.next_join_at:
-            out += self._start_join(now)
         if self.probe is not None:
             out += self._advance_probe(now)
         for seq, relay in list(self.relays.items()):
@@ -252,12 +192,8 @@ class Protocol:
         if now >= self.next_gossip_at:
             self.next_gossip_at = now + self.config.gossip_interval_s
             out += self._gossip(now)
-        if not self.leaving and now >= self.next_push_pull_at:
-            n = self.table.live_count()
-            self.next_push_pull_at = now + push_pull_scale(self.config.push_pull_interval_s, n)
-            out += self._start_push_pull()
-        if not self.leaving and now >= self.next_fast_sync_at:
-            out += self._fast_sync(now)
+        if not self.leaving and now >= self.exchanges.next_deadline():
+            out += self.exchanges.due(now, self.table, self._state_of)
         if now >= self.fetched.next_deadline():
             out += self.fetched.due(now)
         if now >= self.next_reap_at:
@@ -299,23 +235,10 @@ class Protocol:
     def push_pull_done(self, now: float, target: str, remote: SyncState | None) -> list[Output]:
         """The reply to a ``PushPull`` we asked for (``None`` if it failed)."""
         self.counters.push_pulls += 1
-        sent_summary = target in self._summaries
-        self._summaries.discard(target)
-        join = target in self.seeds and not self.joined
-        if join:
-            self._joins_in_flight = max(0, self._joins_in_flight - 1)
+        sent_summary = self.exchanges.answered(now, target, remote is not None)
         if remote is None:
             self.counters.push_pulls_failed += 1
-            if join and not self._joins_in_flight:
-                self.next_join_at = now + self.join_backoff_s
-                self.join_backoff_s = min(self.config.join_retry_max_s, 2 * self.join_backoff_s)
             return []
-        if join:
-            self.joined = True
-            # Exchange tables with others soon: our seed may have missed someone, and whoever
-            # it missed has stopped gossiping about itself by now.
-            self.join_syncs_left = self.config.join_syncs_min
-            self._want_fast_sync(now)
         if target in self.table.members:
             self.table.last_seen[target] = now
         if remote.summary:
@@ -445,9 +368,7 @@ class Protocol:
             self.broadcasts.queue(Alive(incarnation, node))
         if meta.large:
             self.fetched.note(node, meta, now, self.rng)
-        self.learned += 1
-        if self.learned == self.config.fast_sync_members_min:
-            self._want_fast_sync(now)
+        self.exchanges.learned_member(now)
         return MemberChanged(node, None, MemberState.ALIVE, incarnation)
 
     def _absurd(self, claimed: int, known: int) -> bool:
@@ -475,7 +396,7 @@ class Protocol:
         self.broadcasts.queue(a)
         if self.table.set_state(member, MemberState.ALIVE, a.incarnation, now):
             if old in (MemberState.DEAD, MemberState.LEFT):
-                self._learn(now)
+                self.exchanges.learned_member(now)
             return [MemberChanged(a.node, old, MemberState.ALIVE, a.incarnation)]
         return []
 
@@ -578,34 +499,6 @@ class Protocol:
             me = self.table.members[self.local]
             self.table.set_meta(me, self.sections.digest)
             self.meta_broadcasts.queue(Meta(self.local, self.sections.digest))
-
-    # --- fast syncs ---
-
-    def _learn(self, now: float) -> None:
-        self.learned += 1
-        if self.learned == self.config.fast_sync_members_min:
-            self._want_fast_sync(now)
-
-    def _want_fast_sync(self, now: float) -> None:
-        if self.next_fast_sync_at == _NEVER and self.joined:
-            interval = self.config.fast_sync_interval_s
-            self.next_fast_sync_at = now + interval * self.rng.uniform(0.5, 1.0)
-
-    def _fast_sync(self, now: float) -> list[Output]:
-        # Started by a burst of news (fast_sync_members_min new members), kept up while each
-        # exchange still brings something: the last members of a storm are the ones few know.
-        busy = self.learned >= 1
-        if not busy and self.join_syncs_left <= 0:
-            self.next_fast_sync_at = _NEVER
-            return []
-        self.join_syncs_left -= 1
-        self.learned = 0
-        self.next_fast_sync_at = now + self.config.fast_sync_interval_s
-        live = self.table.random_members(self.rng, 1, now, 0.0)
-        if not live:
-            return []
-        self.counters.fast_syncs += 1
-        return [PushPull(live[0].node, self.local_state())]
 
     # --- probing (SWIM) ---
 
@@ -714,24 +607,8 @@ class Protocol:
                 out.append(send)
         return out
 
-    def _start_push_pull(self) -> list[Output]:
-        out: list[Output] = []
-        live = self.table.random_members(self.rng, 1, 0.0, 0.0)
-        if live:
-            # The periodic exchange starts as a summary: the hash of our table. A settled
-            # cluster's tables agree, and then nothing more is sent.
-            self._summaries.add(live[0].node)
-            out.append(PushPull(live[0].node, self.local_state(summary=True)))
-        # Reconnect: also try one peer we think is dead (not left), in proportion to how many are,
-        # so two sides of a healed partition find each other again.
-        dead = self.table.dead()
-        if dead and self.rng.random() < min(1.0, len(dead) / max(1, self.table.live_count())):
-            out.append(PushPull(self.rng.choice(dead).node, self.local_state()))
-        return out
-
-    def _start_join(self, now: float) -> list[Output]:
-        self._joins_in_flight = len(self.seeds)
-        return [PushPull(seed, self.local_state(join=True)) for seed in self.seeds]
+    def _state_of(self, join: bool, summary: bool) -> SyncState:
+        return self.local_state(join, summary)
 
     def _send(self, to: str, message: Message) -> Send:
         return self._send_many(to, [message])

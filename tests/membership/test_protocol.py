@@ -156,13 +156,13 @@ def test_join_through_seeds_retries_with_backoff_then_merges() -> None:
     assert {o.target for o in out if isinstance(o, PushPull)} == {A, B}
     p.push_pull_done(0.5, A, None)
     p.push_pull_done(0.5, B, None)
-    assert not p.joined and p.next_join_at == 0.5 + LAN.join_retry_initial_s
-    out = p.tick(p.next_join_at)
+    assert not p.exchanges.joined and p.exchanges.next_join_at == 0.5 + LAN.join_retry_initial_s
+    out = p.tick(p.exchanges.next_join_at)
     pushes = [o for o in out if isinstance(o, PushPull)]
     assert len(pushes) == 2 and all(o.state.join for o in pushes)
     remote, _ = make(C).push_pull_reply(2.0, pushes[0].state)
     p.push_pull_done(2.0, A, remote)
-    assert p.joined
+    assert p.exchanges.joined
     assert state(p, C) == MemberState.ALIVE
 
 
@@ -223,7 +223,7 @@ def test_summary_push_pull_sends_only_a_hash_when_tables_agree() -> None:
     other.receive(0.0, A, (Alive(1, A), Alive(1, B), Alive(0, ME)))
     reply, _ = other.push_pull_reply(1.0, p.local_state(summary=True))
     assert not reply.summary and len(reply.members) == 4  # the hashes differ: their table
-    p._summaries.add(C)
+    p.exchanges.summaries.add(C)
     out = p.push_pull_done(1.0, C, reply)
     assert state(p, C) == MemberState.ALIVE
     # They lack our metadata digest: ours follows as a full exchange, and then both agree.
@@ -253,14 +253,16 @@ def test_a_newcomer_keeps_exchanging_tables_fast_after_joining() -> None:
     seed.local = A
     reply, _ = seed.push_pull_reply(0.0, join.state)
     p.push_pull_done(0.1, A, reply)
-    assert p.joined and p.next_fast_sync_at <= 0.1 + LAN.fast_sync_interval_s
+    assert p.exchanges.joined and p.exchanges.next_fast_sync_at <= 0.1 + LAN.fast_sync_interval_s
     syncs = 0
-    now = p.next_fast_sync_at
+    now = p.exchanges.next_fast_sync_at
     while now < 10.0:
         syncs += sum(isinstance(o, PushPull) for o in p.tick(now))
         now = min(p.next_deadline(), 10.0)
     assert syncs >= LAN.join_syncs_min
-    assert p.next_fast_sync_at == float("inf")  # nothing more learned: back to the slow pace
+    assert p.exchanges.next_fast_sync_at == float(
+        "inf"
+    )  # nothing more learned: back to the slow pace
 
 
 def test_a_failed_probe_of_a_suspect_confirms_the_suspicion() -> None:
