@@ -69,6 +69,8 @@ __all__ = [
 INCARNATION_JUMP_MAX = 1_000_000
 # A relayed probe waits this share of the probe timeout for the target before it nacks.
 RELAY_NACK_SHARE = 0.8
+# A lone suspicion (no confirmation) is probed by us this many probe intervals before it runs out.
+LONE_CHECK_INTERVALS = 2
 
 
 class Protocol:
@@ -108,6 +110,8 @@ class Protocol:
         self.suspicions: dict[str, Suspicion] = {}
         self.probe: ProbeRound | None = None
         self.relays: dict[int, Relay] = {}
+        # Suspects to probe before the round robin comes to them (see ``_check_lone``).
+        self._probe_first: list[str] = []
         self.leaving = False
         self._seq = 0
         # Spread the first ticks of a peer over one interval, so peers started together do not
@@ -166,8 +170,12 @@ class Protocol:
             deadline = min(deadline, self.probe.next_deadline())
         for r in self.relays.values():
             deadline = min(deadline, r.next_deadline())
+        check_s = LONE_CHECK_INTERVALS * self.config.probe_interval_s
         for sus in self.suspicions.values():
-            deadline = min(deadline, sus.deadline)
+            due = sus.deadline
+            if not sus.checked and sus.confirmations == 0:
+                due -= check_s
+            deadline = min(deadline, due)
         return deadline
 
     # --- inputs ---
@@ -182,6 +190,7 @@ class Protocol:
                 out.append(self._send(relay.requester, Nack(relay.requester_seq)))
             if now >= relay.deadline:
                 del self.relays[seq]
+        self._check_lone(now)
         for node in [n for n, s in self.suspicions.items() if now >= s.deadline]:
             member = self.table.get(node)
             if member is not None:
@@ -502,6 +511,17 @@ class Protocol:
 
     # --- probing (SWIM) ---
 
+    def _check_lone(self, now: float) -> None:
+        """A suspicion about to run out with no confirmation is probed by us first. If its
+        suspect is alive and refuted already, our probe carries the suspicion (buddy system) and
+        it answers us with its current ``Alive`` at once; a refutation that gossip happened to
+        miss us with no longer kills it. (Nobody else doubts it, so this is rare and cheap.)"""
+        check_s = LONE_CHECK_INTERVALS * self.config.probe_interval_s
+        for node, sus in self.suspicions.items():
+            if not sus.checked and sus.confirmations == 0 and now >= sus.deadline - check_s:
+                sus.checked = True
+                self._probe_first.append(node)
+
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
@@ -513,7 +533,13 @@ class Protocol:
             out += self._fail_probe(now)
         interval = self.awareness.scale(self.config.probe_interval_s)
         self.next_probe_at = now + interval
-        target = self.table.next_probe_target(self.rng)
+        target = None
+        while self._probe_first and target is None:
+            first = self.table.get(self._probe_first.pop())
+            if first is not None and first.state == MemberState.SUSPECT:
+                target = first
+        if target is None:
+            target = self.table.next_probe_target(self.rng)
         if target is None:
             return out
         seq = self._next_seq()

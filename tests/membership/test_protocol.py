@@ -284,3 +284,27 @@ def test_a_failed_probe_of_a_suspect_confirms_the_suspicion() -> None:
     assert suspicion.confirmations == 1
     assert suspicion.deadline < before
     assert p.counters.suspicions == 0  # A was suspect already: no new suspicion
+
+
+def test_a_lone_suspicion_is_probed_before_it_runs_out_and_a_refuted_suspect_answers() -> None:
+    p = make(A, B, C)
+    a = Protocol(A, LAN, random.Random(5), 0.0)
+    a.receive(0.0, B, (Suspect(0, A, B),))  # A refuted already: incarnation 1
+    assert a.incarnation == 1
+    p.receive(1.0, B, (Suspect(1, A, B),))
+    suspicion = p.suspicions[A]
+    # Nobody confirms it; shortly before it runs out, we probe A ourselves, first in line.
+    now = suspicion.deadline - 2 * LAN.probe_interval_s
+    p.probe = None
+    p.next_probe_at = now + 0.5
+    assert p.next_deadline() <= now
+    p.tick(now)
+    out = p.tick(p.next_probe_at)
+    ping = next(s for s in sends(out) if s.to == A)
+    assert any(isinstance(m, Suspect) and m.node == A for m in ping.messages)
+    # A hears the stale accusation inside the ping and answers at once with its Alive.
+    answer = a.receive(now + 0.6, ME, ping.messages)
+    alive = [m for s in sends(answer) for m in s.messages if isinstance(m, Alive) and m.node == A]
+    assert alive
+    p.receive(now + 0.61, A, tuple(alive))
+    assert state(p, A) == MemberState.ALIVE and A not in p.suspicions
