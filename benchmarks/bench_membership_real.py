@@ -63,11 +63,21 @@ def wait(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-unt
         time.sleep(POLL_S)
 
 
+def distinct_ports(count: int) -> list[int]:
+    """``count`` different free ports (one free port, asked for twice, can come back twice)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def disruptor_run(victims: list[int]) -> float:
     home = Path(tempfile.mkdtemp(prefix="bench-membership-"))
     env = {**os.environ, "DISRUPTOR_HOME": str(home)}
     procs: list[subprocess.Popen[bytes]] = []
-    ports = [free_port() for _ in range(PEERS)]
+    ports = distinct_ports(PEERS)
     names = [f"127.0.0.1:{p}" for p in ports]
     try:
         for i, name in enumerate(names):
@@ -89,13 +99,23 @@ def disruptor_run(victims: list[int]) -> float:
                 return {}
 
         everyone = set(names)
-        wait(
-            lambda: all(
-                {a for a, s in states(i).items() if s == "alive"} == everyone for i in range(PEERS)
-            ),
-            BOUND_S,
-            "16 disruptor peers to list each other alive",
-        )
+        try:
+            wait(
+                lambda: all(
+                    {a for a, s in states(i).items() if s == "alive"} == everyone
+                    for i in range(PEERS)
+                ),
+                BOUND_S,
+                "16 disruptor peers to list each other alive",
+            )
+        except TimeoutError:
+            for i in range(PEERS):
+                view = states(i)
+                missing = sorted(everyone - {a for a, s in view.items() if s == "alive"})
+                if missing:
+                    print(f"peer {i} ({names[i]}, exit {procs[i].poll()}) lacks {missing}")
+                    print((home / f"peer{i}.log").read_text(errors="replace")[-1500:])
+            raise
         time.sleep(3.0)  # settle, as the simulated scenario does (three probe periods)
         killed_at = time.monotonic()
         for v in victims:
@@ -121,7 +141,7 @@ def disruptor_run(victims: list[int]) -> float:
 
 
 def kinship_run(victims: list[int]) -> float:
-    ports = [free_port() for _ in range(PEERS)]
+    ports = distinct_ports(PEERS)
     seed = f"127.0.0.1:{ports[0]}"
     procs: list[subprocess.Popen[str]] = []
     lines: list[list[str]] = [[] for _ in range(PEERS)]
