@@ -159,7 +159,8 @@ def test_dashboard_shows_the_cluster_live(cluster: list[PeerProcess]) -> None:
             )
 
             # A running job's progress moves (with no reload: the page is updated by events).
-            job = post_job(watched, [ITEM_LOOPS] * 120)
+            # Long enough (about 3 s) to span several of the page's 1 s snapshots.
+            job = post_job(watched, [ITEM_LOOPS] * 400)
             running = f"document.querySelector('#jobs-body tr[data-key=\"{job}\"]')"
             finished = f"document.querySelector('#recent-body tr[data-key=\"{job}\"]')"
             until(
