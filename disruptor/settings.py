@@ -1,7 +1,7 @@
 """Peer settings as frozen dataclasses, one section per part of the peer.
 
 Each part owns its section's dataclass in its own package (bundle limits in
-``disruptor.bundles.settings``, gossip timings in ``disruptor.membership.config``...); this module
+``disruptor.bundles.settings``, gossip timings in ``disruptor.membership.settings``...); this module
 composes them into ``PeerSettings``. Loading from TOML, environment and flags lives in
 ``disruptor.settings`` so that this module stays plain data.
 """
@@ -15,7 +15,7 @@ from .address import Address
 from .bundles.settings import BundleSettings
 from .home import default_home
 from .jobs.settings import JobsSettings
-from .membership.config import MembershipConfig
+from .membership.settings import MembershipSettings
 from .snippets.policy import SnippetSettings
 from .workers.settings import WorkerSettings
 
@@ -65,4 +65,4 @@ class PeerSettings:
     workers: WorkerSettings = field(default_factory=WorkerSettings)
     snippets: SnippetSettings = field(default_factory=SnippetSettings)
     # Gossip timings; fields left at their defaults take the ``preset``'s values instead.
-    membership: MembershipConfig = field(default_factory=MembershipConfig)
+    membership: MembershipSettings = field(default_factory=MembershipSettings)

@@ -312,7 +312,7 @@ def _apply_preset(keys: dict[str, dict[str, _Key]], chosen: dict[str, tuple[Any,
     """
     if "membership" not in keys:
         return
-    from .membership.config import preset
+    from .membership.settings import preset
 
     name = str(chosen[f"{PEER_SECTION}.preset"][0])
     values = preset(name)

@@ -1,10 +1,13 @@
-"""``GET /peers`` (this peer and every peer it knows) and ``POST /membership/sync`` (push-pull).
+"""``GET /peers`` (this peer and every peer it knows), ``POST /membership/sync`` (push-pull) and
+``GET /membership/sections/<n>`` (one section of this peer's metadata).
 
-``/peers`` lists, for each member: address, state (alive, suspect, dead, left), since and last
-seen (unix seconds), incarnation, load and bundles from its gossip metadata, and a link to its
-own page. ``/membership/sync`` is the HTTP half of gossip: another peer posts its member table and
-gets ours back; it is how a newcomer joins. Rule: only peers (HMAC) and users (token) reach
-either, through the auth middleware; bodies are size-checked before parsing.
+``/peers`` lists, for each member: address, state (alive, suspect, dead, left), since and last seen
+(unix seconds), incarnation, load and bundles from its gossip metadata, and a link to its own page.
+``/membership/sync`` is the HTTP half of gossip: another peer posts its member table and gets ours
+back; it is how a newcomer joins. A metadata section too large for gossip (the bundles held) is
+fetched from its peer at ``/membership/sections/<n>`` when its digest changes. Rule: only peers
+(HMAC) and users (token) reach either, through the auth middleware; bodies are size-checked before
+parsing.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import PayloadTooLarge, Unavailable
-from ..membership.driver import SYNC_PATH
+from ..errors import NotFound, PayloadTooLarge, Unavailable
+from ..membership.driver import SECTIONS_PATH, SYNC_PATH
 from ..membership.members import MemberView
 from .context import PARTS
 
@@ -56,9 +59,21 @@ async def post_sync(request: web.Request) -> web.Response:
     if len(body) > limit:
         raise PayloadTooLarge(f"push-pull body over {limit} bytes")
     reply = membership.handle_sync(body)
-    return web.Response(body=reply, content_type="application/json")
+    return web.Response(body=reply, content_type="application/octet-stream")
+
+
+async def get_section(request: web.Request) -> web.Response:
+    membership = request.app[PARTS].membership
+    if membership.protocol is None:
+        raise Unavailable("membership is not running yet", retry_after_s=1.0)
+    raw = request.match_info["section"]
+    if not raw.isdigit() or len(raw) > 3:
+        raise NotFound(f"no metadata section {raw!r}")
+    body = membership.section(int(raw))
+    return web.Response(body=body, content_type="application/octet-stream")
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/peers", get_peers)
     app.router.add_post(SYNC_PATH, post_sync)
+    app.router.add_get(SECTIONS_PATH + "/{section}", get_section)

@@ -6,15 +6,15 @@ The sans-IO core (``protocol.Protocol`` and the modules it uses) runs in the sim
 
 from __future__ import annotations
 
-from .config import MembershipConfig, preset
 from .driver import MembershipDriver, MembershipStats
 from .members import MemberView
 from .meta import PeerLoad, PeerMeta
+from .settings import MembershipSettings, preset
 
 __all__ = [
     "MemberView",
-    "MembershipConfig",
     "MembershipDriver",
+    "MembershipSettings",
     "MembershipStats",
     "PeerLoad",
     "PeerMeta",

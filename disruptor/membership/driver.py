@@ -1,11 +1,12 @@
 """``MembershipDriver``: runs the protocol core for real (clock, UDP, HTTP push-pull, timers).
 
-It feeds every datagram through the admission checks (size, rate per source, decryption, replay
-window) into the core, schedules one timer at the core's next deadline, carries push-pull
-requests to ``POST /membership/sync`` on the target peer over the peer link (which signs them),
+It feeds every datagram through the admission checks (size, authentication, replay window, rate per
+authenticated sender; ``guard.Admission``) into the core, schedules one timer at the core's next
+deadline, carries push-pull requests to ``POST /membership/sync`` on the target peer and metadata
+section fetches to ``GET /membership/sections/<n>`` over the peer link (which signs them),
 refreshes local metadata from the provider it was given, and tells subscribers about member
-changes. Rule: no protocol decisions here; a bad datagram is dropped and counted by reason,
-never raised.
+changes. Rule: no protocol decisions
+here; a bad datagram is dropped and counted by reason, never raised.
 """
 
 from __future__ import annotations
@@ -20,28 +21,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..address import Address
-from ..errors import DisruptorError, PayloadTooLarge, ProtocolError
+from ..errors import DisruptorError, NotFound, PayloadTooLarge, ProtocolError
 from ..link.peer_link import PeerLink
 from .codec import (
     NONCE_BYTES,
     CodecError,
     Keyring,
-    decode_packet,
     decode_sync,
     encode_packet,
     encode_sync,
 )
-from .config import MembershipConfig
-from .guard import RateLimiter, ReplayGuard
+from .guard import Admission
 from .members import MemberView
 from .messages import Packet, SyncState
-from .meta import PeerMeta
-from .protocol import MemberChanged, Output, Protocol, PushPull, Send
+from .meta import SECTION_BYTES_MAX, PeerMeta
+from .protocol import MemberChanged, MetaChanged, Output, Protocol, PushPull, Send
+from .sections import FetchSection
+from .settings import MembershipSettings
 from .udp import UdpEndpoint, open_udp
 
 log = logging.getLogger("disruptor.membership")
 
 SYNC_PATH = "/membership/sync"
+# ``GET SECTIONS_PATH/<section number>``: this peer's content of one metadata section.
+SECTIONS_PATH = "/membership/sections"
 DROP_REASONS = (
     "truncated", "oversized", "version", "auth", "malformed", "incarnation",
     "replay", "clock", "rate_limited", "self",
@@ -58,6 +61,11 @@ class MembershipStats:
     absurd_incarnations: int = 0
     push_pulls: int = 0
     push_pulls_failed: int = 0
+    # Periodic push-pulls settled by comparing table hashes alone.
+    push_pulls_hash_only: int = 0
+    fast_syncs: int = 0
+    section_fetches: int = 0
+    section_fetches_failed: int = 0
     datagrams_in: int = 0
     datagrams_out: int = 0
     gossip_bytes_in: int = 0
@@ -93,7 +101,7 @@ class MembershipDriver:
     def __init__(
         self,
         address: Address,
-        config: MembershipConfig,
+        config: MembershipSettings,
         secret: bytes,
         cluster_name: str,
         *,
@@ -112,8 +120,14 @@ class MembershipDriver:
         self.link = link
         self.stats = MembershipStats()
         self.protocol: Protocol | None = None
-        self._guard = ReplayGuard(config.replay_window_s)
-        self._limiter = RateLimiter(config.source_packets_per_s, config.source_burst_packets)
+        self._admission = Admission(
+            self.keyring,
+            self.name,
+            self.config.datagram_bytes_max,
+            self.config.replay_window_s,
+            self.config.sender_packets_per_s,
+            self.config.sender_burst_packets,
+        )
         # A fresh session per start: packets of an earlier run of this peer are not replays of
         # this one's (the clock window bounds how long those stay acceptable).
         self._session_id = random.SystemRandom().getrandbits(63)
@@ -170,8 +184,9 @@ class MembershipDriver:
         return [m.address for m in self.members() if m.state in ("alive", "suspect")]
 
     def meta_of(self, address: Address) -> PeerMeta | None:
-        member = self.protocol.table.get(str(address)) if self.protocol else None
-        return member.meta if member is not None else None
+        """The peer's full metadata: load and version as gossiped, bundles as last fetched from
+        it (fetched again within about ``section_fetch_jitter_s`` of a change)."""
+        return self.protocol.full_meta(str(address)) if self.protocol else None
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(view)`` on every member state change; returns an unsubscribe."""
@@ -191,6 +206,13 @@ class MembershipDriver:
         reply, outputs = protocol.push_pull_reply(asyncio.get_running_loop().time(), remote)
         self._run(outputs)
         return encode_sync(reply)
+
+    def section(self, section: int) -> bytes:
+        """Our content of one metadata section (served at ``SECTIONS_PATH/<section>``)."""
+        content = self._require().section_content(section)
+        if content is None:
+            raise NotFound(f"no metadata section {section}")
+        return content
 
     # --- internals ---
 
@@ -240,6 +262,10 @@ class MembershipDriver:
                 self._send(output)
             elif isinstance(output, PushPull):
                 self._spawn(self._push_pull(output))
+            elif isinstance(output, FetchSection):
+                self._spawn(self._fetch_section(output))
+            elif isinstance(output, MetaChanged):
+                continue
             else:
                 changed = True
                 self._notify(output)
@@ -269,26 +295,11 @@ class MembershipDriver:
         now = asyncio.get_running_loop().time()
         self.stats.datagrams_in += 1
         self.stats.gossip_bytes_in += len(data)
-        if not self._limiter.allow(f"{addr[0]}|{addr[1]}", now):
-            self.stats.drop("rate_limited")
+        admitted = self._admission.admit(data, now, time.time())
+        if isinstance(admitted, str):
+            self.stats.drop(admitted)
             return
-        if len(data) > self.config.datagram_bytes_max:
-            self.stats.drop("oversized")
-            return
-        try:
-            packet = decode_packet(self.keyring.open(data))
-        except CodecError as exc:
-            self.stats.drop(exc.reason)
-            return
-        if packet.sender == self.name:
-            self.stats.drop("self")
-            return
-        reason = self._guard.admit(
-            packet.sender, packet.session, packet.seq, packet.sent_at_ms, time.time()
-        )
-        if reason:
-            self.stats.drop(reason)
-            return
+        packet = admitted
         self._run(protocol.receive(now, packet.sender, packet.messages))
 
     async def _push_pull(self, request: PushPull) -> None:
@@ -296,7 +307,7 @@ class MembershipDriver:
         reply: SyncState | None = None
         try:
             reply = await self._post_sync(request)
-        except (DisruptorError, CodecError) as exc:
+        except (CodecError, DisruptorError) as exc:
             log.debug("push-pull with %s failed: %s", request.target, exc)
         self._run(protocol.push_pull_done(asyncio.get_running_loop().time(), request.target, reply))
 
@@ -306,13 +317,30 @@ class MembershipDriver:
             Address.parse(request.target),
             SYNC_PATH,
             body=encode_sync(request.state),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/octet-stream"},
             timeout_s=self.config.push_pull_timeout_s,
         ) as reply:
             if reply.status != 200:
                 raise ProtocolError(f"push-pull answered {reply.status}")
             body = await reply.body(self.config.sync_bytes_max)
         return decode_sync(body, self.config.sync_bytes_max)
+
+    async def _fetch_section(self, fetch: FetchSection) -> None:
+        protocol = self._require()
+        content: bytes | None = None
+        try:
+            path = f"{SECTIONS_PATH}/{fetch.section}"
+            async with self.link.open(
+                "GET",
+                Address.parse(fetch.node),
+                path,
+                timeout_s=self.config.push_pull_timeout_s,
+            ) as reply:
+                if reply.status == 200:
+                    content = await reply.body(SECTION_BYTES_MAX)
+        except DisruptorError as exc:
+            log.debug("fetching section %s from %s failed: %s", fetch.section, fetch.node, exc)
+        self._run(protocol.section_fetched(asyncio.get_running_loop().time(), fetch, content))
 
     def _read_meta(self) -> PeerMeta:
         if self.metadata_provider is None:
@@ -352,6 +380,9 @@ class MembershipDriver:
         s.refutations, s.deaths_declared = c.refutations, c.deaths_declared
         s.absurd_incarnations = c.absurd_incarnations
         s.push_pulls, s.push_pulls_failed = c.push_pulls, c.push_pulls_failed
+        s.push_pulls_hash_only, s.fast_syncs = c.push_pulls_hash_only, c.fast_syncs
+        s.section_fetches = protocol.fetched.fetches
+        s.section_fetches_failed = protocol.fetched.fetches_failed
         if members_changed:
             counts = protocol.table.counts_by_state()
             s.members_alive, s.members_suspect = counts["alive"], counts["suspect"]

@@ -1,15 +1,28 @@
-"""Admission checks on datagrams before the protocol sees them: replay window and per-source rate.
+"""Admission checks on datagrams before the protocol sees them: size, authentication, replay
+window, and a rate limit per authenticated sender.
+
+``Admission.admit`` runs the checks in the one safe order: size (free), then the AEAD tag (a few
+microseconds), then the replay window, and only then the rate limit, keyed on the sender named
+*inside* the authenticated packet. A source address can be spoofed by anyone; a sender name inside
+a sealed packet only by a holder of the cluster secret. So a flood of forged datagrams "from" a
+member's address is dropped at the tag check and spends no budget of that member: its own
+datagrams keep being admitted (a rate limit keyed on the source address and applied first let any
+flood of random bytes starve a healthy peer of its acks). Replayed copies are dropped before they
+can spend their sender's budget either.
 
 ``ReplayGuard`` drops a packet whose sender clock is too far from ours (an old recording) or whose
 ``(session, seq)`` from that sender was already seen (a copy inside the window); incarnation numbers
 make any rumour that slips through harmless anyway (an older incarnation never overrides a newer
-one). ``RateLimiter`` is a token bucket per source address, so one flooding address cannot starve
-the others. Rule: bounded memory (the tables are capped and pruned); time is passed in.
+one). ``RateLimiter`` is a token bucket per key. Rule: bounded memory (the tables are capped and
+pruned); time is passed in; no IO.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+
+from .codec import CodecError, Keyring, decode_packet
+from .messages import Packet
 
 # Packet sequence numbers remembered per sender session: a copy older than this many packets is
 # caught by the clock window instead.
@@ -73,3 +86,42 @@ class RateLimiter:
         while len(self._buckets) > TRACKED_SOURCES_MAX:
             self._buckets.popitem(last=False)
         return allowed
+
+
+class Admission:
+    """Every check a datagram passes before the protocol sees it, in order; see the module doc."""
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        local: str,
+        datagram_bytes_max: int,
+        replay_window_s: float,
+        sender_packets_per_s: float,
+        sender_burst_packets: int,
+    ) -> None:
+        self.keyring = keyring
+        self.local = local
+        self.datagram_bytes_max = datagram_bytes_max
+        self.replay = ReplayGuard(replay_window_s)
+        self.limiter = RateLimiter(sender_packets_per_s, sender_burst_packets)
+
+    def admit(self, data: bytes, now_s: float, wall_s: float) -> Packet | str:
+        """The packet, or the reason (a drop counter's name) it is dropped. ``now_s`` is the
+        monotonic clock (rate), ``wall_s`` the wall clock (the sender's stamp is compared to it)."""
+        if len(data) > self.datagram_bytes_max:
+            return "oversized"
+        try:
+            packet = decode_packet(self.keyring.open(data))
+        except CodecError as exc:
+            return exc.reason
+        if packet.sender == self.local:
+            return "self"
+        reason = self.replay.admit(
+            packet.sender, packet.session, packet.seq, packet.sent_at_ms, wall_s
+        )
+        if reason:
+            return reason
+        if not self.limiter.allow(packet.sender, now_s):
+            return "rate_limited"
+        return packet

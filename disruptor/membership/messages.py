@@ -8,19 +8,20 @@ append-only; a number once used is never reused for something else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol
 
-from .meta import PeerMeta
+from .meta import EMPTY_DIGEST, MetaDigest
+from .wire import NAME_CHARS_MAX as NAME_CHARS_MAX
 
 # Version of the datagram frame and of the push-pull body; a peer drops any other version.
-WIRE_VERSION = 1
+# 2: binary encoding, membership rumours without metadata, metadata as ``Meta`` digests.
+WIRE_VERSION = 2
 # Incarnations are unsigned 32-bit: anything outside is absurd and dropped at decode.
 INCARNATION_MAX = 2**32 - 1
 # Sequence numbers (probe seq, packet seq) are unsigned 63-bit.
 SEQ_MAX = 2**63 - 1
-# A peer name is HOST:PORT; ``[v6 address]:port`` is at most 47 characters.
-NAME_CHARS_MAX = 64
 
 
 class MessageType(IntEnum):
@@ -31,6 +32,7 @@ class MessageType(IntEnum):
     SUSPECT = 5
     ALIVE = 6
     DEAD = 7
+    META = 8
 
 
 class MemberState(IntEnum):
@@ -83,9 +85,10 @@ class Suspect:
 
 @dataclass(frozen=True)
 class Alive:
+    """``node`` is alive at ``incarnation`` (a few bytes: metadata travels in ``Meta``)."""
+
     incarnation: int
     node: str
-    meta: PeerMeta = field(default_factory=PeerMeta)
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,17 @@ class Dead:
     sender: str
 
 
-Message = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead
+@dataclass(frozen=True)
+class Meta:
+    """``node``'s metadata digest (section versions, small sections inline). Ordered by the
+    digest's ``(incarnation, seq)``, apart from membership rumours, so a metadata change never
+    displaces news of a join or a death."""
+
+    node: str
+    digest: MetaDigest
+
+
+Message = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead | Meta
 Rumour = Suspect | Alive | Dead
 
 
@@ -112,20 +125,38 @@ class Packet:
     messages: tuple[Message, ...]
 
 
-@dataclass(frozen=True)
+class Record(Protocol):
+    """One row of a push-pull exchange, as read: a ``MemberRecord`` decoded from the wire, or a
+    live ``members.Member`` (a table is sent without copying its rows)."""
+
+    @property
+    def node(self) -> str: ...
+    @property
+    def incarnation(self) -> int: ...
+    @property
+    def state(self) -> MemberState: ...
+    @property
+    def meta(self) -> MetaDigest: ...
+
+
+@dataclass(frozen=True, slots=True)
 class MemberRecord:
-    """One row of a push-pull exchange."""
+    """One row of a push-pull exchange, decoded."""
 
     node: str
     incarnation: int
     state: MemberState
-    meta: PeerMeta
+    meta: MetaDigest = EMPTY_DIGEST
 
 
 @dataclass(frozen=True)
 class SyncState:
-    """A push-pull body: the sender's whole member table (``join`` on a newcomer's first sync)."""
+    """A push-pull body. ``members`` is the sender's whole table, or empty when ``summary``: then
+    only ``table_hash`` is sent, and the answer is a whole table only if the hashes differ (an
+    idle cluster's anti-entropy costs a few bytes, whatever N). ``join`` on a newcomer's first."""
 
     sender: str
     join: bool
-    members: tuple[MemberRecord, ...]
+    members: tuple[Record, ...]
+    table_hash: int = 0
+    summary: bool = False

@@ -1,25 +1,92 @@
-"""``PeerMeta``: the small, bounded facts each peer gossips about itself.
+"""Peer metadata as versioned sections: what gossip carries about a peer besides membership.
 
-Load (tasks running, queue length, free worker slots), the bundles it holds and its version ride on
-every alive rumour, so the job dispatcher can place work without asking. Rule: the encoded form
-never exceeds ``META_BYTES_MAX`` (the bundle list is cut to fit; the full list travels over HTTP
-push-pull), so an alive rumour always fits in one datagram with room to spare.
+A peer publishes *sections*: small cluster-wide records, each named by a wire number
+(``SectionId``, append-only) and holding bytes. Gossip carries only a ``MetaDigest`` per peer:
+for each section its version and either its content (when it is at most
+``SECTION_INLINE_BYTES_MAX`` bytes, like the load figures) or an 8-byte SHA-256 prefix of it (like
+the set of bundles held, fetched over HTTP from the peer when the digest changes, and cached). A
+digest's ``(incarnation, seq)`` orders it: the peer raises ``seq`` on every change, and a
+restarted peer's first refutation raises its incarnation, so its new digests win again.
+
+``PeerMeta`` is the full metadata callers see (load, every bundle held, version), assembled from
+the sections. Rule: every section is bounded (``SECTION_BYTES_MAX``), and a digest carries at most
+``SECTIONS_MAX`` of them, so a metadata rumour stays a few tens of bytes whatever a peer holds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import IntEnum
 
-# Bundles listed in gossip metadata, at most: 16 SHA-1s of 40 hex characters is ~700 bytes.
-META_BUNDLES_MAX = 16
-# Largest encoded metadata, bytes (memberlist's MetaMaxSize is 512; our bundle list needs more).
-META_BYTES_MAX = 800
+from .wire import CodecError, Reader, varint
+
+
+class SectionId(IntEnum):
+    """Wire numbers of the sections; append-only, a number is never reused."""
+
+    LOAD = 1
+    BUNDLES = 2
+    VERSION = 3
+
+
+# Sections at most this large ride inline in gossip; larger ones travel as a digest.
+SECTION_INLINE_BYTES_MAX = 24
+# Largest section content, bytes: 6,500 bundle SHA-1s (20 bytes each).
+SECTION_BYTES_MAX = 128 * 1024
+# Sections one digest may carry.
+SECTIONS_MAX = 16
+DIGEST_BYTES = 8
+# Section versions and digest sequence numbers are unsigned 32-bit.
+SECTION_VERSION_MAX = 2**32 - 1
 # Counts are bounded so a bad peer cannot make others allocate or print absurd numbers.
 META_COUNT_MAX = 1_000_000_000
-VERSION_CHARS_MAX = 32
+VERSION_CHARS_MAX = 24
 _SHA1 = re.compile(r"[0-9a-f]{40}")
+_SHA1_BYTES = 20
+
+
+def digest_of(content: bytes) -> bytes:
+    return hashlib.sha256(content).digest()[:DIGEST_BYTES]
+
+
+@dataclass(frozen=True, slots=True)
+class SectionStamp:
+    """One section as gossip carries it: its content if small, else its digest."""
+
+    section: int
+    version: int
+    digest: bytes = b""
+    inline: bytes | None = None
+
+    def same_content(self, other: SectionStamp) -> bool:
+        return self.inline == other.inline and self.digest == other.digest
+
+
+@dataclass(frozen=True, slots=True)
+class MetaDigest:
+    """What gossip says about a peer's metadata; ``(incarnation, seq)`` orders digests."""
+
+    incarnation: int = 0
+    seq: int = 0
+    sections: tuple[SectionStamp, ...] = ()
+    # Whether any section travels as a digest (and so may need fetching): set by the makers of
+    # digests (``digest_for``, ``decode_digest``) so a join storm need not look at every row's.
+    large: bool = field(default=False, compare=False)
+
+    def newer_than(self, other: MetaDigest) -> bool:
+        return (self.incarnation, self.seq) > (other.incarnation, other.seq)
+
+    def stamp(self, section: int) -> SectionStamp | None:
+        for s in self.sections:
+            if s.section == section:
+                return s
+        return None
+
+
+EMPTY_DIGEST = MetaDigest()
 
 
 @dataclass(frozen=True)
@@ -31,43 +98,31 @@ class PeerLoad:
 
 @dataclass(frozen=True)
 class PeerMeta:
+    """A peer's full metadata: its load, every bundle it holds (sorted SHA-1s), its version."""
+
     load: PeerLoad = field(default_factory=PeerLoad)
     bundles: tuple[str, ...] = ()
     version: str = ""
 
-    def to_wire(self) -> list[Any]:
-        """A compact JSON-able list: ``[[running, queue, free], [sha1...], version]``."""
-        load = self.load
-        return [
-            [load.tasks_running, load.queue_length, load.worker_slots_free],
-            list(self.bundles[:META_BUNDLES_MAX]),
-            self.version[:VERSION_CHARS_MAX],
-        ]
-
-    @classmethod
-    def from_wire(cls, raw: Any) -> PeerMeta:
-        """Parse the wire form; raise ``ValueError`` on anything out of shape or out of bounds."""
-        if not isinstance(raw, list) or len(raw) != 3:
-            raise ValueError("meta must be [load, bundles, version]")
-        load_raw, bundles_raw, version = raw
-        if not isinstance(load_raw, list) or len(load_raw) != 3:
-            raise ValueError("meta load must be three counts")
-        counts = [_count(v) for v in load_raw]
-        if not isinstance(bundles_raw, list) or len(bundles_raw) > META_BUNDLES_MAX:
-            raise ValueError("meta bundles must be a short list")
-        if not all(isinstance(b, str) and _SHA1.fullmatch(b) for b in bundles_raw):
-            raise ValueError("meta bundles must be SHA-1 hex digests")
-        if not isinstance(version, str) or len(version) > VERSION_CHARS_MAX:
-            raise ValueError("meta version must be a short string")
-        return cls(PeerLoad(*counts), tuple(bundles_raw), version)
-
     def bounded(self) -> PeerMeta:
-        """This metadata cut to the wire limits (what a provider returns may be larger)."""
-        bundles = tuple(b for b in self.bundles if _SHA1.fullmatch(b))[:META_BUNDLES_MAX]
+        """This metadata cut to the limits (what a provider returns may be larger)."""
+        bundles = sorted({b for b in self.bundles if _SHA1.fullmatch(b)})
         load = PeerLoad(*(min(max(0, int(v)), META_COUNT_MAX) for v in _load_tuple(self.load)))
-        return PeerMeta(load, bundles, self.version[:VERSION_CHARS_MAX])
+        keep = SECTION_BYTES_MAX // _SHA1_BYTES
+        return PeerMeta(load, tuple(bundles[:keep]), self.version[:VERSION_CHARS_MAX])
 
-    def to_json(self) -> dict[str, Any]:
+    def sections(self) -> dict[int, bytes]:
+        """The section contents that carry this metadata."""
+        load = self.load
+        return {
+            SectionId.LOAD: varint(load.tasks_running)
+            + varint(load.queue_length)
+            + varint(load.worker_slots_free),
+            SectionId.BUNDLES: b"".join(bytes.fromhex(b) for b in self.bundles),
+            SectionId.VERSION: self.version.encode(),
+        }
+
+    def to_json(self) -> dict[str, object]:
         """The form shown by ``GET /peers``."""
         return {
             "load": {
@@ -80,11 +135,73 @@ class PeerMeta:
         }
 
 
+def meta_from_sections(contents: Mapping[int, bytes]) -> PeerMeta:
+    """The ``PeerMeta`` held in section contents; a section missing or out of shape reads as
+    empty (metadata is advisory: a bad section must not stop the rest)."""
+    load = PeerLoad()
+    raw = contents.get(SectionId.LOAD)
+    if raw:
+        try:
+            r = Reader(raw)
+            load = PeerLoad(*(r.varint(META_COUNT_MAX) for _ in range(3)))
+        except CodecError:
+            load = PeerLoad()
+    raw = contents.get(SectionId.BUNDLES) or b""
+    bundles: tuple[str, ...] = ()
+    if len(raw) % _SHA1_BYTES == 0:
+        bundles = tuple(raw[i : i + _SHA1_BYTES].hex() for i in range(0, len(raw), _SHA1_BYTES))
+    version = (contents.get(SectionId.VERSION) or b"").decode("utf-8", "replace")
+    return PeerMeta(load, bundles, version[:VERSION_CHARS_MAX])
+
+
 def _load_tuple(load: PeerLoad) -> tuple[int, int, int]:
     return (load.tasks_running, load.queue_length, load.worker_slots_free)
 
 
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= META_COUNT_MAX:
-        raise ValueError("meta counts must be non-negative integers")
-    return value
+def stamp_for(section: int, version: int, content: bytes) -> SectionStamp:
+    """The stamp gossip carries for ``content`` at ``version``."""
+    if len(content) <= SECTION_INLINE_BYTES_MAX:
+        return SectionStamp(section, version, b"", content)
+    return SectionStamp(section, version, digest_of(content), None)
+
+
+def encode_digest(d: MetaDigest) -> bytes:
+    parts = [varint(d.incarnation), varint(d.seq), bytes([len(d.sections)])]
+    for s in d.sections:
+        parts.append(varint(s.section) + varint(s.version))
+        if s.inline is not None:
+            parts.append(bytes([1, len(s.inline)]) + s.inline)
+        else:
+            parts.append(b"\x00" + s.digest)
+    return b"".join(parts)
+
+
+def decode_digest(r: Reader, incarnation_max: int) -> MetaDigest:
+    incarnation = r.varint(incarnation_max, "incarnation")
+    seq = r.varint(SECTION_VERSION_MAX)
+    count = r.byte()
+    if count > SECTIONS_MAX:
+        raise CodecError("malformed", "too many sections")
+    sections = []
+    last = 0
+    for _ in range(count):
+        section = r.varint(255)
+        if section <= last:
+            raise CodecError("malformed", "sections must be in ascending order")
+        last = section
+        version = r.varint(SECTION_VERSION_MAX)
+        kind = r.byte()
+        if kind == 1:
+            size = r.byte()
+            if size > SECTION_INLINE_BYTES_MAX:
+                raise CodecError("malformed", "inline section too long")
+            sections.append(SectionStamp(section, version, b"", r.take(size)))
+        elif kind == 0:
+            sections.append(SectionStamp(section, version, r.take(DIGEST_BYTES), None))
+        else:
+            raise CodecError("malformed", "unknown section kind")
+    return digest_for(incarnation, seq, tuple(sections))
+
+
+def digest_for(incarnation: int, seq: int, sections: tuple[SectionStamp, ...]) -> MetaDigest:
+    return MetaDigest(incarnation, seq, sections, any(s.inline is None for s in sections))

@@ -28,9 +28,15 @@ class ProbeRound:
 
 @dataclass
 class Relay:
-    """An indirect ping we sent for ``requester``: forward the ack, or nack at ``deadline``."""
+    """An indirect ping we sent for ``requester``: forward the target's ack until ``deadline``;
+    if it wants one, send a nack at ``nack_at`` (a little earlier, so the nack reaches the
+    requester before its round ends) unless the ack came first."""
 
     requester: str
     requester_seq: int
     want_nack: bool
     deadline: float
+    nack_at: float = float("inf")
+
+    def next_deadline(self) -> float:
+        return self.nack_at if self.want_nack else self.deadline

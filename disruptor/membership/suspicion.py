@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 
-def suspicion_timeout_s(suspicion_mult: int, n: int, probe_interval_s: float) -> float:
+def suspicion_timeout_s(suspicion_mult: float, n: int, probe_interval_s: float) -> float:
     """The shortest suspicion timeout: ``mult * max(1, log10(n)) * probe_interval``."""
     node_scale = max(1.0, math.log10(max(1.0, float(n))))
     return suspicion_mult * node_scale * probe_interval_s
@@ -31,7 +31,7 @@ def remaining_timeout_s(confirmations: int, k: int, min_s: float, max_s: float) 
 class Suspicion:
     """One outstanding suspicion of one node: who confirmed it and when it fires."""
 
-    __slots__ = ("confirmers", "k", "max_s", "min_s", "started_at")
+    __slots__ = ("checked", "confirmers", "k", "max_s", "min_s", "started_at")
 
     def __init__(self, started_at: float, first_sender: str, k: int, min_s: float, max_s: float):
         self.started_at = started_at
@@ -40,6 +40,8 @@ class Suspicion:
         self.max_s = max_s if k >= 1 else min_s
         # The first accuser does not count as a confirmation of itself.
         self.confirmers: set[str] = {first_sender}
+        # Whether we probed the suspect ourselves before a lone suspicion ran out.
+        self.checked = False
 
     def confirm(self, sender: str) -> bool:
         """Count an independent confirmation; True if it was new (and so worth re-gossiping)."""

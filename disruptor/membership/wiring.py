@@ -17,9 +17,9 @@ from typing import Protocol
 from ..address import Address
 from ..link.peer_link import PeerLink
 from ..version import __version__
-from .config import MembershipConfig, resolve
 from .driver import MembershipDriver
-from .meta import META_BUNDLES_MAX, PeerLoad, PeerMeta
+from .meta import PeerLoad, PeerMeta
+from .settings import MembershipSettings, resolve
 
 log = logging.getLogger("disruptor.membership")
 
@@ -64,7 +64,7 @@ class LocalMetadata:
             log.exception("reading the load for gossip failed")
             load = PeerLoad()
         try:
-            bundles = tuple(sorted(self.bundles.sha1s())[:META_BUNDLES_MAX])
+            bundles = tuple(sorted(self.bundles.sha1s()))
         except Exception:  # nor a store mid-shutdown
             log.exception("reading the bundle list for gossip failed")
             bundles = ()
@@ -75,7 +75,7 @@ def build_membership(
     address: Address,
     *,
     preset: str,
-    settings: MembershipConfig,
+    settings: MembershipSettings,
     cluster_name: str,
     seeds: Sequence[Address],
     secret: bytes,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from disruptor.membership.config import preset
+from disruptor.membership.settings import preset
 from disruptor.membership.suspicion import suspicion_timeout_s
 
 from ..cluster import PeerProcess
@@ -159,7 +159,8 @@ def test_dashboard_shows_the_cluster_live(cluster: list[PeerProcess]) -> None:
             )
 
             # A running job's progress moves (with no reload: the page is updated by events).
-            job = post_job(watched, [ITEM_LOOPS] * 120)
+            # Long enough (about 3 s) to span several of the page's 1 s snapshots.
+            job = post_job(watched, [ITEM_LOOPS] * 400)
             running = f"document.querySelector('#jobs-body tr[data-key=\"{job}\"]')"
             finished = f"document.querySelector('#recent-body tr[data-key=\"{job}\"]')"
             until(

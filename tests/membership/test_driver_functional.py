@@ -6,6 +6,7 @@ under its reason, and the peer must keep its view and keep serving.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -16,10 +17,18 @@ import aiohttp
 from disruptor.address import Address
 from disruptor.home import Home
 from disruptor.membership.codec import Keyring, encode_packet
-from disruptor.membership.config import LOCAL
 from disruptor.membership.driver import MembershipDriver
-from disruptor.membership.messages import INCARNATION_MAX, Alive, Dead, Message, Packet, Ping
+from disruptor.membership.messages import (
+    INCARNATION_MAX,
+    WIRE_VERSION,
+    Alive,
+    Dead,
+    Message,
+    Packet,
+    Ping,
+)
 from disruptor.membership.protocol import INCARNATION_JUMP_MAX
+from disruptor.membership.settings import LOCAL
 from disruptor.peer import Peer
 from disruptor.settings import PeerSettings
 
@@ -110,11 +119,11 @@ async def test_bad_datagrams_are_dropped_and_counted_never_believed(
     wrong = Attacker(a, b"not the secret")
     try:
         cases: list[tuple[str, bytes]] = [
-            ("truncated", b"\x01abc"),
+            ("truncated", bytes([WIRE_VERSION]) + b"abc"),
             ("version", bytes([9]) + good.frame(Ping(1, me))[1:]),
             ("auth", wrong.frame(Ping(1, me))),
             ("oversized", b"\x01" + os.urandom(LOCAL.datagram_bytes_max + 10)),
-            ("auth", b"\x01" + os.urandom(200)),
+            ("auth", bytes([WIRE_VERSION]) + os.urandom(200)),
             ("clock", good.frame(Ping(1, me), sent_at_s=time.time() - 3600)),
         ]
         # Random bytes of any length: dropped under some reason, whatever they are.
@@ -157,9 +166,9 @@ async def test_bad_datagrams_are_dropped_and_counted_never_believed(
         good.send(good.frame(Dead(known + INCARNATION_JUMP_MAX + 1, str(b.address), good.name)))
         await eventually(lambda: stats.absurd_incarnations > 0, "an absurd jump to be ignored")
         assert states(a)[str(b.address)] == "alive"
-        # A flood from one address is rate-limited; the peer keeps serving.
-        for _ in range(1500):
-            good.send(os.urandom(64))
+        # A flood of sealed datagrams from one sender is rate-limited; the peer keeps serving.
+        for seq in range(1500):
+            good.send(good.frame(Ping(seq, me)))
         await eventually(lambda: stats.dropped_rate_limited > 0, "the flood to be rate-limited")
         async with aiohttp.ClientSession() as s, s.get(a.url + "/health") as r:
             assert r.status == 200
@@ -192,3 +201,102 @@ async def test_unreachable_seed_is_retried_until_it_comes_up(home: Home) -> None
             await seed.stop()
     finally:
         await late.stop()
+
+
+def forged_udp(source: Address, target: Address, payload: bytes) -> bytes:
+    """An IPv4 datagram claiming to come from ``source`` (UDP checksum 0: none)."""
+    import struct
+
+    udp = struct.pack("!HHHH", source.port, target.port, 8 + len(payload), 0) + payload
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45, 0, 20 + len(udp), 0, 0, 64, socket.IPPROTO_UDP, 0,
+        socket.inet_aton(source.host), socket.inet_aton(target.host),
+    )  # fmt: skip
+    return header + udp
+
+
+async def test_a_forged_flood_from_a_members_address_does_not_make_it_suspect(
+    pair: tuple[Peer, Peer],
+) -> None:
+    """Random bytes "from" b's own address and port at thousands a second, for seconds: a keeps
+    hearing b's real datagrams (they are admitted by who sealed them, not by where they claim to
+    come from), so it never suspects b."""
+    a, b = pair
+    try:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    except PermissionError:
+        import pytest
+
+        pytest.skip("forging a source address needs a raw socket (root)")
+    await eventually(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
+    changes: list[str] = []
+    driver(a).subscribe(lambda v: changes.append(v.state) if v.address == b.address else None)
+    stats = driver(a).stats
+    probes_before = stats.probes
+    sent = 0
+    try:
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            for _ in range(50):
+                payload = bytes([WIRE_VERSION]) + os.urandom(100)
+                raw.sendto(forged_udp(b.address, a.address, payload), (a.address.host, 0))
+                sent += 1
+            await asyncio.sleep(0.01)  # paces the flood (about 5,000 a second); waits for nothing
+    finally:
+        raw.close()
+    await eventually(lambda: stats.dropped_total >= sent // 2, "the forged datagrams to be dropped")
+    assert "suspect" not in changes and states(a)[str(b.address)] == "alive", changes
+    assert stats.probes - probes_before >= 3
+    assert stats.dropped_auth >= sent // 2
+    assert stats.dropped_rate_limited == 0
+
+
+async def test_bundles_held_reach_other_peers_through_a_fetched_section(
+    pair: tuple[Peer, Peer],
+) -> None:
+    """Load and version ride in gossip; the bundle list is fetched over HTTP when its digest
+    changes, and ``meta_of`` returns all of it."""
+    from disruptor.membership.meta import PeerLoad, PeerMeta
+
+    a, b = pair
+    bundles = tuple(f"{i:040x}" for i in range(40))
+    driver(b).metadata_provider = lambda: PeerMeta(PeerLoad(3, 2, 1), bundles, "9.9")
+
+    def seen() -> bool:
+        meta = driver(a).meta_of(b.address)
+        return meta is not None and meta.bundles == bundles
+
+    await eventually(seen, "a to hold b's 40 bundles")
+    meta = driver(a).meta_of(b.address)
+    assert meta is not None and meta.load == PeerLoad(3, 2, 1) and meta.version == "9.9"
+    assert driver(a).stats.section_fetches >= 1
+    rows = {str(m.address): m for m in driver(a).members()}
+    assert rows[str(b.address)].meta.bundles == bundles
+
+
+async def test_a_large_push_pull_body_arrives_whole(pair: tuple[Peer, Peer]) -> None:
+    """A body of many pieces (here 20,000 rows, a few hundred KB) is read to its end."""
+    from disruptor.membership.codec import decode_sync, encode_sync
+    from disruptor.membership.driver import SYNC_PATH
+    from disruptor.membership.messages import MemberRecord, MemberState, SyncState
+
+    from ..link.support import peer_headers
+
+    a, b = pair
+    await eventually(lambda: states(a).get(str(b.address)) == "alive", "a to list b")
+    # Rows about peers that left: a merges them as nothing (it never knew them).
+    rows = tuple(
+        MemberRecord(f"10.{i // 250}.{i % 250}.1:7", 1, MemberState.LEFT) for i in range(20_000)
+    )
+    body = encode_sync(SyncState(str(b.address), False, rows))
+    assert len(body) > 200_000
+    headers = peer_headers(a.cluster_secret, "POST", SYNC_PATH, body)
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(a.url + SYNC_PATH, data=body, headers=headers) as r,
+    ):
+        assert r.status == 200, await r.text()
+        reply = decode_sync(await r.read(), LOCAL.sync_bytes_max)
+    assert str(a.address) in {m.node for m in reply.members}
+    assert states(a)[str(b.address)] == "alive" and len(states(a)) == 2

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from disruptor.errors import BadRequest
-from disruptor.membership.config import LAN, PRESET_NAMES, preset
+from disruptor.membership.settings import LAN, PRESET_NAMES, preset
 
 
 def test_presets_are_valid_and_ordered_by_patience() -> None:
