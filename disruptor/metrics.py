@@ -301,14 +301,16 @@ def reading(parts: Parts, http: HttpStats) -> Reading:
     ``cancelled`` and its latency histogram). Items finished for the jobs coordinated here count
     those of finished jobs plus the progress of the running ones, so the chart moves while a long
     job runs. Items run here are counted by the worker pool and the snippet engine as they
-    finish, for any peer's job.
+    finish, for any peer's job. The peer is busy while jobs it coordinates or tasks it serves
+    run (the rates then never read idle once a result has come).
     """
     stats = parts.jobs.stats
     done = stats.completed + stats.failed + stats.cancelled
     items = stats.items_completed + stats.items_failed
     items += sum(int(job["progress"]["done"]) for job in parts.jobs.in_flight())
     run_here = parts.pool.stats.tasks_done + parts.snippets.stats.items
-    return Reading(done, items, stats.latency.count, stats.latency.sum_s, run_here)
+    busy = stats.running > 0 or stats.tasks_serving > 0
+    return Reading(done, items, stats.latency.count, stats.latency.sum_s, run_here, busy)
 
 
 class Metrics:

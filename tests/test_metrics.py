@@ -162,6 +162,7 @@ def test_the_chart_reads_job_stats_and_the_running_jobs_progress() -> None:
         4,
         pytest.approx(4.602),
         42,
+        True,  # a job is running here
     )
 
 
