@@ -23,9 +23,9 @@ from typing import Any
 import aiohttp
 
 import disruptor
-from disruptor.address import free_port
 from disruptor.client import AsyncClient
 from disruptor.home import Home
+from disruptor.ports import free_port
 
 from . import procs
 
