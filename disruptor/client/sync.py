@@ -46,6 +46,7 @@ class Client:
         self._loop = event_loop.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
+        self._closing: set[asyncio.Task[None]] = set()  # iterators closed on the loop's thread
         self._aio: AsyncClient = self._call(_make(peers, token, home, timeout_s))
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -62,7 +63,15 @@ class Client:
                 except StopAsyncIteration:
                     return
         finally:
-            if not self._loop.is_closed():
+            # Closing it cancels its job if it had not ended. Never wait on the loop's own
+            # thread (a generator may be collected there): there, schedule the close.
+            if self._loop.is_closed():
+                pass
+            elif threading.current_thread() is self._thread:
+                closing = self._loop.create_task(aiter.aclose())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+            else:
                 self._call(aiter.aclose())
 
     @property

@@ -89,3 +89,20 @@ async def test_stream_yields_pieces_as_they_arrive_and_leaving_early_cancels(
         assert got == {0: 8, 1: 10}
         await eventually(lambda: not peer.jobs.in_flight(), "the left job to be cancelled")
         assert peer.jobs.recent()[0]["state"] == "cancelled"
+
+
+async def test_leaving_a_blocking_stream_early_cancels_its_job(peer: Peer, home: Home) -> None:
+    def take_two() -> dict[int, int]:
+        with Client(peer.url, home=home) as client:
+            got = {}
+            results = client.stream(SPIN_ON_NEGATIVE, [4, 5, -1], chunk_size=1, timeout_s=120)
+            for index, value in results:
+                got[index] = value
+                if len(got) == 2:
+                    break
+            results.close()  # what the end of a for loop's scope does, said at once
+            return got
+
+    assert await asyncio.to_thread(take_two) == {0: 8, 1: 10}
+    await eventually(lambda: not peer.jobs.in_flight(), "the left job to be cancelled")
+    assert peer.jobs.recent()[0]["state"] == "cancelled"
