@@ -18,9 +18,12 @@ task here is *data in, data out*. ``fn`` is one of
 Arguments and results must be JSON values. The handler receives one item: the argument itself
 when one is given, or the list of arguments when several are (``map(fn, xs, ys)`` sends ``[x,
 y]``). Keyword arguments are not supported. Execution is at-least-once (a task lost with its peer
-runs again elsewhere), so ``fn`` should be idempotent. ``map`` sends all items as one job
-(``chunksize`` becomes the job's chunk size) and yields results in order, raising an item's error
-when its turn comes, as a process pool does.
+runs again elsewhere), so ``fn`` should be idempotent. ``map`` sends all items as one job and
+yields results in order as they arrive: the first as soon as the task holding it is done, not
+when the last is; an item's error is raised when its turn comes, as a process pool does.
+``chunksize`` becomes the job's ``chunk_size`` (items per task; left out, the peers choose, small
+for small jobs); ``timeout`` bounds the whole iteration from the call (``TimeoutError``), and
+leaving the loop early cancels what is left of the job.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from .client.handles import Job
 from .client.jobs import Work
+from .client.options import JobOptions, Policy
 from .client.sync import Client
-from .outcome import ItemOutcome
 
 
 class Executor(concurrent.futures.Executor):
@@ -41,18 +45,15 @@ class Executor(concurrent.futures.Executor):
         peers: str | Sequence[str],
         *,
         token: str | None = None,
-        policy: str | None = None,
+        policy: Policy | None = None,
         timeout_s: float | None = None,
         retries: int | None = None,
         client_timeout_s: float = 3600.0,
     ) -> None:
         self._client = Client(peers, token=token, timeout_s=client_timeout_s)
-        self._options: dict[str, Any] = {
-            "policy": policy,
-            "timeout_s": timeout_s,
-            "retries": retries,
-        }
+        self._options: JobOptions = {"policy": policy, "timeout_s": timeout_s, "retries": retries}
         self._futures: set[concurrent.futures.Future[Any]] = set()
+        self._jobs: set[Job] = set()
         self._lock = threading.Lock()
         self._shutdown = False
 
@@ -102,38 +103,42 @@ class Executor(concurrent.futures.Executor):
         fn: Work,
         *iterables: Iterable[Any],
         timeout: float | None = None,
-        chunksize: int = 1,
+        chunksize: int | None = None,
     ) -> Iterator[Any]:
-        """Results in order; all items go out at once as one job."""
+        """Results in order, each as soon as it and those before it have arrived; all items go
+        out at once as one job. ``timeout`` (seconds) bounds the whole iteration from this call."""
         self._check_open()
         items = [
             args[0] if len(args) == 1 else list(args) for args in zip(*iterables, strict=False)
         ]
-        future: concurrent.futures.Future[list[ItemOutcome]] = self._client.submit(
-            fn,
-            items,
-            outcomes=True,
-            chunk_size=chunksize if chunksize > 1 else None,
-            **self._options,
-        )
-        self._track(future)
-        return self._results(future, timeout)
+        options: JobOptions = {**self._options, "chunk_size": chunksize}
+        job = self._client.start(fn, items, **options)
+        with self._lock:
+            self._jobs.add(job)
+        return self._results(job, job.iter_values(timeout))
 
-    def _results(
-        self, future: concurrent.futures.Future[list[ItemOutcome]], timeout: float | None
-    ) -> Iterator[Any]:
-        for outcome in future.result(timeout):
-            if outcome.error is not None:
-                raise outcome.error.to_exception()
-            yield outcome.value
+    def _results(self, job: Job, values: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from values
+        finally:
+            # Left early (an error, a timeout, a break): the rest of the job is not wanted.
+            if not job.done():
+                job.cancel()
+            with self._lock:
+                self._jobs.discard(job)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             self._shutdown = True
             pending = list(self._futures)
+            jobs = list(self._jobs)
         if cancel_futures:
             for future in pending:
                 future.cancel()
+            for job in jobs:
+                job.cancel()
         if wait:
             concurrent.futures.wait(pending)
+            for job in jobs:
+                job.wait()
         self._client.close()

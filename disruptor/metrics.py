@@ -24,17 +24,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from .histogram import LatencyHistogram
+from .metric_help import help_text
 from .parts import Parts
 from .timeseries import Reading, Series
 from .version import __version__
@@ -168,28 +172,34 @@ def stats_families(part: str, stats: DataclassInstance) -> Iterator[Metric]:
         if group in LABELLED_GROUPS and reason and _number(getattr(stats, f.name)) is not None:
             family = groups.get(group)
             if family is None:
+                text = help_text(part, group) or f"{part} {group}, by reason"
                 family = groups[group] = CounterMetricFamily(
-                    f"{PREFIX}_{part}_{group}", f"{part} {group}, by reason", labels=["reason"]
+                    f"{PREFIX}_{part}_{group}", text, labels=["reason"]
                 )
             family.add_metric([reason], float(getattr(stats, f.name)))
             continue
         value = getattr(stats, f.name, None)
-        help_text = str(f.metadata.get("help", f"{part} {f.name.replace('_', ' ')}"))
+        text = str(f.metadata.get("help") or help_text(part, f.name) or _fallback(part, f.name))
         if isinstance(value, LatencyHistogram):
             name, _ = metric_name(part, f.name)
             if not name.endswith("_seconds"):
                 name += "_seconds"
-            yield histogram_family(name, help_text, value)
+            yield histogram_family(name, text + ", in seconds", value)
             continue
         number = _number(value)
         if number is None:
             continue
         name, scale = metric_name(part, f.name)
         if metric_kind(f.name, f.metadata) == "gauge":
-            yield GaugeMetricFamily(name, help_text, value=number * scale)
+            yield GaugeMetricFamily(name, text, value=number * scale)
         else:
-            yield CounterMetricFamily(name, help_text, value=number * scale)
+            yield CounterMetricFamily(name, text, value=number * scale)
     yield from groups.values()
+
+
+def _fallback(part: str, field_name: str) -> str:
+    """The help of a field nobody described yet (``metric_help.py`` is where to describe it)."""
+    return f"{part} {field_name.replace('_', ' ')} (undescribed)"
 
 
 def exported_stats(parts: Parts) -> tuple[tuple[str, DataclassInstance], ...]:
@@ -248,9 +258,11 @@ class PeerCollector(Collector):
 
     def _bundles(self) -> Iterator[Metric]:
         infos = self._parts.store.list()
-        yield GaugeMetricFamily(f"{PREFIX}_bundles_held", "Bundles held", value=float(len(infos)))
+        held = float(len(infos))
+        yield GaugeMetricFamily(f"{PREFIX}_bundles_held", "Bundles this peer holds", value=held)
         size = float(sum(i.size for i in infos))
-        yield GaugeMetricFamily(f"{PREFIX}_bundles_held_bytes", "Bytes of bundles held", value=size)
+        text = "Bytes of the bundles this peer holds (their archives)"
+        yield GaugeMetricFamily(f"{PREFIX}_bundles_held_bytes", text, value=size)
 
     def _stats(self) -> Iterator[Metric]:
         for name, stats in exported_stats(self._parts):
@@ -268,7 +280,7 @@ class PeerCollector(Collector):
         yield requests
         durations = HistogramMetricFamily(
             f"{PREFIX}_http_request_duration_seconds",
-            "Time to serve HTTP requests, by method and route pattern",
+            "Time to serve HTTP requests, in seconds, by method and route pattern",
             labels=["method", "route"],
         )
         for (method, route), hist in sorted(http.durations.items()):
@@ -289,14 +301,16 @@ def reading(parts: Parts, http: HttpStats) -> Reading:
     ``cancelled`` and its latency histogram). Items finished for the jobs coordinated here count
     those of finished jobs plus the progress of the running ones, so the chart moves while a long
     job runs. Items run here are counted by the worker pool and the snippet engine as they
-    finish, for any peer's job.
+    finish, for any peer's job. The peer is busy while jobs it coordinates or tasks it serves
+    run (the rates then never read idle once a result has come).
     """
     stats = parts.jobs.stats
     done = stats.completed + stats.failed + stats.cancelled
     items = stats.items_completed + stats.items_failed
     items += sum(int(job["progress"]["done"]) for job in parts.jobs.in_flight())
     run_here = parts.pool.stats.tasks_done + parts.snippets.stats.items
-    return Reading(done, items, stats.latency.count, stats.latency.sum_s, run_here)
+    busy = stats.running > 0 or stats.tasks_serving > 0
+    return Reading(done, items, stats.latency.count, stats.latency.sum_s, run_here, busy)
 
 
 class Metrics:
@@ -307,7 +321,11 @@ class Metrics:
         self.series = Series()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(PeerCollector(parts, self.http))
-        ProcessCollector(namespace=PREFIX, registry=self.registry)
+        # The stock names (process_cpu_seconds_total, python_info, python_gc_*...) that ready-made
+        # dashboards and alerts expect, read on this peer's own registry.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self._parts = parts
         self._interval_s = sample_interval_s
         self._task: asyncio.Task[None] | None = None
@@ -315,7 +333,14 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this peer's metrics."""
-        return bytes(generate_latest(self.registry))
+        return self.exposition("")[0]
+
+    def exposition(self, accept: str) -> tuple[bytes, str]:
+        """This peer's metrics and their content type: OpenMetrics when ``accept`` (a request's
+        ``Accept`` header) asks for ``application/openmetrics-text``, else Prometheus' text
+        format (the version it asks for, 0.0.4 by default)."""
+        encode, content_type = choose_encoder(accept)
+        return bytes(encode(self.registry)), str(content_type)
 
     def sample(self, now_s: float | None = None) -> None:
         self.series.sample(time.time() if now_s is None else now_s, reading(self._parts, self.http))

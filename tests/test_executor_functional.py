@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ import disruptor
 from disruptor.errors import TaskFailed
 from disruptor.home import Home
 
-from .cluster import PeerProcess
+from .cluster import PeerProcess, wait_for
 
 LINES = [f"line {n} has {'word ' * (n % 7)}words" for n in range(200)]
 
@@ -23,6 +24,14 @@ def count_words(line):  # type: ignore[no-untyped-def]
 
 def inverse(x):  # type: ignore[no-untyped-def]
     return 1 // x
+
+
+def spin_on_negative(x):  # type: ignore[no-untyped-def]
+    """Doubles ``x``; a negative ``x`` runs until its job is cancelled (or its timeout)."""
+    if x < 0:
+        while True:
+            pass
+    return x * 2
 
 
 def word_counts(pool: concurrent.futures.Executor) -> list[int]:
@@ -89,3 +98,43 @@ def test_first_peer_down_fails_over(peers: list[str]) -> None:
     dead = "127.0.0.1:9"  # discard port: nothing listens
     with disruptor.Executor([dead, *peers]) as pool:
         assert pool.submit(count_words, "one two three").result(timeout=60) == 3
+
+
+def running_jobs(peer: str) -> list[dict[str, Any]]:
+    with disruptor.Client(peer) as client:
+        return list(client.request_json("GET", "/jobs")["running"])
+
+
+def test_map_yields_each_result_as_it_arrives_not_when_the_last_does(peers: list[str]) -> None:
+    # The last item spins until cancelled: the first results must come while it still runs.
+    with disruptor.Executor(peers, timeout_s=120) as pool:
+        results = pool.map(spin_on_negative, [1, 2, 3, -1], chunksize=1, timeout=60)
+        assert [next(results), next(results), next(results)] == [2, 4, 6]
+        assert len(running_jobs(peers[0])) == 1, "the job is still running"
+        results.close()  # leaving early cancels the rest of the job
+        wait_for(lambda: not running_jobs(peers[0]), 30, "the job to be cancelled")
+
+
+def test_map_timeout_bounds_the_whole_iteration(peers: list[str]) -> None:
+    with disruptor.Executor(peers, timeout_s=120) as pool:
+        results = pool.map(spin_on_negative, [5, -1, 6], chunksize=1, timeout=3)
+        assert next(results) == 10
+        with pytest.raises(TimeoutError):
+            next(results)
+        # A timed-out iteration cancels its job, as a process pool cancels its futures.
+        wait_for(lambda: not running_jobs(peers[0]), 30, "the timed-out job to be cancelled")
+
+
+def test_chunksize_is_the_jobs_chunk_size(peers: list[str]) -> None:
+    def latest_runs() -> list[int]:
+        with disruptor.Client(peers[0]) as client:
+            (latest, *_) = client.request_json("GET", "/jobs")["recent"]
+            return sorted(run["count"] for run in client.job(latest["id"])["chunks"])
+
+    expected = [count_words(line) for line in LINES[:30]]
+    with disruptor.Executor(peers) as pool:
+        assert list(pool.map(count_words, LINES[:30], chunksize=7)) == expected
+        assert latest_runs() == [2, 7, 7, 7, 7]
+        # As with a process pool, 1 means one item per task.
+        assert list(pool.map(count_words, LINES[:30], chunksize=1)) == expected
+        assert latest_runs() == [1] * 30

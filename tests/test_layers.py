@@ -22,6 +22,7 @@ LAYERS = {
     "outcome": 2,
     "histogram": 2,
     "timeseries": 2,
+    "metric_help": 2,
     "logs": 2,
     "event_loop": 2,
     "home": 2,

@@ -6,11 +6,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse
 from prometheus_client.parser import text_string_to_metric_families
 
 from disruptor.address import Address
 from disruptor.histogram import LatencyHistogram
-from disruptor.metrics import Metrics, metric_kind, metric_name, reading
+from disruptor.metrics import Metrics, metric_kind, metric_name, reading, stats_families
 
 
 @dataclass
@@ -20,6 +21,7 @@ class FakeJobStats:
     failed: int = 1
     cancelled: int = 0
     running: int = 1
+    tasks_serving: int = 0
     items_completed: int = 40
     items_failed: int = 2
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -160,4 +162,34 @@ def test_the_chart_reads_job_stats_and_the_running_jobs_progress() -> None:
         4,
         pytest.approx(4.602),
         42,
+        True,  # a job is running here
     )
+
+
+@dataclass
+class DescribedStats:
+    queue_items: int = 4  # described in metric_help.py
+    spins: int = field(default=2, metadata={"help": "Spins of the wheel"})  # by the part itself
+    wobbles: int = 1  # by nobody yet
+
+
+def test_help_comes_from_the_part_then_the_table_then_a_marked_fallback() -> None:
+    helps = {f.name: f.documentation for f in stats_families("workers", DescribedStats())}
+    queue = "Items waiting in the pool's queues for a free worker (items)"
+    assert helps == {
+        "disruptor_workers_queue_items": queue,
+        "disruptor_workers_spins": "Spins of the wheel",
+        "disruptor_workers_wobbles": "workers wobbles (undescribed)",
+    }
+
+
+def test_openmetrics_is_served_to_whoever_asks_for_it() -> None:
+    metrics = Metrics(fake_parts())
+    text, content_type = metrics.exposition("application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text; version=1.0.0")
+    assert {f.name for f in parse(text.decode())} >= {
+        "disruptor_jobs_submitted",
+        "process_cpu_seconds",
+    }
+    plain, plain_type = metrics.exposition("")
+    assert plain_type.startswith("text/plain; version=0.0.4") and b"# EOF" not in plain

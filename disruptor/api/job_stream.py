@@ -7,9 +7,11 @@ is one MessagePack array of frames, so whatever is waiting travels together:
 - client -> peer: ``{"op": "submit", "ref": N, "key": IDEMPOTENCY_KEY?, "job": JOB}`` (``JOB`` is
   the ``JobSpec`` of ``POST /jobs``, its items as ``chunks``) and ``{"op": "cancel", "ref": N}``;
 - peer -> client: ``{"ref": N, "type": "done", "body": ANSWER}`` (``ANSWER`` as ``POST /jobs``
-  answers in MessagePack), ``{"ref": N, "type": "piece", "body": PIECE}`` for a job with
-  ``stream: true`` (then its ``done`` carries no results), and ``{"ref": N, "type": "error",
-  "problem": PROBLEM}`` for a job refused (the problem+json of the same refusal over HTTP).
+  answers in MessagePack); for a job with ``stream: true``, first ``{"ref": N, "type":
+  "started", "body": {"id": JOB_ID}}`` and then ``{"ref": N, "type": "piece", "body": PIECE}``
+  for each piece of results as it is accepted (its ``done`` then carries no results); and
+  ``{"ref": N, "type": "error", "problem": PROBLEM}`` for a job refused (the problem+json of the
+  same refusal over HTTP). A client ignores frame types it does not know.
 
 Rules: ``ref`` is the client's own number, unique among its jobs in flight on the socket; at most
 ``JOBS_IN_FLIGHT_MAX`` jobs per socket are running at once (past that the socket is not read
@@ -62,6 +64,7 @@ async def get_job_stream(request: web.Request) -> web.WebSocketResponse:
         jobs[frame.ref] = job
         try:
             if frame.job.stream:
+                outbox.put({"ref": frame.ref, "type": "started", "body": {"id": job.job_id}})
                 async for piece in job.pieces_as_delivered():
                     body = piece_body(piece, binary=True)
                     outbox.put({"ref": frame.ref, "type": "piece", "body": body})

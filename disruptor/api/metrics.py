@@ -1,20 +1,23 @@
-"""``GET /metrics``: this peer's metrics in Prometheus' text format (bearer token required).
+"""``GET /metrics``: this peer's metrics for Prometheus (bearer token required).
 
-Scrape every peer: each reports its own view and its own counters; nothing is aggregated here.
+Prometheus' text format, or OpenMetrics when the ``Accept`` header asks for
+``application/openmetrics-text`` (as Prometheus itself does). Scrape every peer: each reports its
+own view and its own counters; nothing is aggregated here.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from .context import METRICS
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    response = web.Response(body=request.app[METRICS].render())
-    # The exposition content type carries a version parameter aiohttp's content_type refuses.
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    body, content_type = request.app[METRICS].exposition(request.headers.get("Accept", ""))
+    response = web.Response(body=body)
+    # The exposition content type carries parameters aiohttp's content_type refuses.
+    response.headers["Content-Type"] = content_type
+    response.headers["Vary"] = "Accept"
     return response
 
 

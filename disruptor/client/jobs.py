@@ -1,10 +1,14 @@
-"""The client's job calls: ``map``, ``submit``, ``stream``, ``send``, ``job``, ``cancel``.
+"""The client's job calls: ``map``, ``outcomes``, ``start``, ``stream``, ``submit``, ``send``...
 
-What runs is named by ``work`` (``client/work.py``). Jobs travel as MessagePack: the items cut
-into chunks once here, the values back as one array (``client/answers.py``). Each call carries an
-``Idempotency-Key``, so when the coordinating peer dies the transport's failover resends the same
-job to the next peer without starting it twice there. Item errors come back as the same
-exception classes the peer raised (``TaskFailed`` and its subclasses).
+What runs is named by ``work`` (``client/work.py``), how it runs by ``**options``
+(``client/options.py``). Jobs travel as MessagePack frames on the job stream of the current peer
+(``client/job_stream.py``): the items cut into chunks once here, the values back as one array
+(``client/answers.py``). A job that reports as it goes (``start``, ``stream``, ``progress=True``,
+``Executor.map``) is sent with ``stream: true``: the peer sends each piece of results as it
+accepts it, and a ``Collected`` keeps them (``client/collected.py``). Every job carries an
+idempotency key, so when the coordinating peer dies the same job goes to the next peer without
+starting twice there; its pieces come again, and each item is reported once. Item errors come
+back as the same exception classes the peer raised (``TaskFailed`` and its subclasses).
 """
 
 from __future__ import annotations
@@ -12,29 +16,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import itertools
-import json
 import secrets
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
-
-import aiohttp
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from typing import Any, Literal, Unpack, overload
 
 from ..errors import JobCancelled, Overloaded, PeerUnreachable, Unavailable
 from ..outcome import ItemOutcome
-from .answers import (
-    folded_or_raise,
-    job_map,
-    job_request,
-    outcomes_of,
-    piece_outcomes,
-    values_or_raise,
-)
+from .answers import folded_or_raise, job_map, job_request, outcomes_of, values_or_raise
+from .collected import Collected, Listener
+from .handles import AsyncJob, progress_bar
 from .job_stream import JobStream
+from .options import JobOptions
 from .transport import RETRY_AFTER_ATTEMPTS_MAX, RETRY_AFTER_S_MAX, Transport
 from .work import BundleRef, Snippet, Work, snippet_source, work_body
-
-NDJSON = "application/x-ndjson"
-STREAM_RESUBMITS_MAX = 5
 
 __all__ = ["BundleRef", "JobsMixin", "Snippet", "Work", "snippet_source", "work_body"]
 
@@ -46,7 +41,8 @@ class JobsMixin(Transport):
         items: Iterable[Any],
         *,
         idempotency_key: str | None = None,
-        **options: Any,
+        reduce: str | None = None,
+        **options: Unpack[JobOptions],
     ) -> dict[str, Any]:
         """Submit a job and wait: the peer's whole answer (``id``, ``state``, ``values``...).
 
@@ -54,14 +50,22 @@ class JobsMixin(Transport):
         request); when that peer cannot be reached the same job, under the same idempotency key,
         goes to the next peer given, and a peer that is busy is asked again after it says.
         """
-        job = job_map(work, list(items), options)
-        key = idempotency_key or self._new_key()
+        job = job_map(work, list(items), {**options, "reduce": reduce})
+        return await self._run(job, idempotency_key or self._new_key())
+
+    async def _run(
+        self, job: dict[str, Any], key: str, collected: Collected | None = None
+    ) -> dict[str, Any]:
+        """Run ``job`` on the current peer's job stream, failing over as ``run_job`` says;
+        pieces of results (a job with ``stream: true``) go to ``collected``."""
+        on_piece = None if collected is None else collected.add
+        on_started = None if collected is None else collected.started
         last: Exception | None = None
         for _ in range(len(self.urls)):
             stream = self._job_stream(self.url)
             for attempt in range(RETRY_AFTER_ATTEMPTS_MAX + 1):
                 try:
-                    return await stream.run(job, key)
+                    return await stream.run(job, key, on_piece, on_started)
                 except PeerUnreachable as exc:
                     last = exc
                     break
@@ -76,9 +80,8 @@ class JobsMixin(Transport):
         """A fresh idempotency key: random per client, counted within it (no syscall per job)."""
         keys = self.__dict__.get("_keys")
         if keys is None:
-            keys = self.__dict__["_keys"] = (
-                f"{secrets.token_hex(8)}-{n}" for n in itertools.count()
-            )
+            prefix = secrets.token_hex(8)
+            keys = self.__dict__["_keys"] = (f"{prefix}-{n}" for n in itertools.count())
         return str(next(keys))
 
     def _job_stream(self, url: str) -> JobStream:
@@ -94,29 +97,152 @@ class JobsMixin(Transport):
             await stream.close()
         await super().close()
 
-    async def map(self, work: Work, items: Iterable[Any], **options: Any) -> Any:
+    @overload
+    async def map(
+        self,
+        work: Work,
+        items: Iterable[Any],
+        *,
+        reduce: str,
+        progress: bool = False,
+        **options: Unpack[JobOptions],
+    ) -> Any: ...
+
+    @overload
+    async def map(
+        self,
+        work: Work,
+        items: Iterable[Any],
+        *,
+        reduce: None = None,
+        progress: bool = False,
+        **options: Unpack[JobOptions],
+    ) -> list[Any]: ...
+
+    async def map(
+        self,
+        work: Work,
+        items: Iterable[Any],
+        *,
+        reduce: str | None = None,
+        progress: bool = False,
+        **options: Unpack[JobOptions],
+    ) -> Any:
         """Every item's value, in order (an item's error is raised as the peer's exception).
 
         With ``reduce=SOURCE`` the folded value is returned instead of the list; with
-        ``policy="broadcast"``, one ``{"peer", "values", "errors"}`` per peer.
+        ``policy="broadcast"``, one ``{"peer", "values", "errors"}`` per peer. ``progress=True``
+        draws a progress bar (tqdm; a widget in a notebook) that moves as results arrive.
         """
-        answer = await self.run_job(work, items, **options)
-        if options.get("reduce") is not None:
+        if progress:
+            job = self._start(work, items, options, reduce=reduce, bar=True)
+            answer = await job.answer()
+            return folded_or_raise(answer) if reduce is not None else job.collected.values()
+        answer = await self.run_job(work, items, reduce=reduce, **options)
+        if reduce is not None:
             return folded_or_raise(answer)
         if options.get("policy") == "broadcast":
             return list(answer["peers"])
         return values_or_raise(answer)
 
-    async def send(self, work: Work, item: Any, **options: Any) -> Any:
+    async def send(self, work: Work, item: Any, **options: Unpack[JobOptions]) -> Any:
         """One item's value."""
         return (await self.map(work, [item], **options))[0]
 
-    async def outcomes(self, work: Work, items: Iterable[Any], **options: Any) -> list[ItemOutcome]:
-        """Every item's ``ItemOutcome`` (value or error, and where it ran), in order."""
+    async def outcomes(
+        self,
+        work: Work,
+        items: Iterable[Any],
+        *,
+        progress: bool = False,
+        **options: Unpack[JobOptions],
+    ) -> list[ItemOutcome]:
+        """Every item's ``ItemOutcome`` (value or error, and where it ran), in order;
+        ``progress=True`` draws a progress bar as ``map`` does."""
+        if progress:
+            job = self._start(work, items, options, bar=True)
+            await job.wait()
+            return job.collected.outcomes()
         return outcomes_of(await self.run_job(work, items, **options))
 
+    async def start(
+        self,
+        work: Work,
+        items: Iterable[Any],
+        *,
+        progress: bool = False,
+        **options: Unpack[JobOptions],
+    ) -> AsyncJob:
+        """Send a job and return at once: a handle whose ``progress`` moves as results arrive,
+        to ``wait`` for, read (``result``, ``outcomes``) or ``cancel``. ``progress=True`` also
+        draws a progress bar."""
+        return self._start(work, items, options, bar=progress)
+
+    def _start(
+        self,
+        work: Work,
+        items: Iterable[Any],
+        options: JobOptions,
+        *,
+        reduce: str | None = None,
+        bar: bool = False,
+        listener: Listener | None = None,
+    ) -> AsyncJob:
+        """Send a streamed job from this event loop; its pieces fill the handle's ``Collected``."""
+        if options.get("policy") == "broadcast":
+            raise ValueError("a broadcast job answers per peer at its end: it cannot stream")
+        materialised = list(items)
+        job = job_map(work, materialised, {**options, "reduce": reduce, "stream": True})
+        collected = Collected(len(materialised))
+        if bar:
+            progress_bar(collected)
+        if listener is not None:
+            collected.listen(listener)
+        task = asyncio.create_task(self._collect(job, self._new_key(), collected))
+        running: set[asyncio.Task[Any]] = self.__dict__.setdefault("_submitted", set())
+        running.add(task)
+        task.add_done_callback(_forget(running))
+        return AsyncJob(collected, task)
+
+    async def _collect(self, job: dict[str, Any], key: str, collected: Collected) -> dict[str, Any]:
+        try:
+            answer = await self._run(job, key, collected)
+        except asyncio.CancelledError:
+            collected.fail(JobCancelled(f"job {collected.job_id} was cancelled"))
+            raise
+        except BaseException as exc:
+            collected.fail(exc)
+            raise
+        collected.finish(answer)
+        return answer
+
+    @overload
     async def submit(
-        self, work: Work, items: Iterable[Any], *, outcomes: bool = False, **options: Any
+        self,
+        work: Work,
+        items: Iterable[Any],
+        *,
+        outcomes: Literal[True],
+        **options: Unpack[JobOptions],
+    ) -> concurrent.futures.Future[list[ItemOutcome]]: ...
+
+    @overload
+    async def submit(
+        self,
+        work: Work,
+        items: Iterable[Any],
+        *,
+        outcomes: Literal[False] = False,
+        **options: Unpack[JobOptions],
+    ) -> concurrent.futures.Future[list[Any]]: ...
+
+    async def submit(
+        self,
+        work: Work,
+        items: Iterable[Any],
+        *,
+        outcomes: bool = False,
+        **options: Unpack[JobOptions],
     ) -> concurrent.futures.Future[Any]:
         """Start a job; its values (``outcomes=True``: its ``ItemOutcome`` list) arrive in the
         returned future, which is usable from any thread.
@@ -139,14 +265,19 @@ class JobsMixin(Transport):
 
         task = asyncio.create_task(run())
         future.add_done_callback(lambda f: task.cancel() if f.cancelled() else None)
-        pending = self.__dict__.setdefault("_submitted", set())
+        pending: set[asyncio.Task[Any]] = self.__dict__.setdefault("_submitted", set())
         pending.add(task)
         task.add_done_callback(pending.discard)
         return future
 
     async def stream(
-        self, work: Work, items: Iterable[Any], *, return_exceptions: bool = False, **options: Any
-    ) -> AsyncIterator[tuple[int, Any]]:
+        self,
+        work: Work,
+        items: Iterable[Any],
+        *,
+        return_exceptions: bool = False,
+        **options: Unpack[JobOptions],
+    ) -> AsyncGenerator[tuple[int, Any], None]:
         """``(index, value)`` pairs as items complete, each exactly once, even across failover.
 
         An item's error is raised (or yielded as the exception with ``return_exceptions``).
@@ -160,39 +291,33 @@ class JobsMixin(Transport):
                 raise outcome.error.to_exception()
 
     async def stream_outcomes(
-        self, work: Work, items: Iterable[Any], **options: Any
-    ) -> AsyncIterator[tuple[int, ItemOutcome]]:
-        """``(index, ItemOutcome)`` as pieces of the job complete, each index exactly once."""
-        body = job_request(work, list(items), options)
-        headers = {
-            "Idempotency-Key": self._new_key(),
-            "Accept": NDJSON,
-            "Content-Type": "application/msgpack",
-        }
-        seen: set[int] = set()
-        for _ in range(STREAM_RESUBMITS_MAX):
-            try:
-                response = await self.request("POST", "/jobs", data=body, headers=headers)
-                async with response:
-                    async for line in response.content:
-                        if not line.strip():
-                            continue
-                        row = json.loads(line)
-                        if row.get("done"):
-                            if row.get("state") == "cancelled":
-                                raise JobCancelled(f"job {row.get('id')} was cancelled")
-                            return
-                        for index, outcome in piece_outcomes(row):
-                            if index not in seen:
-                                seen.add(index)
-                                yield index, outcome
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError):
-                # The coordinator went away mid-stream: the same job, by its key, on the next
-                # peer; items already yielded are skipped when they come again.
-                self._current = (self._current + 1) % len(self.urls)
-                continue
-            raise PeerUnreachable("the stream ended before the job finished")
-        raise PeerUnreachable(f"the job's stream broke {STREAM_RESUBMITS_MAX} times")
+        self, work: Work, items: Iterable[Any], **options: Unpack[JobOptions]
+    ) -> AsyncGenerator[tuple[int, ItemOutcome], None]:
+        """``(index, ItemOutcome)`` as pieces of the job complete, each index exactly once.
+
+        Stopping early (leaving the loop) cancels the job.
+        """
+        arrived: deque[int] = deque()  # at most one entry per item of the job
+        woken = asyncio.Event()
+
+        def on_new(indexes: Sequence[int]) -> None:
+            arrived.extend(indexes)
+            woken.set()
+
+        job = self._start(work, items, options, listener=on_new)
+        try:
+            while True:
+                while arrived:
+                    index = arrived.popleft()
+                    yield index, job.collected.outcome(index)
+                if job.done():
+                    break
+                woken.clear()
+                await woken.wait()
+            job.collected.raise_if_stopped()
+        finally:
+            if not job.done():
+                job.cancel_nowait()
 
     async def job(self, job_id: str, *, results: bool = True) -> dict[str, Any]:
         """A job's state, progress and (unless ``results=False``) results."""
@@ -202,8 +327,11 @@ class JobsMixin(Transport):
         )
         return answer
 
-    async def start_job(self, work: Work, items: Iterable[Any], **options: Any) -> str:
-        """Start a job without waiting (``wait=false``): its id, for ``job`` and ``cancel``."""
+    async def start_job(
+        self, work: Work, items: Iterable[Any], **options: Unpack[JobOptions]
+    ) -> str:
+        """Start a job over HTTP without waiting (``wait=false``): its id, for ``job`` and
+        ``cancel`` (``start`` gives a handle instead)."""
         body = job_request(work, list(items), {**options, "wait": False})
         headers = {"Idempotency-Key": self._new_key()}
         answer = await self.request_msgpack("POST", "/jobs", body, headers=headers)
@@ -243,3 +371,15 @@ class JobsMixin(Transport):
         """Every live peer's workers: ``{address: {"workers": [...], "failed": {...}}}``."""
         reply = await self.request_json("GET", "/workers", params={"scope": "cluster"})
         return dict(reply["peers"])
+
+
+def _forget(running: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    """A done-callback: drop the task, and read its outcome so asyncio never reports it lost
+    (the handle's ``Collected`` holds what happened)."""
+
+    def done(task: asyncio.Task[Any]) -> None:
+        running.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return done

@@ -163,8 +163,27 @@ class Transport:
                     raise ProtocolError(f"the peer's answer is not MessagePack: {exc}") from None
             return json.loads(raw) if raw else None
 
-    async def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self.request(method, path, **kwargs)
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        failover: bool = True,
+    ) -> Any:
+        """Any API call; its JSON answer (None for 204)."""
+        response = await self.request(
+            method,
+            path,
+            json_body=json_body,
+            data=data,
+            headers=headers,
+            params=params,
+            failover=failover,
+        )
         async with response:
             if response.status == 204:
                 return None

@@ -37,9 +37,12 @@ from .results import PeerResults, Piece, Progress, ResultTable
 
 # A task lost this many times with its peers gives up (its items report peer-unreachable).
 PLACEMENTS_MAX = 6
-# Automatic chunking: about this many tasks per peer, each of at most CHUNK_MAX items.
+# Automatic chunking: about this many tasks per peer, each of at most CHUNK_MAX items...
 TASKS_PER_PEER = 4
 CHUNK_MAX = 1000
+# ...and at least this many tasks per job: each task's results arrive as one piece, so a job's
+# progress (the dashboard's, the client's bar) moves in steps of at most 1/32 of it, not a quarter.
+TASKS_PER_JOB_MIN = 32
 # Attempts out at once per live peer, per job.
 WINDOW_PER_PEER = 4
 # Added to an attempt's deadline (items x per-item timeout) for the trip there and back.
@@ -78,7 +81,8 @@ Action = Run | Abandon | Delivered | Finished
 
 
 def chunk_size_for(total: int, peers: int) -> int:
-    return max(1, min(CHUNK_MAX, math.ceil(total / max(1, peers * TASKS_PER_PEER))))
+    tasks = max(TASKS_PER_JOB_MIN, peers * TASKS_PER_PEER)
+    return max(1, min(CHUNK_MAX, math.ceil(total / tasks)))
 
 
 class Dispatcher:
@@ -254,8 +258,8 @@ class Dispatcher:
         return self.peer_results.progress if self.broadcast else self.results.progress
 
     def task_size(self, peers: int) -> int:
-        """Items per task when the job does not say: about ``TASKS_PER_PEER`` tasks per peer,
-        at most ``CHUNK_MAX`` items each."""
+        """Items per task when the job does not say: about ``TASKS_PER_PEER`` tasks per peer and
+        at least ``TASKS_PER_JOB_MIN`` in all, at most ``CHUNK_MAX`` items each."""
         return self.options.chunk_size or chunk_size_for(self.total, max(1, peers))
 
     @property

@@ -5,7 +5,9 @@ coordinator's tasks on another peer (``/tasks/stream``). Every WebSocket message
 one MessagePack array of frames, so whatever waits travels together. A call sends ``{..., "ref":
 N}`` and ends with a frame ``{"ref": N, "type": "done", "body": BODY}`` (its result) or ``{"ref":
 N, "type": "error", "problem": PROBLEM}`` (raised as the error of the problem+json); frames of
-other types on the way (``piece``...) hand their body to the call's ``on_frame``. Bodies are
+other types on the way (``piece``, ``started``...) hand their type and body to the call's
+``on_frame``; should it raise, the call fails with that error (and is cancelled at the other
+end). Bodies are
 handed over still encoded (``bytes``), so each caller decodes them into its own types and a
 peer forwarding values never turns them into objects.
 
@@ -53,7 +55,7 @@ class FrameStream:
         self._opening = asyncio.Lock()
         self._refs = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[bytes]] = {}
-        self._listeners: dict[int, Callable[[bytes], None]] = {}
+        self._listeners: dict[int, Callable[[str, bytes], None]] = {}
         self._outgoing: list[Frame] = []
         self._send_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -82,7 +84,9 @@ class FrameStream:
                 asyncio.create_task(self._write(self._socket)),
             ]
 
-    async def call(self, frame: Frame, on_frame: Callable[[bytes], None] | None = None) -> bytes:
+    async def call(
+        self, frame: Frame, on_frame: Callable[[str, bytes], None] | None = None
+    ) -> bytes:
         """Send ``frame`` (a ref is added) and wait for the frame that ends it: its body."""
         await self._ensure_open()
         ref = next(self._refs)
@@ -93,7 +97,9 @@ class FrameStream:
         self.send({**frame, "ref": ref})
         try:
             return await future
-        except asyncio.CancelledError:
+        except BaseException:
+            # Cancelled by the caller, or its ``on_frame`` failed: the other end need not go on
+            # (a cancel of a call it has already ended is ignored there).
             if self.is_open():
                 self.send({"op": "cancel", "ref": ref})
             raise
@@ -141,13 +147,19 @@ class FrameStream:
         if frame.ref is None:
             return
         body = bytes(frame.body)
-        if frame.type not in ("done", "error"):
-            listener = self._listeners.get(frame.ref)
-            if listener is not None:
-                listener(body)
-            return
         future = self._waiting.get(frame.ref)
         if future is None or future.done():
+            return
+        if frame.type not in ("done", "error"):
+            listener = self._listeners.get(frame.ref)
+            if listener is None:
+                return
+            try:
+                listener(frame.type or "", body)
+            except Exception as exc:  # the caller's callback, or a body it cannot read
+                if not isinstance(exc, DisruptorError):
+                    exc = ProtocolError(f"{self.name} sent a {frame.type} frame that is unusable")
+                future.set_exception(exc)
             return
         if frame.type == "done":
             future.set_result(body)

@@ -61,9 +61,20 @@ class SnippetStore:
         return actual, True
 
     def count(self) -> int:
-        return sum(1 for _ in self.root.glob("*.py")) if self.root.is_dir() else 0
+        return len(self._stored())
+
+    def _stored(self) -> list[tuple[float, Path]]:
+        """Stored snippets with their last use. Another put's temporary file (``.tmp-*``) is
+        not one, and a file removed meanwhile by a concurrent put is skipped."""
+        found = []
+        for path in self.root.glob("[!.]*.py") if self.root.is_dir() else ():
+            try:
+                found.append((path.stat().st_mtime, path))
+            except FileNotFoundError:
+                continue
+        return found
 
     def _evict(self, keep: int) -> None:
-        files = sorted(self.root.glob("*.py"), key=lambda p: p.stat().st_mtime)
-        for path in files[: max(0, len(files) - keep)]:
+        files = sorted(self._stored())
+        for _, path in files[: max(0, len(files) - keep)]:
             path.unlink(missing_ok=True)

@@ -1,8 +1,11 @@
-"""The dashboard in a real browser (Debian's chromium driven by Playwright) on a 3-peer cluster.
+"""The dashboard in a real browser (Debian's chromium driven by Playwright) on real peers.
 
 Three real peer processes; the page must list all three, show a running job's progress moving,
-and turn a peer killed with SIGKILL dead within the gossip's detection time. A screenshot is left
-in ``test-artifacts/dashboard.png`` for people to look at.
+and turn a peer killed with SIGKILL dead within the gossip's detection time. On a lone fresh peer,
+a job left to the peer's chunking must show its progress moving in small steps and its rate (not
+"idle") while it runs. Every wait is on a condition of the page, with a bound; jobs watched
+running are long and cancelled once seen, so the machine's load cannot end them too soon.
+Screenshots are left in ``test-artifacts/dashboard.png`` and ``dashboard-progress.png``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ def handle(item):
         total += i % 7
     return total
 """
-ITEM_LOOPS = 400_000
+# About 0.1 s an item: a piece of a few items takes about a second, the dashboard's refresh, and a
+# job of a hundred items runs long enough to be watched whatever the load (it is then cancelled).
+PROGRESS_LOOPS = 4_000_000
 PAGE_WAIT_S = 30.0
 IN_PEERS = "() => !!document.activeElement.closest('#peers-body')"
 ALIVE_ROWS = "document.querySelectorAll('#peers-body tr[data-state=alive]')"
@@ -72,18 +77,21 @@ def detection_bound_s(peers: int) -> float:
     return longest + 3 * cfg.probe_interval_s + 10.0
 
 
-def post_job(peer: PeerProcess, items: list[int]) -> str:
-    body = json.dumps(
-        {"snippet": SLOW_SNIPPET, "items": items, "chunk_size": 1, "wait": False}
-    ).encode()
+def call(peer: PeerProcess, method: str, path: str, body: Any = None) -> Any:
+    """One API call to ``peer``; its JSON answer."""
     request = urllib.request.Request(
-        peer.url + "/jobs",
-        data=body,
-        method="POST",
+        peer.url + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
         headers={"Authorization": f"Bearer {peer.token}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
-        return str(json.loads(response.read())["id"])
+        return json.loads(response.read())
+
+
+def post_job(peer: PeerProcess, items: list[int], **options: Any) -> str:
+    body = {"snippet": SLOW_SNIPPET, "items": items, "chunk_size": 1, "wait": False, **options}
+    return str(call(peer, "POST", "/jobs", body)["id"])
 
 
 def cli(home: Path, *args: str) -> str:
@@ -100,10 +108,26 @@ def cli(home: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+def outcome_of(job: str) -> str:
+    """The page's outcome cell for a finished job (a JavaScript expression)."""
+    return f"document.querySelector('#recent-body tr[data-key=\"{job}\"]')?.children[2].textContent"
+
+
 def until(page: Any, body: str, timeout_s: float = PAGE_WAIT_S) -> None:
     """Wait, with a bound, for a condition on the page (a function body returning a boolean)."""
     # A function, not a bare expression: the page's CSP forbids eval of strings.
     page.wait_for_function(f"() => {{ {body} }}", timeout=timeout_s * 1000)
+
+
+@pytest.fixture
+def lone_peer(tmp_path: Path) -> Iterator[PeerProcess]:
+    home = tmp_path / "home"
+    home.mkdir()
+    peer = PeerProcess(home, log_dir=tmp_path)
+    try:
+        yield peer.wait_ready()
+    finally:
+        peer.stop()
 
 
 @pytest.fixture
@@ -159,10 +183,10 @@ def test_dashboard_shows_the_cluster_live(cluster: list[PeerProcess]) -> None:
             )
 
             # A running job's progress moves (with no reload: the page is updated by events).
-            # Long enough (about 3 s) to span several of the page's 1 s snapshots.
-            job = post_job(watched, [ITEM_LOOPS] * 400)
+            # The job is long (minutes of work) so that it is still running whatever the load;
+            # once seen moving it is cancelled, and a short one shows a job completing.
+            job = post_job(watched, [PROGRESS_LOOPS] * 120)
             running = f"document.querySelector('#jobs-body tr[data-key=\"{job}\"]')"
-            finished = f"document.querySelector('#recent-body tr[data-key=\"{job}\"]')"
             until(
                 page,
                 f"const r = {running}; return !!r && +r.dataset.done > 0"
@@ -171,12 +195,11 @@ def test_dashboard_shows_the_cluster_live(cluster: list[PeerProcess]) -> None:
             before = int(
                 page.locator(f'#jobs-body tr[data-key="{job}"]').get_attribute("data-done") or 0
             )
-            until(
-                page,
-                f"const r = {running}; return (!!r && +r.dataset.done > {before})"
-                f" || ({finished}?.children[2].textContent === 'completed');",
-            )
-            until(page, f"return {finished}?.children[2].textContent === 'completed';")
+            until(page, f"const r = {running}; return !!r && +r.dataset.done > {before};")
+            call(watched, "DELETE", f"/jobs/{job}")
+            until(page, f"return {outcome_of(job)} === 'cancelled';")
+            short = post_job(watched, [1, 2, 3, 4])
+            until(page, f"return {outcome_of(short)} === 'completed';")
 
             # A crashed peer turns dead on the page within the detection time.
             victim.kill()
@@ -189,7 +212,7 @@ def test_dashboard_shows_the_cluster_live(cluster: list[PeerProcess]) -> None:
             assert page.evaluate(f"() => {ALIVE_ROWS}.length") == 2
 
             # The picture people look at: two alive, one dead, a job in flight, history charted.
-            job = post_job(watched, [ITEM_LOOPS] * 400)
+            job = post_job(watched, [PROGRESS_LOOPS] * 400)
             running = f"document.querySelector('#jobs-body tr[data-key=\"{job}\"]')"
             until(page, f"const r = {running}; return !!r && +r.dataset.done > 0;")
             # The chart and the throughput card are fed live too.
@@ -204,5 +227,51 @@ def test_dashboard_shows_the_cluster_live(cluster: list[PeerProcess]) -> None:
             outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
             assert outline not in ("", "none")
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            call(watched, "DELETE", f"/jobs/{job}")
+        finally:
+            browser.close()
+
+
+def test_a_jobs_progress_and_rate_move_while_it_runs(lone_peer: PeerProcess) -> None:
+    """A job left to the peer's own chunking, watched from the start on a fresh peer: its
+    progress moves in small steps, the throughput card reads its rate (not "idle") while it
+    runs. Everything waited on is a condition on the page, never a stretch of time."""
+    from playwright.sync_api import sync_playwright
+
+    peer = lone_peer
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(PAGE_WAIT_S * 1000)
+            page.goto(f"{peer.url}/?token={peer.token}")
+            until(page, f"return {ALIVE_ROWS}.length === 1;")
+
+            # 240 items of about 0.1 s each, the task size the peer's choice (chunk_size unset):
+            # many seconds of work, so it is still running when the conditions below hold.
+            total = 240
+            job = post_job(peer, [PROGRESS_LOOPS] * total, chunk_size=None)
+            row = f"document.querySelector('#jobs-body tr[data-key=\"{job}\"]')"
+            card = "document.querySelector('#n-latency').textContent"
+            until(
+                page,
+                f"const r = {row}; return !!r && +r.dataset.done > 0"
+                f" && +r.dataset.done < {total}"
+                " && parseFloat(document.querySelector('#n-rate').textContent) > 0"
+                f" && {card}.includes('1 job running') && !{card}.includes('idle');",
+            )
+            before = int(
+                page.locator(f'#jobs-body tr[data-key="{job}"]').get_attribute("data-done") or 0
+            )
+            moved = f"+r.dataset.done > {before} && +r.dataset.done < {total}"
+            finished = f"document.querySelector('#recent-body tr[data-key=\"{job}\"]')"
+            until(page, f"const r = {row}; return (!!r && {moved}) || !!{finished};")
+            page.screenshot(path=str(ARTIFACTS / "dashboard-progress.png"), full_page=True)
+
+            # The progress moved in small pieces: each delivered piece is at most 1/30 of the job.
+            runs = call(peer, "GET", f"/jobs/{job}")["chunks"]
+            assert runs and max(run["count"] for run in runs) <= total // 30, runs
+            call(peer, "DELETE", f"/jobs/{job}")
         finally:
             browser.close()

@@ -79,13 +79,15 @@ async def test_a_refused_job_is_an_error_frame_and_the_others_run(peer: Peer) ->
         assert (await frames(ws, 1))[1][0]["body"]["values"] == [42]
 
 
-async def test_streamed_jobs_send_pieces_then_a_done_without_results(peer: Peer) -> None:
+async def test_streamed_jobs_send_their_id_pieces_then_a_done_without_results(peer: Peer) -> None:
     session, url = socket_to(peer)
     async with session, session.ws_connect(url) as ws:
         job = submit(7, list(range(12)), stream=True, chunk_size=4)
         await ws.send_bytes(msgspec.msgpack.encode([job]))
         got = (await frames(ws, 1))[7]
-    *pieces, done = got
+    started, *pieces, done = got
+    assert started["type"] == "started" and started["body"]["id"] == done["body"]["id"]
+    assert {p["type"] for p in pieces} == {"piece"}
     assert done["type"] == "done" and "values" not in done["body"]
     assert sorted(p["body"]["start"] for p in pieces) == [0, 4, 8]
     assert sorted(v for p in pieces for v in p["body"]["values"]) == [2 * i for i in range(12)]

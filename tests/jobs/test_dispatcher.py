@@ -59,9 +59,18 @@ def test_splits_by_chunk_size_and_collates_in_order() -> None:
 
 
 def test_automatic_chunking() -> None:
-    assert chunk_size_for(10_000, 3) == 834
+    assert chunk_size_for(10_000, 3) == 313
+    assert chunk_size_for(10_000, 20) == 125  # 4 tasks per peer
     assert chunk_size_for(10, 3) == 1
     assert chunk_size_for(10**7, 2) == 1000
+
+
+def test_a_small_job_is_cut_small_enough_for_its_progress_to_move() -> None:
+    # 240 items on one peer were 4 tasks of 60: progress sat at 60/240 for seconds.
+    d = Dispatcher("j", 240, JobOptions(), random.Random(0))
+    d.start(0.0, [PeerView("a:1")])
+    sizes = [len(task.indexes) for task in d.tasks.values()]
+    assert len(sizes) == 30 and max(sizes) == 8
 
 
 def test_empty_job_finishes_at_once() -> None:

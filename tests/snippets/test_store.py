@@ -42,3 +42,16 @@ def test_count_is_bounded_least_recently_used_first(tmp_path: Path) -> None:
     store.put("x = 3\n")
     assert store.count() == 3
     assert store.has(names[0]) and not store.has(names[1])
+
+
+def test_another_puts_temporary_file_is_neither_counted_nor_evicted(tmp_path: Path) -> None:
+    # A put in another thread writes ``.tmp-*.py`` and renames it into place: eviction running
+    # meanwhile must not stat, count or remove it (that broke concurrent first submissions).
+    store = SnippetStore(tmp_path, count_max=1, source_bytes_max=100)
+    store.put("x = 1\n")
+    in_flight = tmp_path / ".tmp-other.py"
+    in_flight.write_text("x = 2\n")
+    name, new = store.put("x = 3\n")
+    assert new and in_flight.exists()
+    assert store.count() == 1
+    assert store.get(name) == "x = 3\n"

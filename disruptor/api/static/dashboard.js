@@ -352,17 +352,19 @@ function renderChart(s) {
   flush();
   box.replaceChildren(svg);
 
-  const recent = pts.slice(-5);
-  const itemsRate = recent.length ? recent.reduce((a, p) => a + rateOf(p), 0) / recent.length : null;
-  const jobsRate = recent.length ? recent.reduce((a, p) => a + (p.jobs_per_s || 0), 0) / recent.length : null;
-  const localRate = recent.length ? recent.reduce((a, p) => a + p.local, 0) / recent.length : null;
-  setFigure($("n-rate"), itemsRate === null ? "–" : String(+itemsRate.toFixed(1)), "items/s");
-  $("n-local").textContent = localRate === null ? "" : (+localRate.toFixed(1)) + " items/s run here";
+  // The peer's rates are over a sliding window of what was delivered already (timeseries.py):
+  // the card shows the latest, not an average of averages.
+  const last = pts.length ? pts[pts.length - 1] : null;
+  const running = (s.jobs && s.jobs.in_flight || []).length;
+  setFigure($("n-rate"), last === null ? "–" : String(+rateOf(last).toFixed(1)), "items/s");
+  $("n-local").textContent = last === null ? "" : (+last.local.toFixed(1)) + " items/s run here";
   const lats = pts.slice(-30).filter((p) => num(p.latency_ms) !== null);
   const latText = lats.length
     ? "job latency " + fmtDuration(lats.reduce((a, p) => a + p.latency_ms, 0) / lats.length / 1000)
-    : "idle for 30 s";
-  $("n-latency").textContent = (jobsRate === null ? "" : (+jobsRate.toFixed(2)) + " jobs/s · ") + latText;
+    : running ? "no job finished in 30 s" : "idle for 30 s";
+  const busyText = running ? running + (running === 1 ? " job running · " : " jobs running · ") : "";
+  $("n-latency").textContent = busyText
+    + (last === null ? "" : (+last.jobs_per_s.toFixed(2)) + " jobs/s · ") + latText;
 }
 
 function setFigure(el, value, unit) {
