@@ -180,15 +180,22 @@ class HostProcess:
                 self.proc.kill()
         if self.proc.stdin is not None:
             self.proc.stdin.close()
-        # ``wait`` returns only once the pipes are closed too: drain what the host left unread
-        # (a paused reader would never see the end of the pipe), with a bound either way.
-        if self.proc.stdout is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.proc.stdout.read(), KILL_WAIT_S)
         try:
-            await asyncio.wait_for(self.proc.wait(), KILL_WAIT_S)
-        except TimeoutError:
-            log.warning("snippet host %s did not go away after SIGKILL", self.pid)
+            # ``wait`` returns only once the pipes are closed too: drain what the host left
+            # unread (a paused reader would never see the end of the pipe), with a bound.
+            if self.proc.stdout is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.proc.stdout.read(), KILL_WAIT_S)
+            try:
+                await asyncio.wait_for(self.proc.wait(), KILL_WAIT_S)
+            except TimeoutError:
+                log.warning("snippet host %s did not go away after SIGKILL", self.pid)
+        finally:
+            # The transport is closed here, whatever interrupted the wait: asyncio closes it
+            # itself only once it has seen every pipe end, and warns about it otherwise.
+            transport = getattr(self.proc, "_transport", None)
+            if transport is not None:
+                transport.close()
 
 
 class HostPool:

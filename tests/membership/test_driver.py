@@ -7,6 +7,7 @@ import random
 import time
 
 from disruptor.address import Address
+from disruptor.link.peer_link import PeerLink
 from disruptor.membership.codec import Keyring, encode_packet
 from disruptor.membership.driver import MembershipDriver
 from disruptor.membership.messages import WIRE_VERSION, Alive, Packet
@@ -18,7 +19,7 @@ ME, B = Address("127.0.0.1", 1111), Address("127.0.0.1", 2222)
 
 
 async def test_a_forged_flood_from_a_members_address_does_not_starve_its_datagrams() -> None:
-    driver = MembershipDriver(ME, LOCAL, SECRET, "c")
+    driver = MembershipDriver(ME, LOCAL, SECRET, "c", link=PeerLink(SECRET))
     driver.protocol = Protocol(str(ME), LOCAL, random.Random(1), 0.0)
     sender = Keyring("c", SECRET)
     from_b = (B.host, B.port)
