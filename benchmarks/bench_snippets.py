@@ -35,11 +35,13 @@ from disruptor.peer import Peer
 from disruptor.ports import free_port
 from disruptor.settings import PeerSettings
 from disruptor.snippets import SnippetEngine
-from disruptor.snippets.compile import compile_snippet, snippet_sha1
+from disruptor.snippets.compile import compile_snippet
 from disruptor.snippets.host_main import Host
 from disruptor.snippets.host_pool import HostPool
 from disruptor.snippets.host_wire import Mode, Run
-from disruptor.snippets.policy import RunScope, SnippetSettings
+from disruptor.snippets.names import snippet_sha1
+from disruptor.snippets.policy import RunScope
+from disruptor.snippets.settings import SnippetSettings
 
 ITEMS = 100_000
 SNIPPETS = {

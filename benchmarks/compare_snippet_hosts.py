@@ -29,10 +29,10 @@ from typing import Any
 ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
 sys.path.insert(0, str(ROOT))
 
-from disruptor.snippets.compile import snippet_sha1  # noqa: E402
 from disruptor.snippets.host_main import Host  # noqa: E402
 from disruptor.snippets.host_pool import HostPool  # noqa: E402
-from disruptor.snippets.policy import SnippetSettings  # noqa: E402
+from disruptor.snippets.names import snippet_sha1  # noqa: E402
+from disruptor.snippets.settings import SnippetSettings  # noqa: E402
 
 SOURCE = "def handle(item):\n    return item * 2\n"
 ITEMS = list(range(100_000))

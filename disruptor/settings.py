@@ -16,7 +16,7 @@ from .bundles.settings import BundleSettings
 from .home import default_home
 from .jobs.settings import JobsSettings
 from .membership.settings import MembershipSettings
-from .snippets.policy import SnippetSettings
+from .snippets.settings import SnippetSettings
 from .workers.settings import WorkerSettings
 
 DEFAULT_PORT = 1111

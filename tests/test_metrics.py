@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from disruptor.address import Address
 from disruptor.histogram import LatencyHistogram
-from disruptor.metrics import Metrics, metric_kind, metric_name, reading, stats_families
+from disruptor.metrics import Metrics, reading
+from disruptor.prometheus import metric_kind, metric_name, stats_families
 
 
 @dataclass

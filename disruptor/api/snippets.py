@@ -10,8 +10,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import InvalidPayload, PayloadTooLarge
-from ..snippets.compile import check_sha1
 from ..snippets.engine import SnippetEngine
+from ..snippets.names import check_sha1
 from .context import PARTS
 
 

@@ -22,9 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import defusedxml.ElementTree as SafeET
 from aiohttp import web
-from defusedxml import DefusedXmlException
 
 from ..bundles.store import BundleInfo
 from ..errors import DisruptorError, InvalidPayload
@@ -59,6 +57,9 @@ def parse_propfind(body: bytes) -> Propfind:
     if not body.strip():
         return ALLPROP
     try:
+        import defusedxml.ElementTree as SafeET  # on the first PROPFIND with a body only
+        from defusedxml import DefusedXmlException
+
         root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException:
         detail = "XML with a DTD, entity declarations or external references is refused"

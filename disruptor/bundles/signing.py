@@ -20,14 +20,17 @@ import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest, ManifestInvalid, SignatureInvalid
 from ..home import DIR_MODE, SECRET_FILE_MODE
+
+if TYPE_CHECKING:
+    # Loaded when a key is first used (a signature to make or check), not when a peer starts.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 MANIFEST_FORMAT = "disruptor-bundle/1"
 PUBLIC_KEY_PREFIX = "ed25519:"
@@ -44,6 +47,9 @@ def key_id_of(public_raw: bytes) -> str:
 
 
 def public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
@@ -58,17 +64,23 @@ def parse_public_key(text: str) -> bytes:
     value = text.strip().removeprefix(PUBLIC_KEY_PREFIX).lower()
     if not _HEX64.fullmatch(value):
         raise BadRequest("a public key is 'ed25519:' followed by 64 hex digits")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     raw = bytes.fromhex(value)
     Ed25519PublicKey.from_public_bytes(raw)
     return raw
 
 
 def generate_key() -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     return Ed25519PrivateKey.generate()
 
 
 def save_private_key(key: Ed25519PrivateKey, path: Path) -> None:
     """Write ``key`` as unencrypted PKCS#8 PEM, mode 0600, refusing to overwrite."""
+    from cryptography.hazmat.primitives import serialization
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -83,6 +95,9 @@ def save_private_key(key: Ed25519PrivateKey, path: Path) -> None:
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise BadRequest(f"{path}: not an Ed25519 private key")
@@ -225,6 +240,9 @@ def unsigned_manifest(
 
 def verify_signature(manifest: SignedManifest, public: bytes) -> None:
     """Raise ``SignatureInvalid`` unless ``manifest`` is signed by the key ``public``."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     if key_id_of(public) != manifest.key_id:
         raise SignatureInvalid("the manifest's key id does not match the key checked against")
     try:

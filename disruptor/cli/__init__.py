@@ -9,11 +9,10 @@ about a file or a port, as ``error: <what>`` with exit status 1; a usage error a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
-
-import argcomplete
 
 from ..errors import DisruptorError, Unauthorized
 from ..home import Home
@@ -74,8 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    # Under the shell's completion (argcomplete's variables set) this answers and exits.
-    argcomplete.autocomplete(parser)
+    # Under the shell's completion (argcomplete's variables set) this answers and exits; other
+    # runs do not load it.
+    if "_ARGCOMPLETE" in os.environ:
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -12,10 +12,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any
 
 from ..bundles.pack import is_excluded, pack_to_file
 from ..bundles.signing import (
@@ -28,6 +25,9 @@ from ..bundles.trust import TrustStore
 from ..errors import BadRequest
 from ..home import Home
 from .common import add_peer_option, client_for, print_json
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 # Uploads smaller than this finish before a progress bar would be worth drawing.
 PROGRESS_BAR_BYTES_MIN = 4 * 1024 * 1024
@@ -187,6 +187,8 @@ def run_push(args: argparse.Namespace) -> int:
 
     def progress(sent: int, total: int) -> None:
         if not bars and total >= PROGRESS_BAR_BYTES_MIN:
+            from tqdm import tqdm  # only when there is a bar to draw
+
             bars.append(tqdm(total=total, unit="B", unit_scale=True, desc="push", file=sys.stderr))
         for bar in bars:
             bar.update(sent)

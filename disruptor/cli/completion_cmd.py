@@ -10,8 +10,6 @@ import argparse
 import sys
 from typing import Any
 
-from argcomplete.shell_integration import shellcode
-
 SHELLS = ("bash", "zsh", "fish")
 HOW = {
     "bash": 'eval "$(disruptor completion bash)"   # in ~/.bashrc',
@@ -32,5 +30,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from argcomplete.shell_integration import shellcode
+
     sys.stdout.write(shellcode(["disruptor"], shell=args.shell))
     return 0

@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from ..client import Client
 from ..client.jobs import BundleRef, Snippet, Work
 from ..errors import InvalidPayload
@@ -134,6 +132,8 @@ def run_submit(args: argparse.Namespace) -> int:
                 failed += 0 if outcome.ok else 1
                 sys.stdout.write(json.dumps({"index": index, **outcome.to_json()}) + "\n")
                 if not bars:
+                    from tqdm import tqdm  # only once there is a result to count
+
                     bars.append(
                         tqdm(total=len(items), unit="item", file=sys.stderr,
                              disable=args.no_progress, leave=True)

@@ -17,9 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING, Any
 
 from ..bundles.pack import pack_to_file
 from ..bundles.settings import BundleSettings
@@ -29,6 +27,9 @@ from ..bundles.unpack import check_archive
 from ..errors import DigestMismatch, NotFound
 from ..home import Home
 from .transport import Transport
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 MANIFEST_HEADER = "X-Disruptor-Manifest"
 CHUNK_BYTES = 1024 * 1024

@@ -15,8 +15,6 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from ..outcome import ItemOutcome
 from .collected import Collected, Progress
 
@@ -145,6 +143,8 @@ class Job:
 def progress_bar(collected: Collected) -> Any:
     """Draw a tqdm bar (a widget in a notebook) that moves with each piece of results; the bar
     is returned, and closes itself when the job ends."""
+    from tqdm.auto import tqdm  # only when a bar is asked for
+
     bar = tqdm(total=collected.total, unit="item", leave=True)
 
     def on_new(indexes: Sequence[int]) -> None:

@@ -53,34 +53,24 @@ class FanOut:
         self._clock = clock
 
     async def deploy(self, sha1: str, targets: Sequence[str]) -> dict[str, str]:
-        """Get the bundle onto every target, in waves, so no one peer sends every copy.
+        """Get the bundle onto every target at once; ``{address: why}`` for those that failed.
 
-        Each wave pairs every peer lacking the bundle with a distinct holder (as far as there
-        are holders); a peer that got it becomes a holder for the next wave, so the holders
-        double each wave and deploying to N peers takes about log2(N) waves. Returns
-        ``{address: why}`` for the targets that could not get it.
+        Every target lacking it fetches at the same time, each given the holders in a different
+        order (so the first sources spread over the holders) and falling back on the others:
+        a peer serves a bundle from its file, so several fetches from one holder cost it little,
+        and the time to reach N peers is about that of one fetch rather than log2(N) of them.
         """
         holders = self.directory.holders(sha1, self._clock())
         lacking = [t for t in targets if t not in holders]
-        failed: dict[str, str] = {}
-        while lacking and holders:
-            wave, lacking = lacking[: len(holders)], lacking[len(holders) :]
-            sources = list(holders)
-            self.directory.rng.shuffle(sources)
-            answers = await asyncio.gather(
-                *(
-                    self._fetch(sha1, target, [first, *(s for s in sources if s != first)])
-                    for target, first in zip(wave, sources, strict=False)
-                )
+        if not holders:
+            return {target: f"no peer holds bundle {sha1}" for target in lacking}
+        answers = await asyncio.gather(
+            *(
+                self._fetch(sha1, target, holders[n % len(holders) :] + holders[: n % len(holders)])
+                for n, target in enumerate(lacking)
             )
-            for target, why in zip(wave, answers, strict=True):
-                if why is None:
-                    holders.append(target)
-                else:
-                    failed[target] = why
-        for target in lacking:
-            failed[target] = f"no peer holds bundle {sha1}"
-        return failed
+        )
+        return {target: why for target, why in zip(lacking, answers, strict=True) if why}
 
     async def _fetch(self, sha1: str, target: str, sources: list[str]) -> str | None:
         """Ask ``target`` to fetch the bundle, trying ``sources`` in order; why it failed, if so."""
@@ -97,23 +87,27 @@ class FanOut:
     ) -> dict[str, Any]:
         """Make the single-peer request on every target; ``{address: reply | {"error": ...}}``.
 
-        Starting workers (a POST naming a bundle) first deploys the bundle to the targets
-        lacking it.
+        Starting workers (a POST naming a bundle) first has each target lacking the bundle fetch
+        it, then start its workers, every target at once.
         """
         directory = self.directory
         views = directory.views(self._clock())
         targets = choose_targets(spec, views, directory.self_address, directory.rng)
         plain = {k: v for k, v in (body or {}).items() if k != "peers"}
-        skipped: dict[str, Any] = {}
-        if method == "POST" and isinstance(plain.get("bundle"), str):
-            failed = await self.deploy(plain["bundle"], targets)
-            targets = [t for t in targets if t not in failed]
-            skipped = {
-                t: {"error": NotFound(f"could not get the bundle: {why}").to_problem()}
-                for t, why in failed.items()
-            }
+        bundle = plain.get("bundle") if method == "POST" else None
+        holders = self.directory.holders(bundle, self._clock()) if isinstance(bundle, str) else []
 
-        async def one(address: str) -> Any:
+        async def one(n: int, address: str) -> Any:
+            # Starting workers: a target lacking the bundle fetches it first, and starts its
+            # workers as soon as it has it (each target at its own pace, all at once).
+            if isinstance(bundle, str) and address not in holders:
+                why: str | None = f"no peer holds bundle {bundle}"
+                if holders:
+                    turn = n % len(holders)
+                    why = await self._fetch(bundle, address, holders[turn:] + holders[:turn])
+                if why is not None:
+                    error = NotFound(f"could not get the bundle: {why}")
+                    return {"error": error.to_problem()}
             try:
                 return await self.link.call_json(
                     method, address, path, None if method == "GET" else plain
@@ -121,5 +115,5 @@ class FanOut:
             except DisruptorError as error:
                 return {"error": error.to_problem()}
 
-        answers = await asyncio.gather(*(one(a) for a in targets))
-        return {**skipped, **dict(zip(targets, answers, strict=True))}
+        answers = await asyncio.gather(*(one(n, a) for n, a in enumerate(targets)))
+        return dict(zip(targets, answers, strict=True))

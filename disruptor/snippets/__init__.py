@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .engine import SnippetEngine
     from .host_pool import SnippetStats
-    from .policy import SnippetSettings
+    from .settings import SnippetSettings
 
 _LAZY = {
     "SnippetEngine": "disruptor.snippets.engine",
     "SnippetStats": "disruptor.snippets.host_pool",
-    "SnippetSettings": "disruptor.snippets.policy",
+    "SnippetSettings": "disruptor.snippets.settings",
 }
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
-import re
 from collections import OrderedDict
 from types import CodeType
 from typing import Any
@@ -26,9 +24,8 @@ from typing import Any
 from RestrictedPython.compile import compile_restricted_exec
 from RestrictedPython.transformer import RestrictingNodeTransformer
 
-from ..errors import InvalidName, PayloadTooLarge, SnippetRejected
-
-SHA1_PATTERN = re.compile(r"^[0-9a-f]{40}$")
+from ..errors import SnippetRejected
+from .names import check_source_size, snippet_filename
 
 # A constant operand this small cannot make ``x * c`` or ``x ** c`` more than a few times larger
 # than ``x``, which already fits in memory; the host's memory limit bounds repeated growth. Such
@@ -91,25 +88,6 @@ PLUMBING = frozenset(
 MACHINE_INT = 2**63
 # A range this long is refused by the checked ``range`` unless SnippetSettings lowers it.
 RANGE_ITEMS_MAX = 10_000_000
-
-
-def snippet_sha1(source: str) -> str:
-    return hashlib.sha1(source.encode("utf-8")).hexdigest()  # noqa: S324 - a name, not a MAC
-
-
-def snippet_filename(sha1: str) -> str:
-    return f"<snippet {sha1}>"
-
-
-def check_sha1(sha1: str) -> str:
-    if not SHA1_PATTERN.match(sha1):
-        raise InvalidName(f"{sha1[:60]!r} is not a SHA-1 hex name (40 lowercase hex digits)")
-    return sha1
-
-
-def check_source_size(source: str, source_bytes_max: int) -> None:
-    if len(source) > source_bytes_max or len(source.encode("utf-8")) > source_bytes_max:
-        raise PayloadTooLarge(f"snippet source is larger than {source_bytes_max} bytes")
 
 
 def _call(name: str, *args: ast.expr) -> ast.Call:

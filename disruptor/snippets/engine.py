@@ -29,10 +29,10 @@ from ..chunks import (
 from ..chunks import encode as encode_msgpack
 from ..errors import InvalidPayload, PayloadTooLarge
 from ..outcome import ItemOutcome
-from .compile import check_sha1, check_source_size, snippet_sha1
 from .host_pool import HostPool, SnippetStats
 from .host_wire import REQUEST_BYTES_MAX, Mode, Run
-from .policy import SnippetSettings
+from .names import check_sha1, check_source_size, snippet_sha1
+from .settings import SnippetSettings
 from .store import SnippetStore
 
 # Lists longer than this are encoded in a thread rather than on the event loop.

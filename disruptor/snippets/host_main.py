@@ -37,13 +37,14 @@ import msgspec
 
 from ..errors import SnippetRejected
 from . import budget as budget_mod
-from .compile import CodeCache, snippet_filename
+from .compile import CodeCache
 from .convert import error_parts
 from .host_parts import PartBuffer, PartWriter, error_wire, failed_part
 from .host_wire import (
     DETAIL_CHARS_MAX,
     ERROR_TEXT_MAX,
     PART_ERRORS_BYTES,
+    PART_INTERVAL_S,
     BadItems,
     Done,
     ErrorWire,
@@ -56,10 +57,10 @@ from .host_wire import (
     encode_frame,
     read_frame,
 )
-from .policy import RunScope, SnippetSettings, make_builtins, make_guards
+from .names import snippet_filename
+from .policy import RunScope, make_builtins, make_guards
+from .settings import SnippetSettings
 
-# A part goes out at least this often while a chunk runs, so the peer sees progress.
-PART_INTERVAL_S = 0.1
 # Items run in slices between two looks at the clock: the first slice is small, slices double
 # while they take less than SLICE_FAST_S and shrink while they take more than SLICE_SLOW_S.
 SLICE_ITEMS_START = 16

@@ -32,8 +32,8 @@ from ..chunks import ChunkResult
 from ..errors import InvalidPayload, Overloaded, SnippetRejected, Unavailable
 from ..outcome import ErrorInfo
 from .collector import ChunkCollector
-from .host_main import PART_INTERVAL_S
 from .host_wire import (
+    PART_INTERVAL_S,
     BadItems,
     Done,
     FrameReader,
@@ -47,7 +47,7 @@ from .host_wire import (
     WireError,
     encode_frame,
 )
-from .policy import SnippetSettings
+from .settings import SnippetSettings
 
 log = logging.getLogger("disruptor.snippets")
 

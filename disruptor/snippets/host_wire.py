@@ -45,6 +45,9 @@ ERROR_TEXT_MAX = 4096
 TRACEBACK_CHARS_MAX = 16 * 1024
 DETAIL_CHARS_MAX = 64 * 1024
 
+# A part goes out at least this often while a chunk runs, so the peer sees progress.
+PART_INTERVAL_S = 0.1
+
 
 class WireError(Exception):
     """Bytes that are not a well-formed frame of this wire (the other side broke the protocol)."""

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import InvalidPayload, NotFound
-from .compile import check_sha1, check_source_size, snippet_sha1
+from .names import check_sha1, check_source_size, snippet_sha1
 
 
 class SnippetStore:

@@ -7,7 +7,7 @@ from typing import Any
 
 from disruptor.address import Address
 from disruptor.api.snapshot import RECENT_REFRESH_S, SnapshotBuilder, from_monotonic, jsonable
-from disruptor.metrics import HttpStats
+from disruptor.http_stats import HttpStats
 from disruptor.timeseries import Series
 
 NOW, MONO = 1_800_000_000.0, 500.0

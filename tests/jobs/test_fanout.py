@@ -58,15 +58,14 @@ def fanout(peers: list[str], holders: list[str], link: RecordingLink) -> FanOut:
     return FanOut(directory, link, lambda: 0.0)  # type: ignore[arg-type]
 
 
-async def test_deploy_spreads_copies_in_doubling_waves() -> None:
+async def test_deploy_fetches_everywhere_at_once_spreading_first_sources() -> None:
     targets = [f"p{i}:1" for i in range(16)]
     link = RecordingLink()
-    failed = await fanout(targets, ["p0:1"], link).deploy("s" * 40, targets)
+    failed = await fanout(targets, ["p0:1", "p1:1", "p2:1"], link).deploy("s" * 40, targets)
     assert failed == {}
-    assert sorted(t for t, _ in link.fetches) == sorted(targets[1:])
-    # Holders double each wave: 1, 2, 4, 8 -> the first holder sends one copy per wave (4), not
-    # fifteen.
-    assert max(Counter(source for _, source in link.fetches).values()) <= 4
+    assert sorted(t for t, _ in link.fetches) == sorted(targets[3:])
+    # Each target starts with a different holder, in turn: the first sources spread evenly.
+    assert sorted(Counter(source for _, source in link.fetches).values()) == [4, 4, 5]
 
 
 async def test_deploy_reports_peers_that_cannot_fetch() -> None:

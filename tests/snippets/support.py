@@ -10,7 +10,6 @@ from typing import Any
 
 import msgspec
 
-from disruptor.snippets.compile import snippet_sha1
 from disruptor.snippets.host_main import Host
 from disruptor.snippets.host_wire import (
     Done,
@@ -22,7 +21,8 @@ from disruptor.snippets.host_wire import (
     Run,
     Started,
 )
-from disruptor.snippets.policy import SnippetSettings
+from disruptor.snippets.names import snippet_sha1
+from disruptor.snippets.settings import SnippetSettings
 
 MODES = {"map": Mode.MAP, "reduce": Mode.REDUCE, "combine": Mode.COMBINE, "fold": Mode.FOLD}
 

@@ -7,14 +7,8 @@ import ast
 import pytest
 
 from disruptor.errors import InvalidName, PayloadTooLarge, SnippetRejected
-from disruptor.snippets.compile import (
-    BudgetPolicy,
-    CodeCache,
-    check_sha1,
-    compile_snippet,
-    snippet_filename,
-    snippet_sha1,
-)
+from disruptor.snippets.compile import BudgetPolicy, CodeCache, compile_snippet
+from disruptor.snippets.names import check_sha1, snippet_filename, snippet_sha1
 
 
 def rewritten(source: str, range_items_max: int = 10_000_000) -> str:

@@ -19,7 +19,7 @@ from disruptor.errors import (
     TaskFailed,
 )
 from disruptor.snippets import SnippetEngine, SnippetSettings
-from disruptor.snippets.compile import snippet_sha1
+from disruptor.snippets.names import snippet_sha1
 
 SETTINGS = SnippetSettings(item_timeout_s=1.0, hosts_max=1, hosts_prestart=0, store_count_max=5)
 

@@ -11,7 +11,7 @@ import pytest
 from disruptor.snippets import host_main
 from disruptor.snippets.host_main import Host
 from disruptor.snippets.host_wire import BadItems, Done, Mode, Part, Rejected, Started
-from disruptor.snippets.policy import SnippetSettings
+from disruptor.snippets.settings import SnippetSettings
 
 from .support import frames_of, make_run, run_inline
 

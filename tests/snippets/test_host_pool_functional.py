@@ -15,10 +15,10 @@ import pytest
 from disruptor.chunks import Chunk
 from disruptor.errors import Overloaded, Unavailable
 from disruptor.outcome import ItemOutcome
-from disruptor.snippets.compile import snippet_sha1
 from disruptor.snippets.host_pool import HostPool, host_command
 from disruptor.snippets.host_wire import Mode, Part, Ready, Run, Started, encode_frame, encode_raw
-from disruptor.snippets.policy import SnippetSettings
+from disruptor.snippets.names import snippet_sha1
+from disruptor.snippets.settings import SnippetSettings
 
 from ..cluster import eventually
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from disruptor.errors import InvalidName, InvalidPayload, NotFound, PayloadTooLarge
-from disruptor.snippets.compile import snippet_sha1
+from disruptor.snippets.names import snippet_sha1
 from disruptor.snippets.store import SnippetStore
 
 
