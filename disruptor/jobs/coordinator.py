@@ -208,7 +208,8 @@ class JobCoordinator:
         self.stats.submitted += 1
         self.stats.running += 1
         job.peers_version = self.directory.version
-        self._apply(job, dispatcher.start(now, views, [s.count for s in segments]))
+        sizes, weights = [s.count for s in segments], [len(s.data) for s in segments]
+        self._apply(job, dispatcher.start(now, views, sizes, weights))
         return job
 
     async def prepare(self, work: Work) -> Work:

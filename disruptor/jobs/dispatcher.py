@@ -45,6 +45,14 @@ CHUNK_MAX = 1000
 TASKS_PER_JOB_MIN = 32
 # Attempts out at once per live peer, per job.
 WINDOW_PER_PEER = 4
+# Tasks grow toward this much work each once the job's first results say how long an item takes
+# (unless the job fixed ``chunk_size``): tiny items then travel in a few large tasks instead of a
+# thousand small ones, while slow items stay in small tasks that spread and report progress.
+TASK_TARGET_S = 0.25
+# ...never past these: items, encoded bytes (half a worker frame), or 1/TASKS_PER_JOB_MIN of
+# the job (its progress still moves in small steps).
+TASK_ITEMS_MAX = 100_000
+TASK_BYTES_MAX = 8 * 1024 * 1024
 # Added to an attempt's deadline (items x per-item timeout) for the trip there and back.
 ATTEMPT_GRACE_S = 5.0
 RETRYABLE_KINDS = frozenset({WorkerCrashed.slug, TaskTimeout.slug})
@@ -116,6 +124,11 @@ class Dispatcher:
         self._peers: dict[str, PeerView] = {}
         self._allowed: set[str] | None = None
         self._item_tries: dict[int, int] = {}
+        # Chunks not yet made into tasks (item count, encoded bytes), from ``_fresh_start`` on;
+        # tasks are cut from them as slots open, sized by ``_item_s``.
+        self._fresh: deque[tuple[int, int]] = deque()
+        self._fresh_start = 0
+        self._item_s: float | None = None  # seconds per item, from the attempts answered so far
         self._numbers = 0
         self._own_in_flight: dict[str, int] = {}
         # (when, number, task id): attempt deadlines and back-off ends, stale ones skipped lazily.
@@ -125,10 +138,16 @@ class Dispatcher:
     # --- events -----------------------------------------------------------------------------
 
     def start(
-        self, now: float, peers: Sequence[PeerView], sizes: Sequence[int] | None = None
+        self,
+        now: float,
+        peers: Sequence[PeerView],
+        sizes: Sequence[int] | None = None,
+        sizes_bytes: Sequence[int] | None = None,
     ) -> list[Action]:
-        """Split the job into tasks (of ``sizes`` items in turn, when the items came in chunks
-        already; else of ``task_size_for``) and place the first ones."""
+        """Start the job: its items come in chunks of ``sizes`` items in turn (``sizes_bytes``
+        encoded bytes each, when known), else of ``task_size``; tasks are cut from them along
+        their edges as slots open (a task is one chunk, or several once items prove quick) and
+        the first ones are placed."""
         self._set_peers(now, peers)
         live = list(self._peers.values())
         if self.options.peer_list:
@@ -148,10 +167,8 @@ class Dispatcher:
                 sizes = [min(size, self.total - s) for s in range(0, self.total, size)]
             if sum(sizes) != self.total:
                 raise ValueError(f"task sizes add up to {sum(sizes)}, not {self.total} items")
-            start = 0
-            for size in sizes:
-                self._new_task(range(start, start + size))
-                start += size
+            weights = sizes_bytes if sizes_bytes is not None else [0] * len(sizes)
+            self._fresh.extend(zip(sizes, weights, strict=True))
         return self._pump(now) + self._check_finished()
 
     def on_peers(self, now: float, peers: Sequence[PeerView]) -> list[Action]:
@@ -176,6 +193,8 @@ class Dispatcher:
             if task.attempt != attempt and task.peer is not None:
                 # An earlier attempt answered after all: the later one is no longer needed.
                 actions.append(Abandon(task.task_id, task.attempt, task.peer))
+        if task.state is TaskState.RUNNING and task.attempt == attempt and task.indexes:
+            self._learn(now - task.placed_at, len(task.indexes))
         task.state = TaskState.DONE
         task.deadline = None
         if result.peer is None:
@@ -276,10 +295,37 @@ class Dispatcher:
 
     # --- internals --------------------------------------------------------------------------
 
-    def _new_task(self, indexes: Sequence[int]) -> Task:
+    def _learn(self, took_s: float, items: int) -> None:
+        """Fold one answered attempt into the estimate of time per item (a moving average)."""
+        sample = max(0.0, took_s) / items
+        self._item_s = sample if self._item_s is None else 0.7 * self._item_s + 0.3 * sample
+
+    def _cut_fresh(self) -> Task:
+        """The next task from the chunks not yet placed: one chunk, or as many whole chunks as
+        ``TASK_TARGET_S`` of work once the time per item is known (fixed ``chunk_size``: one)."""
+        count, size = self._fresh.popleft()
+        if self._item_s is not None and self.options.chunk_size is None:
+            target = TASK_TARGET_S / max(self._item_s, 1e-9)
+            ceiling = min(TASK_ITEMS_MAX, max(count, self.total // TASKS_PER_JOB_MIN))
+            while self._fresh and count < target:
+                more, more_bytes = self._fresh[0]
+                if count + more > ceiling or (size + more_bytes > TASK_BYTES_MAX and size):
+                    break
+                self._fresh.popleft()
+                count, size = count + more, size + more_bytes
+        task = self._make_task(range(self._fresh_start, self._fresh_start + count))
+        self._fresh_start += count
+        return task
+
+    def _make_task(self, indexes: Sequence[int]) -> Task:
         task = Task(task_id_for(self.job_id, self._numbers), indexes)
         self._numbers += 1
         self.tasks[task.task_id] = task
+        return task
+
+    def _new_task(self, indexes: Sequence[int]) -> Task:
+        """A task waiting for a slot (a broadcast's, or a retry of a few items)."""
+        task = self._make_task(indexes)
         self._pending.append(task.task_id)
         return task
 
@@ -321,8 +367,8 @@ class Dispatcher:
         waiting: deque[str] = deque()
         out = sum(self._own_in_flight.values())
         window = self._window()
-        while self._pending and (self.broadcast or out < window):
-            task = self.tasks[self._pending.popleft()]
+        while (self._pending or self._fresh) and (self.broadcast or out < window):
+            task = self.tasks[self._pending.popleft()] if self._pending else self._cut_fresh()
             if task.state is not TaskState.PENDING:
                 continue
             if task.not_before > now:
@@ -335,6 +381,7 @@ class Dispatcher:
             task.state = TaskState.RUNNING
             task.peer = peer
             task.attempt += 1
+            task.placed_at = now
             task.deadline = self._deadline(now, task)
             if task.deadline is not None:
                 self._add_timer(task.deadline, task)
@@ -416,6 +463,7 @@ class Dispatcher:
             if task.state is not TaskState.DONE:
                 task.state = TaskState.CANCELLED
         self._pending.clear()
+        self._fresh.clear()
         self.state = state
         return [*actions, Finished(state)]
 

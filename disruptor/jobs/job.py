@@ -76,12 +76,12 @@ class Job:
         """The items at ``indexes`` as one chunk: a segment as it is (the usual case), all of
         them joined (broadcast), or picked out of the segments (a retry of a few items)."""
         if isinstance(indexes, range) and indexes.step == 1 and indexes:
-            at = bisect.bisect_right(self.starts, indexes.start) - 1
-            segment = self.segments[at]
-            if self.starts[at] == indexes.start and segment.count == len(indexes):
-                return segment
-            if indexes.start == 0 and len(indexes) == self.dispatcher.total:
-                return Chunk(len(indexes), join_arrays([s.data for s in self.segments]))
+            chosen = self._whole_segments(indexes.start, indexes.stop)
+            if chosen is not None:
+                # Whole segments (one, several, or all of them): joined, never decoded.
+                if len(chosen) == 1:
+                    return chosen[0]
+                return Chunk(len(indexes), join_arrays([s.data for s in chosen]))
         decoded: dict[int, list[Any]] = {}
         items = []
         for index in indexes:
@@ -90,6 +90,18 @@ class Job:
                 decoded[at] = self.segments[at].items()
             items.append(decoded[at][index - self.starts[at]])
         return Chunk.of(items)
+
+    def _whole_segments(self, start: int, stop: int) -> list[Chunk] | None:
+        """The segments that make up items ``start`` to ``stop`` exactly, if any do."""
+        first = bisect.bisect_left(self.starts, start)
+        if first == len(self.starts) or self.starts[first] != start:
+            return None
+        last = len(self.starts)
+        if stop != self.starts[-1] + self.segments[-1].count:
+            last = bisect.bisect_left(self.starts, stop)
+            if last == len(self.starts) or self.starts[last] != stop:
+                return None
+        return self.segments[first:last]
 
     def release_items(self) -> None:
         """The job has finished: its items are no longer needed (its results are kept)."""

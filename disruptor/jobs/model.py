@@ -88,6 +88,8 @@ class Task:
     avoid: set[str] = field(default_factory=set)  # peers that lost this task
     # Broadcast tasks belong to one peer for good: never placed elsewhere.
     pinned: str | None = None
+    # When its current attempt was placed (for the dispatcher's estimate of time per item).
+    placed_at: float = 0.0
 
 
 @dataclass

@@ -68,9 +68,46 @@ def test_automatic_chunking() -> None:
 def test_a_small_job_is_cut_small_enough_for_its_progress_to_move() -> None:
     # 240 items on one peer were 4 tasks of 60: progress sat at 60/240 for seconds.
     d = Dispatcher("j", 240, JobOptions(), random.Random(0))
-    d.start(0.0, [PeerView("a:1")])
-    sizes = [len(task.indexes) for task in d.tasks.values()]
-    assert len(sizes) == 30 and max(sizes) == 8
+    placed = runs(d.start(0.0, [PeerView("a:1")]))
+    sizes: list[int] = []
+    while placed:
+        run = placed.pop()
+        sizes.append(len(run.indexes))
+        placed += runs(d.on_result(0.001 * len(sizes), run.task_id, 1, ok(run), "a:1"))
+    assert len(sizes) == 30 and max(sizes) == 8 and d.state is JobState.COMPLETED
+
+
+def test_tasks_grow_toward_a_quarter_second_once_items_prove_quick() -> None:
+    # A million items arriving as a thousand chunks: the first tasks are one chunk each; once
+    # an item is seen to take a microsecond, tasks join whole chunks up to 1/32 of the job.
+    d = Dispatcher("j", 1_000_000, JobOptions(), random.Random(0))
+    placed = runs(d.start(0.0, [PeerView("a:1")], [1000] * 1000, [5000] * 1000))
+    assert [len(r.indexes) for r in placed] == [1000] * 4
+    now, sizes = 0.0, []
+    while placed:
+        run = placed.pop(0)
+        sizes.append(len(run.indexes))
+        now += 0.000_001 * len(run.indexes)
+        placed += runs(d.on_result(now, run.task_id, 1, ok(run), "a:1"))
+    assert d.state is JobState.COMPLETED and sum(sizes) == 1_000_000
+    assert max(sizes) == 31_000 and len(sizes) < 60
+    assert all(s % 1000 == 0 for s in sizes), "tasks follow the chunks' edges"
+
+
+def test_slow_items_keep_tasks_small_and_a_fixed_chunk_size_is_kept() -> None:
+    d = Dispatcher("j", 10_000, JobOptions(), random.Random(0))
+    placed = runs(d.start(0.0, [PeerView("a:1")], [100] * 100))
+    now, sizes = 0.0, []
+    while placed:
+        run = placed.pop(0)
+        sizes.append(len(run.indexes))
+        now += 0.01 * len(run.indexes)  # ten milliseconds an item
+        placed += runs(d.on_result(now, run.task_id, 1, ok(run), "a:1"))
+    assert set(sizes) == {100}
+    fixed = Dispatcher("k", 5000, JobOptions(chunk_size=500), random.Random(0))
+    first = runs(fixed.start(0.0, [PeerView("a:1")]))
+    later = runs(fixed.on_result(0.0001, first[0].task_id, 1, ok(first[0]), "a:1"))
+    assert {len(r.indexes) for r in first + later} == {500}
 
 
 def test_empty_job_finishes_at_once() -> None:
