@@ -14,7 +14,8 @@ broadcast and back-off included; the coordinator only translates. Rules it keeps
 - a lost attempt is placed again, avoiding the peer that lost it, at most ``PLACEMENTS_MAX`` times;
   then its items fail with ``peer-unreachable`` — so a job always finishes;
 - at most ``window`` attempts are out at once, so a huge job does not flood the peers;
-- items whose worker crashed or timed out run again up to ``retries`` times, alone, not their task;
+- items whose worker crashed or timed out run again in smaller tasks until each is alone, then
+  up to ``retries`` times (an innocent item of a task a poisonous one crashed gets its result);
 - no task is placed on a peer missing from the last live set, or held down as unreachable.
 """
 
@@ -56,6 +57,9 @@ TASK_BYTES_MAX = 8 * 1024 * 1024
 # Added to an attempt's deadline (items x per-item timeout) for the trip there and back.
 ATTEMPT_GRACE_S = 5.0
 RETRYABLE_KINDS = frozenset({WorkerCrashed.slug, TaskTimeout.slug})
+# Items of a crashed task run again one per task when this few, else in this many parts.
+SPLIT_ALONE_MAX = 64
+SPLIT_PARTS = 16
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,14 @@ class Finished:
 
 
 Action = Run | Abandon | Delivered | Finished
+
+
+def _split(indexes: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Items to run again, in smaller tasks: one each when few, else ``SPLIT_PARTS`` parts."""
+    if len(indexes) <= SPLIT_ALONE_MAX:
+        return [(index,) for index in indexes]
+    size = -(-len(indexes) // SPLIT_PARTS)
+    return [indexes[start : start + size] for start in range(0, len(indexes), size)]
 
 
 def chunk_size_for(total: int, peers: int) -> int:
@@ -204,23 +216,16 @@ class Dispatcher:
             delivered: list[Action] = [Delivered([piece])] if piece is not None else []
             return [*actions, *delivered, *self._pump(now), *self._check_finished()]
         indexes: Sequence[int] = task.indexes
-        again = [
-            offset
-            for offset, error in result.errors
-            if error.kind in RETRYABLE_KINDS
-            and self._item_tries.get(indexes[offset], 0) < self.options.retries
-            and not self.results.has(indexes[offset])
-        ]
+        again = self._to_run_again(indexes, result)
         if again:
-            # Crashed or timed-out items run again, alone; the others' results stand.
+            # Crashed or timed-out items run again; the others' results stand.
             retry = tuple(indexes[offset] for offset in again)
-            for index in retry:
-                self._item_tries[index] = self._item_tries.get(index, 0) + 1
             skip = set(again)
             keep = [offset for offset in range(result.count) if offset not in skip]
             indexes, result = tuple(indexes[offset] for offset in keep), result.take(keep)
             self.retried += len(retry)
-            self._new_task(retry)
+            for part in _split(retry):
+                self._new_task(part)
         piece = self.results.offer(indexes, result)
         if piece is not None:
             actions.append(Delivered([piece]))
@@ -294,6 +299,30 @@ class Dispatcher:
         return self._timers[0][0] if self._timers else None
 
     # --- internals --------------------------------------------------------------------------
+
+    def _to_run_again(self, indexes: Sequence[int], result: ChunkResult) -> list[int]:
+        """Offsets of the items whose worker crashed or timed out that run again.
+
+        A task of several items that crashed is cut smaller and its items run again without
+        counting a try: one item that kills its worker takes the others of its task down with
+        it, so splitting isolates it (in a few rounds: ``_split``) and the innocent items get
+        their results. An item that crashed alone counts a try, up to ``retries``; with
+        ``retries`` 0 nothing runs again.
+        """
+        if self.options.retries == 0:
+            return []
+        alone = len(indexes) == 1
+        again = []
+        for offset, error in result.errors:
+            index = indexes[offset]
+            if error.kind not in RETRYABLE_KINDS or self.results.has(index):
+                continue
+            if alone:
+                if self._item_tries.get(index, 0) >= self.options.retries:
+                    continue
+                self._item_tries[index] = self._item_tries.get(index, 0) + 1
+            again.append(offset)
+        return again
 
     def _learn(self, took_s: float, items: int) -> None:
         """Fold one answered attempt into the estimate of time per item (a moving average)."""

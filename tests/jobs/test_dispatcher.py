@@ -184,22 +184,51 @@ def test_a_task_lost_too_often_reports_peer_unreachable() -> None:
     assert [e.kind for e in errors if e] == ["peer-unreachable"] * 2
 
 
-def test_crashed_items_are_retried_alone_up_to_the_limit() -> None:
+def test_crashed_items_are_split_apart_then_retried_alone_up_to_the_limit() -> None:
     d = Dispatcher("j", 3, JobOptions(chunk_size=3, retries=1), random.Random(0))
     (run,) = runs(d.start(0.0, PEERS))
     crash = ErrorInfo("worker-crashed", "WorkerCrashed", "exit -9")
     first = ChunkResult.of([0, None, None], [(1, crash), (2, crash)])
     actions = d.on_result(1.0, run.task_id, 1, first, run.peer)
     assert delivered_indexes(actions) == [0]
-    (retry,) = runs(actions)
-    assert list(retry.indexes) == [1, 2]
-    second = ChunkResult.of([1, None], [(1, crash)])
-    actions = d.on_result(2.0, retry.task_id, 1, second, retry.peer)
+    one, two = runs(actions)
+    assert (list(one.indexes), list(two.indexes)) == ([1], [2]), "one task each, for free"
+    d.on_result(2.0, one.task_id, 1, ChunkResult.of([1]), one.peer)
+    (again,) = runs(d.on_result(2.0, two.task_id, 1, ChunkResult.of([None], [(0, crash)]), "x"))
+    assert list(again.indexes) == [2], "alone, it is tried again: its one retry"
+    actions = d.on_result(3.0, again.task_id, 1, ChunkResult.of([None], [(0, crash)]), "x")
     assert finished(actions) is JobState.COMPLETED
     outcomes = d.results.outcomes()
     assert [o.value for o in outcomes if o and o.ok] == [0, 1]
     assert outcomes[2] is not None and outcomes[2].error is not None
-    assert d.retried == 2
+    assert d.retried == 3
+
+
+def test_one_poisonous_item_is_isolated_and_the_rest_of_its_task_succeeds() -> None:
+    poison = 637
+    crash = ErrorInfo("worker-crashed", "WorkerCrashed", "exit -9")
+    d = Dispatcher("j", 1000, JobOptions(chunk_size=1000, retries=1), random.Random(0))
+    placed, rounds = runs(d.start(0.0, [PeerView("a:1")])), 0
+    while placed:
+        run = placed.pop(0)
+        rounds += 1
+        if poison in run.indexes:  # the worker dies: every item of the task is lost with it
+            result = ChunkResult.failed(len(run.indexes), crash)
+        else:
+            result = ChunkResult.of(list(run.indexes))
+        placed += runs(d.on_result(float(rounds), run.task_id, run.attempt, result, "a:1"))
+    assert d.state is JobState.COMPLETED
+    failed = [i for i, o in enumerate(d.results.outcomes()) if o is None or not o.ok]
+    assert failed == [poison]
+    assert rounds < 100, "split into parts, then single items: a few rounds, not a thousand"
+
+
+def test_no_retries_means_nothing_runs_again() -> None:
+    d = Dispatcher("j", 3, JobOptions(chunk_size=3, retries=0), random.Random(0))
+    (run,) = runs(d.start(0.0, PEERS))
+    crash = ErrorInfo("worker-crashed", "WorkerCrashed", "exit -9")
+    actions = d.on_result(1.0, run.task_id, 1, ChunkResult.failed(3, crash), run.peer)
+    assert runs(actions) == [] and finished(actions) is JobState.COMPLETED
 
 
 def test_fail_fast_stops_at_first_item_error() -> None:
